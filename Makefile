@@ -1,0 +1,81 @@
+# Harbour: build, run a local cluster, test, bench.
+#   make run-cluster   build, then start naming on :8000 and storage on :8001, :8002
+#   make stop-cluster  stop exactly the processes run-cluster started
+#   make test          every check CI runs
+#   make bench         throughput figures (not part of test)
+
+CARGO       ?= cargo
+RELEASE_DIR := target/release
+RUN_DIR     := run
+NAMING_URL  := http://127.0.0.1:8000
+
+.PHONY: build run-cluster stop-cluster test bench clean
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+run-cluster: build
+	@set -eu; \
+	mkdir -p $(RUN_DIR); \
+	for name in naming storage1 storage2; do \
+	  if [ -f $(RUN_DIR)/$$name.pid ] && kill -0 "$$(cat $(RUN_DIR)/$$name.pid)" 2>/dev/null; then \
+	    echo "the cluster is already running (pid files in $(RUN_DIR)/); run 'make stop-cluster' first"; exit 1; \
+	  fi; \
+	done; \
+	start() { name=$$1; shift; \
+	  "$$@" > $(RUN_DIR)/$$name.log 2>&1 & echo $$! > $(RUN_DIR)/$$name.pid; }; \
+	start storage1 env LISTEN_ADDR=127.0.0.1:8001 DATA_DIR=$(RUN_DIR)/storage1 $(RELEASE_DIR)/harbour-storage; \
+	start storage2 env LISTEN_ADDR=127.0.0.1:8002 DATA_DIR=$(RUN_DIR)/storage2 $(RELEASE_DIR)/harbour-storage; \
+	start naming env LISTEN_ADDR=127.0.0.1:8000 META_DIR=$(RUN_DIR)/meta REPLICATION_FACTOR=2 \
+	  STORAGE_SERVERS=http://127.0.0.1:8001,http://127.0.0.1:8002 $(RELEASE_DIR)/harbour-naming; \
+	tries=0; \
+	until $(RELEASE_DIR)/harbour status --server $(NAMING_URL) --timeout-ms 500 2>/dev/null | grep -q 'yes.*yes' \
+	   || $(RELEASE_DIR)/harbour status --server $(NAMING_URL) --timeout-ms 500 --json 2>/dev/null \
+	      | grep -q '"alive":true.*"alive":true'; do \
+	  tries=$$((tries + 1)); \
+	  if [ $$tries -ge 100 ]; then \
+	    echo "the cluster did not become healthy in 10 s; logs in $(RUN_DIR)/:"; tail -n 5 $(RUN_DIR)/*.log; \
+	    $(MAKE) --no-print-directory stop-cluster; exit 1; \
+	  fi; \
+	  sleep 0.1; \
+	done; \
+	echo "Harbour is running: naming $(NAMING_URL), storage :8001 and :8002 (replication 2)."; \
+	echo "Data and logs: $(RUN_DIR)/"; \
+	echo ""; \
+	echo "Try the client:"; \
+	echo "  echo hello > hello.txt"; \
+	echo "  $(RELEASE_DIR)/harbour create hello.txt ./hello.txt"; \
+	echo "  $(RELEASE_DIR)/harbour read hello.txt -"; \
+	echo "  $(RELEASE_DIR)/harbour list"; \
+	echo "  $(RELEASE_DIR)/harbour status"; \
+	echo ""; \
+	echo "Stop it with: make stop-cluster"
+
+stop-cluster:
+	@for name in naming storage1 storage2; do \
+	  pidfile=$(RUN_DIR)/$$name.pid; \
+	  [ -f $$pidfile ] || continue; \
+	  pid=$$(cat $$pidfile); \
+	  if kill -0 $$pid 2>/dev/null && grep -q harbour /proc/$$pid/cmdline 2>/dev/null; then \
+	    kill $$pid; \
+	    for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	    kill -9 $$pid 2>/dev/null || true; \
+	    echo "stopped $$name (pid $$pid)"; \
+	  fi; \
+	  rm -f $$pidfile; \
+	done
+
+test:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+	docker-compose config -q
+
+bench: build
+	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage
+	HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --release -p tests -- --nocapture streams_through
+
+clean: stop-cluster
+	rm -rf $(RUN_DIR)
+	$(CARGO) clean

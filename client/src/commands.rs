@@ -1,0 +1,272 @@
+//! One function per subcommand.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use common::api::{ClusterStatus, Created, FileEntry, FileStat};
+use common::percent;
+
+use crate::cli::{Command, Invocation};
+use crate::error::ClientError;
+use crate::naming_client::{NamingClient, Refusal};
+use crate::output;
+
+pub fn run(invocation: Invocation) -> Result<(), ClientError> {
+    let client = NamingClient::new(&invocation.server, invocation.timeout);
+    let json = invocation.json;
+    match invocation.command {
+        Command::Create {
+            name,
+            local_path,
+            overwrite,
+        } => create(&client, &name, &local_path, overwrite),
+        Command::Read { name, out_path } => read(&client, &name, &out_path),
+        Command::Size { name } => size(&client, &name, json),
+        Command::Delete { name } => delete(&client, &name),
+        Command::List { prefix } => list(&client, &prefix, json),
+        Command::Stat { name } => stat(&client, &name, json),
+        Command::Status => status(&client, json),
+        Command::Help => {
+            print!("{}", crate::cli::help_page());
+            Ok(())
+        }
+    }
+}
+
+fn create(
+    client: &NamingClient,
+    name: &str,
+    local_path: &str,
+    overwrite: bool,
+) -> Result<(), ClientError> {
+    let mut url = client.file_url(name);
+    if overwrite {
+        url.push_str("?overwrite=true");
+    }
+    let answer = if local_path == "-" {
+        client.put(&url, &mut io::stdin().lock(), None)?
+    } else {
+        let mut file = File::open(local_path).map_err(|err| {
+            ClientError::Failed(format!("{local_path}: cannot open: {}", io_reason(&err)))
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|err| ClientError::Failed(format!("{local_path}: {}", io_reason(&err))))?
+            .len();
+        client.put(&url, &mut file, Some(len))?
+    };
+    let mut response = answer.map_err(|refusal| refused(name, refusal))?;
+    let created: Created = read_json(client, &mut response)?;
+    eprintln!(
+        "created {} ({} bytes, {} chunks)",
+        created.name, created.size, created.chunks
+    );
+    Ok(())
+}
+
+fn read(client: &NamingClient, name: &str, out_path: &str) -> Result<(), ClientError> {
+    let response = client
+        .get(&client.file_url(name))?
+        .map_err(|refusal| refused(name, refusal))?;
+    let expected_bytes = content_length(&response);
+    let mut body = response.into_body().into_reader();
+    if out_path == "-" {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        let copied = copy_body(client, name, &mut body, &mut out)?;
+        out.flush().map_err(|err| {
+            ClientError::Failed(format!("writing stdout failed: {}", io_reason(&err)))
+        })?;
+        return check_complete(name, copied, expected_bytes);
+    }
+    // Write next to the target and rename at the end, so a failed read
+    // never leaves a partial OUT_PATH behind.
+    let target = Path::new(out_path);
+    let partial = partial_path(target);
+    let mut file = File::create(&partial).map_err(|err| {
+        ClientError::Failed(format!("{out_path}: cannot write: {}", io_reason(&err)))
+    })?;
+    let written = copy_body(client, name, &mut body, &mut file)
+        .and_then(|copied| check_complete(name, copied, expected_bytes).map(|()| copied))
+        .and_then(|copied| {
+            file.sync_all()
+                .map_err(|err| ClientError::Failed(format!("{out_path}: {}", io_reason(&err))))?;
+            fs::rename(&partial, target).map_err(|err| {
+                ClientError::Failed(format!("{out_path}: cannot write: {}", io_reason(&err)))
+            })?;
+            Ok(copied)
+        });
+    match written {
+        Ok(copied) => {
+            eprintln!("read {name} ({copied} bytes) into {out_path}");
+            Ok(())
+        }
+        Err(err) => {
+            let _ = fs::remove_file(&partial);
+            Err(err)
+        }
+    }
+}
+
+fn size(client: &NamingClient, name: &str, json: bool) -> Result<(), ClientError> {
+    let response = client
+        .head(&client.file_url(name))?
+        .map_err(|refusal| refused(name, refusal))?;
+    let size = content_length(&response)
+        .ok_or_else(|| ClientError::Failed(format!("{name}: the server sent no size")))?;
+    output::size(name, size, json);
+    Ok(())
+}
+
+fn delete(client: &NamingClient, name: &str) -> Result<(), ClientError> {
+    client
+        .delete(&client.file_url(name))?
+        .map_err(|refusal| refused(name, refusal))?;
+    eprintln!("deleted {name}");
+    Ok(())
+}
+
+fn list(client: &NamingClient, prefix: &str, json: bool) -> Result<(), ClientError> {
+    let url = client.url(&format!("/files?prefix={}", percent::encode(prefix, false)));
+    let mut response = client
+        .get(&url)?
+        .map_err(|refusal| refused("list", refusal))?;
+    let entries: Vec<FileEntry> = read_json(client, &mut response)?;
+    output::list(&entries, json);
+    Ok(())
+}
+
+fn stat(client: &NamingClient, name: &str, json: bool) -> Result<(), ClientError> {
+    let url = client.url(&format!("/stat/{}", percent::encode(name, true)));
+    let mut response = client
+        .get(&url)?
+        .map_err(|refusal| refused(name, refusal))?;
+    let stat: FileStat = read_json(client, &mut response)?;
+    output::stat(&stat, json);
+    Ok(())
+}
+
+fn status(client: &NamingClient, json: bool) -> Result<(), ClientError> {
+    let mut response = client
+        .get(&client.url("/status"))?
+        .map_err(|refusal| refused("status", refusal))?;
+    let status: ClusterStatus = read_json(client, &mut response)?;
+    output::status(&status, json);
+    Ok(())
+}
+
+/// The user's sentence for a refusal of an operation on `what`.
+fn refused(what: &str, refusal: Refusal) -> ClientError {
+    let Refusal { status, message } = refusal;
+    let detail = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    let sentence = match status {
+        404 => format!("{what}: no such file"),
+        409 => format!("{what}: already exists (use --overwrite)"),
+        507 => format!("{what}: insufficient storage on the cluster (HTTP 507){detail}"),
+        503 => format!("{what}: not enough storage servers available (HTTP 503){detail}"),
+        504 => format!("{what}: a storage server timed out (HTTP 504){detail}"),
+        status => format!(
+            "{what}: {} (HTTP {status})",
+            if message.is_empty() {
+                "request failed"
+            } else {
+                &message
+            }
+        ),
+    };
+    ClientError::Failed(sentence)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    client: &NamingClient,
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> Result<T, ClientError> {
+    let reader = response.body_mut().as_reader();
+    serde_json::from_reader(io::BufReader::new(reader)).map_err(|err| {
+        let _ = client;
+        ClientError::Failed(format!(
+            "the naming server sent an answer that is not the expected JSON: {err}"
+        ))
+    })
+}
+
+fn content_length(response: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    response
+        .headers()
+        .get("content-length")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn copy_body(
+    client: &NamingClient,
+    name: &str,
+    body: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<u64, ClientError> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let read = match body.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                let _ = client;
+                return Err(ClientError::Failed(format!(
+                    "{name}: the transfer broke off: {}",
+                    io_reason(&err)
+                )));
+            }
+        };
+        out.write_all(&buffer[..read]).map_err(|err| {
+            ClientError::Failed(format!(
+                "{name}: writing the output failed: {}",
+                io_reason(&err)
+            ))
+        })?;
+        copied += read as u64;
+    }
+}
+
+fn check_complete(name: &str, copied: u64, expected_bytes: Option<u64>) -> Result<(), ClientError> {
+    match expected_bytes {
+        Some(expected) if expected != copied => Err(ClientError::Failed(format!(
+            "{name}: the transfer broke off after {copied} of {expected} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn partial_path(target: &Path) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(
+        ".{file_name}.harbour-partial-{}",
+        std::process::id()
+    ))
+}
+
+/// An IO error in words, without Rust's "(os error N)" suffix.
+fn io_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => {
+            let text = err.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_lowercase(),
+                None => text,
+            }
+        }
+    }
+}

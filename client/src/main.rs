@@ -1,0 +1,21 @@
+//! harbour: parse the command line, run the command, map the outcome to an
+//! exit status (0 success, 2 usage, 1 anything else) and one `error:` line.
+
+mod cli;
+mod commands;
+mod error;
+mod naming_client;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let outcome = cli::parse(pico_args::Arguments::from_env()).and_then(commands::run);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

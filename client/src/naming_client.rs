@@ -1,0 +1,143 @@
+//! Calls to the naming server's public API. Transfers are bounded by stall
+//! timeouts (per read, per write) rather than a total budget, so a 4 GiB
+//! file is fine and a silent server still fails within `--timeout-ms`.
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::api::ErrorBody;
+use common::limits::JSON_BODY_BYTES_MAX;
+use common::percent;
+use ureq::Agent;
+use ureq::http::Response;
+
+use crate::error::ClientError;
+
+pub struct NamingClient {
+    agent: Agent,
+    server: String,
+    timeout_ms: u128,
+}
+
+/// A non-success answer: its status and the server's `{"error"}` message.
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+pub type Answer = Result<Response<ureq::Body>, Refusal>;
+
+impl NamingClient {
+    pub fn new(server: &str, timeout: Duration) -> NamingClient {
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
+        NamingClient {
+            agent,
+            server: server.to_owned(),
+            timeout_ms: timeout.as_millis(),
+        }
+    }
+
+    pub fn file_url(&self, name: &str) -> String {
+        format!("{}/files/{}", self.server, percent::encode(name, true))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server)
+    }
+
+    /// PUT of a body of `len` bytes (or chunked when unknown). The naming
+    /// server reads on after refusing a create (up to a bound), so the
+    /// refusal arrives while the body is still being sent.
+    pub fn put(
+        &self,
+        url: &str,
+        body: &mut dyn Read,
+        len: Option<u64>,
+    ) -> Result<Answer, ClientError> {
+        let mut request = self
+            .agent
+            .put(url)
+            .header("Content-Type", "application/octet-stream")
+            .header("Expect", "100-continue");
+        if let Some(len) = len {
+            request = request.header("Content-Length", len.to_string());
+        }
+        let sent = request.send(ureq::SendBody::from_reader(body));
+        self.answer(sent)
+    }
+
+    pub fn get(&self, url: &str) -> Result<Answer, ClientError> {
+        self.answer(self.agent.get(url).call())
+    }
+
+    pub fn head(&self, url: &str) -> Result<Answer, ClientError> {
+        self.answer(self.agent.head(url).call())
+    }
+
+    pub fn delete(&self, url: &str) -> Result<Answer, ClientError> {
+        self.answer(self.agent.delete(url).call())
+    }
+
+    /// Turns a transport failure into the user's sentence, and a 4xx/5xx
+    /// into a `Refusal` with the server's message.
+    fn answer(
+        &self,
+        sent: Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, ClientError> {
+        let mut response = sent.map_err(|err| self.transport_error(err))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Ok(response));
+        }
+        let mut body = Vec::new();
+        let _ = response
+            .body_mut()
+            .as_reader()
+            .take(JSON_BODY_BYTES_MAX)
+            .read_to_end(&mut body);
+        let message = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error_body) => error_body.error,
+            Err(_) => String::new(),
+        };
+        Ok(Err(Refusal { status, message }))
+    }
+
+    pub fn transport_error(&self, err: ureq::Error) -> ClientError {
+        let server = &self.server;
+        let message = match err {
+            ureq::Error::Timeout(_) => {
+                format!(
+                    "naming server at {server} did not answer within {} ms",
+                    self.timeout_ms
+                )
+            }
+            ureq::Error::Io(err) => match err.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    format!("cannot reach naming server at {server}: connection refused")
+                }
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    format!(
+                        "naming server at {server} did not answer within {} ms",
+                        self.timeout_ms
+                    )
+                }
+                _ => format!("connection to naming server at {server} failed: {err}"),
+            },
+            ureq::Error::HostNotFound => {
+                format!("cannot reach naming server at {server}: host not found")
+            }
+            ureq::Error::ConnectionFailed => {
+                format!("cannot reach naming server at {server}: connection failed")
+            }
+            other => format!("talking to naming server at {server} failed: {other}"),
+        };
+        ClientError::Failed(message)
+    }
+}

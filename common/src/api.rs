@@ -1,0 +1,74 @@
+//! The JSON shapes of the SPEC's public API and of the storage servers'
+//! internal one. Fields may be added, never renamed.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error response: `{"error": "..."}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `201` answer of `PUT /files/NAME`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Created {
+    pub name: String,
+    pub size: u64,
+    pub chunks: u64,
+}
+
+/// One row of `GET /files`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+}
+
+/// `GET /stat/NAME`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileStat {
+    pub name: String,
+    pub size: u64,
+    pub chunk_count: u64,
+    pub chunks: Vec<ChunkStat>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChunkStat {
+    pub index: u64,
+    pub size: u64,
+    pub replicas: Vec<String>,
+}
+
+/// `GET /status` of the naming server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub servers: Vec<ServerStatus>,
+    pub files: u64,
+    pub chunks: u64,
+    pub under_replicated: u64,
+    pub replication: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub url: String,
+    pub alive: bool,
+    pub used_bytes: u64,
+    /// `None` (JSON `null`) when the server has no `CAPACITY_BYTES`.
+    pub capacity_bytes: Option<u64>,
+    pub chunks: u64,
+    /// Milliseconds since the server last answered; `None` if it never did.
+    pub last_heard_ms: Option<u64>,
+}
+
+/// `GET /status` of a storage server (internal).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// Bytes of live chunks: what `CAPACITY_BYTES` caps.
+    pub used_bytes: u64,
+    /// Bytes of the segment files, dead records included until compaction.
+    pub disk_bytes: u64,
+    pub capacity_bytes: Option<u64>,
+    pub chunks: u64,
+}

@@ -1,0 +1,207 @@
+//! Configuration by flag, environment variable and default, in that order of
+//! precedence, for every binary. The only place that reads `std::env`.
+//! Each binary lists its settings as `Param`s; values are parsed here with
+//! their source recorded, so start-up can print where each one came from,
+//! and a bad value names both spellings in its error.
+
+use std::ffi::OsString;
+use std::fmt;
+
+/// One setting: its flag, its environment variable, its default (as it
+/// would be typed) and a line of help.
+pub struct Param {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    Default,
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A value that does not parse or does not make sense.
+    Invalid {
+        flag: &'static str,
+        env: &'static str,
+        message: String,
+    },
+    /// A flag given without its value, or an argument nobody asked for.
+    Usage(String),
+}
+
+/// Reads `Param`s from the command line and the environment.
+pub struct ConfigReader {
+    args: pico_args::Arguments,
+    effective: Vec<(&'static str, String, Source)>,
+}
+
+impl ConfigReader {
+    pub fn new(args: pico_args::Arguments) -> ConfigReader {
+        ConfigReader {
+            args,
+            effective: Vec::new(),
+        }
+    }
+
+    /// The arguments still unread (subcommands and free arguments).
+    pub fn args_mut(&mut self) -> &mut pico_args::Arguments {
+        &mut self.args
+    }
+
+    /// The value of `param` from its flag, else its environment variable,
+    /// else its default, parsed by `parse`; `None` only when it has no default.
+    pub fn get<T>(
+        &mut self,
+        param: &Param,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let from_flag: Option<String> = self
+            .args
+            .opt_value_from_str(param.flag)
+            .map_err(|err| ConfigError::Usage(format!("{}: {err}", param.flag)))?;
+        let (raw, source) = match from_flag {
+            Some(value) => (value, Source::Flag),
+            None => match std::env::var_os(param.env) {
+                Some(value) => (os_to_string(param, value)?, Source::Env),
+                None => match param.default {
+                    Some(value) => (value.to_owned(), Source::Default),
+                    None => return Ok(None),
+                },
+            },
+        };
+        let value =
+            parse(raw.trim()).map_err(|message| invalid(param, format!("{raw:?}: {message}")))?;
+        self.effective.push((param.flag, raw, source));
+        Ok(Some(value))
+    }
+
+    /// Lines saying each setting read so far, its value and where it came from.
+    pub fn effective_lines(&self) -> Vec<String> {
+        self.effective
+            .iter()
+            .map(|(flag, value, source)| {
+                let source = match source {
+                    Source::Flag => "flag",
+                    Source::Env => "env",
+                    Source::Default => "default",
+                };
+                format!(
+                    "config: {} = {value} ({source})",
+                    flag.trim_start_matches('-')
+                )
+            })
+            .collect()
+    }
+
+    /// Fails on anything left on the command line.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        let rest = self.args.finish();
+        match rest.first() {
+            None => Ok(()),
+            Some(arg) => Err(ConfigError::Usage(format!(
+                "unexpected argument {:?} (see --help)",
+                arg.to_string_lossy()
+            ))),
+        }
+    }
+}
+
+/// An error about `param`, naming both of its spellings.
+pub fn invalid(param: &Param, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        flag: param.flag,
+        env: param.env,
+        message,
+    }
+}
+
+/// `--help` text: a line of what the binary is, then every setting.
+pub fn help_text(usage: &str, params: &[Param]) -> String {
+    let mut text = format!(
+        "{usage}\n\nSettings (a flag beats its environment variable, which beats the default):\n"
+    );
+    for param in params {
+        let default = param.default.unwrap_or("none");
+        text.push_str(&format!(
+            "  {:<20} {:<20} default {default}\n      {}\n",
+            param.flag, param.env, param.help
+        ));
+    }
+    text
+}
+
+/// Parses a positive whole number of milliseconds.
+pub fn parse_millis(raw: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 ms".to_owned()),
+        Ok(millis) => Ok(millis),
+        Err(_) => Err("not a whole number of milliseconds".to_owned()),
+    }
+}
+
+/// Parses a base URL such as `http://127.0.0.1:8001`, without a trailing `/`.
+pub fn parse_base_url(raw: &str) -> Result<String, String> {
+    let rest = raw
+        .strip_prefix("http://")
+        .ok_or("must start with http://")?;
+    let rest = rest.trim_end_matches('/');
+    let well_formed = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' ', '@'])
+        && rest.chars().all(|c| c.is_ascii_graphic());
+    if !well_formed {
+        return Err("must be http://HOST[:PORT] with no path".to_owned());
+    }
+    Ok(format!("http://{rest}"))
+}
+
+fn os_to_string(param: &Param, value: OsString) -> Result<String, ConfigError> {
+    value
+        .into_string()
+        .map_err(|_| invalid(param, "is not valid UTF-8".to_owned()))
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Invalid { flag, env, message } => write!(f, "{flag} / {env}: {message}"),
+            ConfigError::Usage(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::parse_base_url;
+
+    #[test]
+    fn base_urls_are_plain_http_hosts() {
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:8001/").unwrap(),
+            "http://127.0.0.1:8001"
+        );
+        assert_eq!(
+            parse_base_url("http://storage1:8001").unwrap(),
+            "http://storage1:8001"
+        );
+        for bad in [
+            "127.0.0.1:8001",
+            "https://a",
+            "http://",
+            "http://a/b",
+            "http://a b",
+            "http://u@h",
+        ] {
+            assert!(parse_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Every limit of the system, in one place, with the relations between them
+//! checked at compile time. Units come last in every name.
+
+use std::time::Duration;
+
+/// The fixed chunk size of the SPEC. The last chunk of a file may be shorter.
+pub const CHUNK_SIZE_BYTES: usize = 1024;
+
+/// Chunks travel between naming and storage in batches of at most this many:
+/// one HTTP request, one fsync, one placement decision per batch.
+pub const BATCH_CHUNKS_MAX: usize = 256;
+
+/// Bytes of one chunk frame's header on the wire: chunk id (12), length (4), CRC32C (4).
+pub const FRAME_HEADER_BYTES: usize = 20;
+
+/// Bytes of a batch header on the wire: magic (4), version (1), reserved (3), count (4).
+pub const BATCH_HEADER_BYTES: usize = 12;
+
+/// The largest encoded batch; storage refuses bigger bodies with 413 unread.
+pub const BATCH_BYTES_MAX: usize =
+    BATCH_HEADER_BYTES + BATCH_CHUNKS_MAX * (FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES);
+
+/// A file name is 1 to this many bytes of UTF-8.
+pub const FILE_NAME_BYTES_MAX: usize = 1024;
+
+/// The largest file the naming server accepts (the SPEC asks for at least
+/// 4 GiB). A bound, so a Content-Length beyond it is refused 413 unread.
+pub const FILE_BYTES_MAX: u64 = 64 << 30;
+
+/// The largest chunk count of one file; chunk indexes are `u32`.
+pub const FILE_CHUNKS_MAX: u64 = FILE_BYTES_MAX / CHUNK_SIZE_BYTES as u64;
+
+/// Small JSON bodies (storage status answers, error bodies) are read up to this size.
+pub const JSON_BODY_BYTES_MAX: u64 = 64 * 1024;
+
+/// The most storage servers one naming server manages; server ids are `u16`.
+pub const STORAGE_SERVERS_MAX: usize = 1024;
+
+/// The largest replication factor.
+pub const REPLICATION_MAX: usize = 16;
+
+/// Default worker threads of the naming server: each create or read holds one
+/// for its whole transfer, so this is also the number of concurrent transfers.
+pub const NAMING_WORKERS_COUNT: usize = 32;
+
+/// Default worker threads of a storage server: each holds one batch at a time.
+pub const STORAGE_WORKERS_COUNT: usize = 16;
+
+/// Requests waiting for a worker; past this the server answers 503 at once.
+pub const QUEUE_DEPTH_MAX: usize = 64;
+
+/// How long an inbound connection may stall (no byte read or written) before
+/// it is closed: idle and slow clients cannot pin a thread for longer.
+pub const INBOUND_IO_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// The longest request or header line an inbound request may have.
+pub const HEADER_LINE_BYTES_MAX: usize = 8 * 1024;
+
+/// The most header fields an inbound request may have.
+pub const HEADERS_COUNT_MAX: usize = 100;
+
+/// An unread request body is drained up to this many bytes to keep the
+/// connection; past it the connection is closed instead.
+pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 64 * 1024;
+
+/// Default budget of one naming → storage call (SPEC: `REQUEST_TIMEOUT_MS`).
+pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
+/// Default stall bound of client → naming transfers (SPEC: `REQUEST_TIMEOUT_MS`).
+pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// How often the naming server asks each storage server for its status.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// How often the naming server retries deleting the chunks of dropped file versions.
+pub const GARBAGE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Pending chunk deletions kept for retry; past this the oldest are left to
+/// reconciliation.
+pub const GARBAGE_QUEUE_MAX: usize = 100_000;
+
+const _: () = assert!(BATCH_CHUNKS_MAX >= 1);
+const _: () = assert!(BATCH_BYTES_MAX <= 1024 * 1024);
+const _: () = assert!(FILE_CHUNKS_MAX <= u32::MAX as u64);
+const _: () = assert!(FILE_BYTES_MAX >= 4 << 30);
+const _: () = assert!(STORAGE_SERVERS_MAX <= u16::MAX as usize);
+const _: () = assert!(CHUNK_SIZE_BYTES <= u32::MAX as usize);
+const _: () = assert!(HEADER_LINE_BYTES_MAX >= FILE_NAME_BYTES_MAX * 3 + 64);

@@ -1,0 +1,335 @@
+//! The server loop both servers run: tiny_http's accept thread feeds a
+//! bounded queue, a fixed pool of workers takes requests from it, a full
+//! queue is answered 503 at once, and a panicking handler costs its request
+//! a 500, never the worker. Bodies are read through caps; every answer to an
+//! error carries `{"error": "..."}`.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::TrySendError;
+use serde::Serialize;
+use tiny_http::{Header, Request, Response, Server, StatusCode};
+
+use crate::api::ErrorBody;
+use crate::limits::{HEADER_LINE_BYTES_MAX, HEADERS_COUNT_MAX, UNREAD_BODY_DRAIN_BYTES_MAX};
+
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub workers_count: usize,
+    pub queue_depth: usize,
+    /// How long a connection may stall, reading or writing, before it is cut.
+    pub io_timeout: Duration,
+}
+
+/// What a handler answers.
+pub struct Reply {
+    pub status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    /// A streamed body; `len: None` is sent chunked.
+    Stream {
+        reader: Box<dyn Read + Send>,
+        len: Option<u64>,
+    },
+}
+
+/// Handles one request; runs on a worker thread.
+pub trait Handler: Sync {
+    fn handle(&self, request: &mut Request) -> Reply;
+}
+
+/// Counters of the server loop, for `/metrics`.
+#[derive(Default)]
+pub struct ServerStats {
+    pub requests_total: AtomicU64,
+    pub errors_4xx_total: AtomicU64,
+    pub errors_5xx_total: AtomicU64,
+    pub busy_rejections_total: AtomicU64,
+    pub panics_total: AtomicU64,
+}
+
+#[derive(Debug)]
+pub enum ServeError {
+    Bind { listen: SocketAddr, message: String },
+    Accept(io::Error),
+}
+
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge { limit_bytes: u64 },
+    Io(io::Error),
+}
+
+impl Reply {
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Bytes(Vec::new()),
+        }
+    }
+
+    pub fn json(status: u16, value: &impl Serialize) -> Reply {
+        let bytes = serde_json::to_vec(value).expect("our reply types always serialise");
+        Reply::empty(status)
+            .with_header("Content-Type", "application/json")
+            .with_bytes(bytes)
+    }
+
+    pub fn error(status: u16, message: String) -> Reply {
+        assert!(status >= 400);
+        Reply::json(status, &ErrorBody { error: message })
+    }
+
+    pub fn bytes(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Reply {
+        Reply::empty(status)
+            .with_header("Content-Type", content_type)
+            .with_bytes(bytes)
+    }
+
+    /// A body streamed from `reader`, of exactly `len` bytes when known.
+    pub fn stream(
+        status: u16,
+        content_type: &'static str,
+        reader: Box<dyn Read + Send>,
+        len: Option<u64>,
+    ) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body: Body::Stream { reader, len },
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn with_bytes(mut self, bytes: Vec<u8>) -> Reply {
+        self.body = Body::Bytes(bytes);
+        self
+    }
+}
+
+/// Binds `config.listen`, prints `listening on http://ADDR` (the test
+/// harness and `make run-cluster` wait for that line) and serves until
+/// tiny_http's accept thread dies; returns only with an error.
+pub fn serve(
+    config: &ServerConfig,
+    handler: &dyn Handler,
+    stats: &ServerStats,
+) -> Result<(), ServeError> {
+    let limits = tiny_http::ConnectionLimits {
+        read_timeout: Some(config.io_timeout),
+        write_timeout: Some(config.io_timeout),
+        header_line_bytes_max: HEADER_LINE_BYTES_MAX,
+        headers_count_max: HEADERS_COUNT_MAX,
+        unread_body_drain_bytes_max: UNREAD_BODY_DRAIN_BYTES_MAX,
+    };
+    let server =
+        Server::http_with_limits(config.listen, limits).map_err(|err| ServeError::Bind {
+            listen: config.listen,
+            message: err.to_string(),
+        })?;
+    match server.server_addr().to_ip() {
+        Some(addr) => println!("listening on http://{addr}"),
+        None => println!("listening on {}", server.server_addr()),
+    }
+    assert!(config.workers_count >= 1);
+    assert!(config.queue_depth >= 1);
+    thread::scope(|scope| {
+        // Inside the scope on purpose: returning drops `sender`, which ends
+        // every worker's `iter()`, so the scope joins them instead of hanging.
+        let (sender, receiver) = crossbeam_channel::bounded::<Request>(config.queue_depth);
+        for _ in 0..config.workers_count {
+            let receiver = receiver.clone();
+            scope.spawn(move || {
+                receiver
+                    .iter()
+                    .for_each(|request| run_one(handler, stats, request))
+            });
+        }
+        loop {
+            // Err means tiny_http's accept thread has exited: stop, don't spin.
+            let request = server.recv().map_err(ServeError::Accept)?;
+            stats.requests_total.fetch_add(1, Ordering::Relaxed);
+            match sender.try_send(request) {
+                Ok(()) => {}
+                Err(TrySendError::Full(request)) => {
+                    stats.busy_rejections_total.fetch_add(1, Ordering::Relaxed);
+                    reject_busy(request);
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    unreachable!("`receiver` lives in this scope")
+                }
+            }
+        }
+    })
+}
+
+/// Reads a whole body of at most `limit_bytes`; one byte more is an error,
+/// so a lying or huge body costs at most `limit_bytes + 1` of memory.
+pub fn read_body_capped(request: &mut Request, limit_bytes: u64) -> Result<Vec<u8>, BodyError> {
+    if request
+        .body_length()
+        .is_some_and(|len| len as u64 > limit_bytes)
+    {
+        return Err(BodyError::TooLarge { limit_bytes });
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(limit_bytes + 1)
+        .read_to_end(&mut body)
+        .map_err(BodyError::Io)?;
+    if body.len() as u64 > limit_bytes {
+        return Err(BodyError::TooLarge { limit_bytes });
+    }
+    Ok(body)
+}
+
+/// Whether the request body is sent with `Transfer-Encoding: chunked`.
+pub fn is_chunked(request: &Request) -> bool {
+    request.headers().iter().any(|header| {
+        header.field.equiv("Transfer-Encoding")
+            && header
+                .value
+                .as_str()
+                .to_ascii_lowercase()
+                .contains("chunked")
+    })
+}
+
+/// The path of the request URL, without its query.
+pub fn url_path(request: &Request) -> &str {
+    request.url().split('?').next().unwrap_or("")
+}
+
+/// The raw (still percent-encoded) value of query parameter `key`.
+pub fn query_param<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
+    let (_, query) = request.url().split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if pair == key => Some(""),
+            _ => None,
+        })
+}
+
+fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut request)));
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(panic) => {
+            stats.panics_total.fetch_add(1, Ordering::Relaxed);
+            let what = panic_message(panic.as_ref());
+            eprintln!(
+                "panic while handling {} {}: {what}",
+                request.method(),
+                request.url()
+            );
+            Reply::error(500, format!("internal error: {what}"))
+        }
+    };
+    match reply.status {
+        400..=499 => stats.errors_4xx_total.fetch_add(1, Ordering::Relaxed),
+        500..=599 => stats.errors_5xx_total.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    respond(request, reply);
+}
+
+/// Answers a request the workers have no room for. Reads no body: the
+/// `Connection: close` header makes the patched tiny_http skip its drain.
+fn reject_busy(request: Request) {
+    let reply = Reply::error(503, "server busy, retry shortly".to_owned())
+        .with_header("Retry-After", "1")
+        .with_header("Connection", "close");
+    respond(request, reply);
+}
+
+fn respond(request: Request, reply: Reply) {
+    let mut headers = Vec::with_capacity(reply.headers.len());
+    for (name, value) in &reply.headers {
+        match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            Ok(header) => headers.push(header),
+            Err(()) => eprintln!("dropping a malformed response header {name}"),
+        }
+    }
+    let status = StatusCode(reply.status);
+    // A client that went away mid-answer is its own business; nothing to do.
+    let _ = match reply.body {
+        Body::Bytes(bytes) => {
+            let len = bytes.len();
+            request.respond(Response::new(
+                status,
+                headers,
+                io::Cursor::new(bytes),
+                Some(len),
+                None,
+            ))
+        }
+        Body::Stream {
+            reader,
+            len: Some(len),
+        } => {
+            let len = usize::try_from(len).expect("a 64-bit target");
+            // tiny_http switches to chunked encoding past 32 KiB by default;
+            // a known length is always sent as Content-Length (HEAD too).
+            let response = Response::new(status, headers, reader, Some(len), None)
+                .with_chunked_threshold(usize::MAX);
+            request.respond(response)
+        }
+        Body::Stream { reader, len: None } => {
+            request.respond(Response::new(status, headers, reader, None, None))
+        }
+    };
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_owned(),
+        (None, Some(message)) => message.clone(),
+        (None, None) => "unknown panic".to_owned(),
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Bind { listen, message } => {
+                write!(f, "cannot listen on {listen}: {message}")
+            }
+            ServeError::Accept(err) => {
+                write!(f, "the listener stopped accepting connections: {err}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::TooLarge { limit_bytes } => {
+                write!(f, "request body larger than {limit_bytes} bytes")
+            }
+            BodyError::Io(err) => write!(f, "reading the request body failed: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}

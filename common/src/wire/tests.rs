@@ -1,0 +1,69 @@
+#![allow(clippy::unwrap_used)]
+
+use super::{Chunk, WireError, decode_batch, encode_batch};
+use crate::chunk::{BlobId, ChunkId};
+use crate::limits::{BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES};
+
+fn chunk(index: u32, len: usize) -> Chunk {
+    let data = (0..len).map(|i| (i as u32 ^ index) as u8).collect();
+    Chunk::new(
+        ChunkId {
+            blob: BlobId(0xfeed),
+            index,
+        },
+        data,
+    )
+}
+
+#[test]
+fn round_trips_sizes_at_the_chunk_boundaries() {
+    let chunks: Vec<Chunk> = [0, 1, 1023, 1024]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| chunk(i as u32, len))
+        .collect();
+    let bytes = encode_batch(&chunks);
+    assert_eq!(
+        bytes.len(),
+        BATCH_HEADER_BYTES + 4 * FRAME_HEADER_BYTES + 1 + 1023 + 1024
+    );
+    assert_eq!(decode_batch(&mut &bytes[..]).unwrap(), chunks);
+    assert_eq!(decode_batch(&mut &encode_batch(&[])[..]).unwrap(), vec![]);
+}
+
+#[test]
+fn refuses_every_kind_of_damage() {
+    let bytes = encode_batch(&[chunk(0, 1024), chunk(1, 5)]);
+    let decode = |bytes: &[u8]| decode_batch(&mut &bytes[..]).unwrap_err();
+
+    assert!(matches!(
+        decode(&bytes[..bytes.len() - 1]),
+        WireError::Truncated
+    ));
+    assert!(matches!(decode(&bytes[..3]), WireError::Truncated));
+    assert!(matches!(
+        decode(&[&bytes[..], b"x"].concat()),
+        WireError::TrailingBytes
+    ));
+
+    let mut flipped = bytes.clone();
+    flipped[BATCH_HEADER_BYTES + FRAME_HEADER_BYTES + 100] ^= 1;
+    assert!(matches!(decode(&flipped), WireError::ChecksumMismatch { id } if id.index == 0));
+
+    let mut magic = bytes.clone();
+    magic[0] = b'X';
+    assert!(matches!(decode(&magic), WireError::BadMagic));
+
+    let mut version = bytes.clone();
+    version[4] = 9;
+    assert!(matches!(decode(&version), WireError::UnsupportedVersion(9)));
+
+    let mut count = bytes.clone();
+    count[8..12].copy_from_slice(&(BATCH_CHUNKS_MAX as u32 + 1).to_be_bytes());
+    assert!(matches!(decode(&count), WireError::TooManyChunks { .. }));
+
+    let mut len = bytes.clone();
+    len[BATCH_HEADER_BYTES + 12..BATCH_HEADER_BYTES + 16]
+        .copy_from_slice(&(CHUNK_SIZE_BYTES as u32 + 1).to_be_bytes());
+    assert!(matches!(decode(&len), WireError::ChunkTooLarge { .. }));
+}

@@ -1,0 +1,305 @@
+//! The public HTTP API of SPEC.md: one match on (method, path), decoding
+//! names once and translating between HTTP and the domain modules.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use common::api::ClusterStatus;
+use common::limits::BATCH_CHUNKS_MAX;
+use common::name::FileName;
+use common::percent;
+use common::server::{self, Handler, Reply, ServerStats};
+use tiny_http::{Method, Request};
+
+use crate::download::ChunkReader;
+use crate::error::{ApiError, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
+use crate::metadata::FileVersion;
+use crate::metrics;
+use crate::naming::Naming;
+use crate::upload;
+
+/// After a create fails part-way, up to this much of the rest of its body is
+/// read and dropped, so the client is still reading when the error answer
+/// comes (most clients stop listening once a write fails). Past it the
+/// connection is closed.
+const FAILED_UPLOAD_DRAIN_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+pub struct Api {
+    pub naming: Arc<Naming>,
+    pub stats: Arc<ServerStats>,
+}
+
+impl Handler for Api {
+    fn handle(&self, request: &mut Request) -> Reply {
+        match self.route(request) {
+            Ok(reply) => reply,
+            Err(err) => {
+                if err.status() >= 500 {
+                    eprintln!("{} {}: {err}", request.method(), request.url());
+                }
+                Reply::error(err.status(), err.to_string())
+            }
+        }
+    }
+}
+
+impl Api {
+    fn route(&self, request: &mut Request) -> Result<Reply, ApiError> {
+        let path = server::url_path(request).to_owned();
+        let method = request.method().clone();
+        if let Some(raw_name) = path.strip_prefix("/files/") {
+            let name = parse_name(raw_name)?;
+            return match method {
+                Method::Put => self.create(request, name),
+                Method::Get => self.read(name, false),
+                Method::Head => self.read(name, true),
+                Method::Delete => self.delete(&name),
+                _ => Err(ApiError::MethodNotAllowed),
+            };
+        }
+        if let Some(raw_name) = path.strip_prefix("/stat/") {
+            let name = parse_name(raw_name)?;
+            return match method {
+                Method::Get => self.stat(&name),
+                _ => Err(ApiError::MethodNotAllowed),
+            };
+        }
+        match (method, path.as_str()) {
+            (Method::Get, "/files") => self.list(request),
+            (Method::Get, "/status") => Ok(Reply::json(STATUS_OK, &self.status())),
+            (Method::Get | Method::Head, "/health") => {
+                Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
+            }
+            (Method::Get, "/metrics") => Ok(Reply::bytes(
+                STATUS_OK,
+                "text/plain; version=0.0.4",
+                metrics::render(&self.naming, &self.stats).into_bytes(),
+            )),
+            (_, "/files" | "/status" | "/health" | "/metrics") => Err(ApiError::MethodNotAllowed),
+            _ => Err(ApiError::NoRoute),
+        }
+    }
+
+    fn create(&self, request: &mut Request, name: FileName) -> Result<Reply, ApiError> {
+        let overwrite = match server::query_param(request, "overwrite") {
+            None | Some("false" | "0") => false,
+            Some("true" | "1" | "") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "overwrite must be true or false, not {other:?}"
+                )));
+            }
+        };
+        let declared_bytes = request.body_length().map(|len| len as u64);
+        if declared_bytes.is_none() && !server::is_chunked(request) {
+            return Err(ApiError::LengthRequired);
+        }
+        let reservation = upload::reserve(&self.naming, name, overwrite, declared_bytes)?;
+        // Only now is the body read (and `100 Continue` sent when asked for).
+        let created = reservation.upload(request.as_reader());
+        match created {
+            Ok(created) => Ok(Reply::json(STATUS_CREATED, &created)),
+            Err(err) => {
+                // A create that failed on the storage side failed mid-body:
+                // read on so the client, still sending, hears why. Refusals
+                // before the body (409, 413) need no drain: the client asked
+                // `Expect: 100-continue`, or tiny_http closes the connection.
+                let failed_mid_body = matches!(
+                    err,
+                    ApiError::InsufficientStorage { .. }
+                        | ApiError::StorageTimeout { .. }
+                        | ApiError::StorageFailed { .. }
+                        | ApiError::NotEnoughServers { .. }
+                        | ApiError::Internal(_)
+                );
+                if failed_mid_body {
+                    let _ = io::copy(
+                        &mut request.as_reader().take(FAILED_UPLOAD_DRAIN_BYTES_MAX),
+                        &mut io::sink(),
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn read(&self, name: FileName, head_only: bool) -> Result<Reply, ApiError> {
+        let version = self
+            .naming
+            .metadata()
+            .get(&name)
+            .ok_or(ApiError::NotFound { name })?;
+        let size_bytes = version.size_bytes;
+        if head_only {
+            return Ok(Reply::stream(
+                STATUS_OK,
+                "application/octet-stream",
+                Box::new(io::empty()),
+                Some(size_bytes),
+            ));
+        }
+        let reader = ChunkReader::open(Arc::clone(&self.naming), version)?;
+        Ok(Reply::stream(
+            STATUS_OK,
+            "application/octet-stream",
+            Box::new(reader),
+            Some(size_bytes),
+        ))
+    }
+
+    fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {
+        let removed = self
+            .naming
+            .metadata()
+            .remove(name)
+            .ok_or_else(|| ApiError::NotFound { name: name.clone() })?;
+        self.naming.garbage.drop_version(removed);
+        self.naming
+            .metrics
+            .count(&self.naming.metrics.files_deleted_total, 1);
+        Ok(Reply::empty(STATUS_NO_CONTENT))
+    }
+
+    fn list(&self, request: &Request) -> Result<Reply, ApiError> {
+        let prefix = match server::query_param(request, "prefix") {
+            None => String::new(),
+            Some(raw) => {
+                percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?
+            }
+        };
+        let entries = self.naming.metadata().list(&prefix);
+        Ok(Reply::json(STATUS_OK, &entries))
+    }
+
+    fn stat(&self, name: &FileName) -> Result<Reply, ApiError> {
+        let version = self
+            .naming
+            .metadata()
+            .get(name)
+            .ok_or_else(|| ApiError::NotFound { name: name.clone() })?;
+        let urls: Vec<String> = (0..self.naming.cluster.servers_count())
+            .map(|idx| {
+                self.naming
+                    .cluster
+                    .url(u16::try_from(idx).expect("ServerId range"))
+                    .to_owned()
+            })
+            .collect();
+        let reader = StatReader {
+            name: name.to_string(),
+            version,
+            urls,
+            next_index: 0,
+            started: false,
+            text: Vec::new(),
+            text_pos: 0,
+        };
+        Ok(Reply::stream(
+            STATUS_OK,
+            "application/json",
+            Box::new(reader),
+            None,
+        ))
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let cluster = &self.naming.cluster;
+        let servers = cluster.status_rows();
+        let metadata = self.naming.metadata();
+        let under_replicated = metadata
+            .versions()
+            .flat_map(|version| version.runs.iter())
+            .filter(|run| {
+                run.replicas
+                    .iter()
+                    .filter(|&&id| cluster.is_alive(id))
+                    .count()
+                    < cluster.replication
+            })
+            .map(|run| u64::from(run.count))
+            .sum();
+        ClusterStatus {
+            servers,
+            files: metadata.files_count(),
+            chunks: metadata.chunks_count(),
+            under_replicated,
+            replication: cluster.replication,
+        }
+    }
+}
+
+fn parse_name(raw: &str) -> Result<FileName, ApiError> {
+    let decoded = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    FileName::parse(&decoded).map_err(ApiError::BadName)
+}
+
+/// Streams a stat document: one JSON object per chunk would make a 4 GiB
+/// file's answer hundreds of MB, so it is produced a batch of chunks at a time.
+struct StatReader {
+    name: String,
+    version: Arc<FileVersion>,
+    urls: Vec<String>,
+    next_index: u64,
+    started: bool,
+    text: Vec<u8>,
+    text_pos: usize,
+}
+
+impl StatReader {
+    fn refill(&mut self) {
+        self.text.clear();
+        self.text_pos = 0;
+        let chunks_count = self.version.chunks_count();
+        if !self.started {
+            self.started = true;
+            let head = serde_json::json!({ "name": self.name, "size": self.version.size_bytes, "chunk_count": chunks_count });
+            let head = head.to_string();
+            // `{"a":..,"size":..}` without its closing brace, then the chunks array.
+            self.text
+                .extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            self.text.extend_from_slice(b",\"chunks\":[");
+            if chunks_count == 0 {
+                self.text.extend_from_slice(b"]}");
+            }
+            return;
+        }
+        if self.next_index >= chunks_count {
+            return;
+        }
+        let end = (self.next_index + BATCH_CHUNKS_MAX as u64).min(chunks_count);
+        for index in self.next_index..end {
+            let run_idx = self
+                .version
+                .runs
+                .partition_point(|run| u64::from(run.first_index) <= index)
+                - 1;
+            let replicas: Vec<&str> = self.version.runs[run_idx]
+                .replicas
+                .iter()
+                .map(|&id| self.urls[usize::from(id)].as_str())
+                .collect();
+            let row = serde_json::json!({ "index": index, "size": self.version.chunk_size(index), "replicas": replicas });
+            if index > 0 {
+                self.text.push(b',');
+            }
+            self.text.extend_from_slice(row.to_string().as_bytes());
+        }
+        self.next_index = end;
+        if end == chunks_count {
+            self.text.extend_from_slice(b"]}");
+        }
+    }
+}
+
+impl Read for StatReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.text_pos == self.text.len() {
+            self.refill();
+        }
+        let available = &self.text[self.text_pos..];
+        let copied = available.len().min(out.len());
+        out[..copied].copy_from_slice(&available[..copied]);
+        self.text_pos += copied;
+        Ok(copied)
+    }
+}

@@ -1,0 +1,163 @@
+//! The storage servers the naming server knows, what it last heard from
+//! each (liveness, used and capacity bytes), and the heartbeat that keeps
+//! that fresh. A server is alive while it answered within `dead_after`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::api::ServerStatus;
+
+use crate::error::ApiError;
+use crate::metadata::ServerId;
+use crate::placement::{self, Candidate, PlacementError};
+use crate::storage_client::StorageClient;
+
+pub struct Cluster {
+    servers: Vec<StorageServer>,
+    pub replication: usize,
+    dead_after: Duration,
+    /// Advanced once per placed batch, so batches start on different servers.
+    rotation: AtomicUsize,
+}
+
+struct StorageServer {
+    url: String,
+    health: Mutex<Health>,
+}
+
+#[derive(Clone, Default)]
+struct Health {
+    last_heard: Option<Instant>,
+    used_bytes: u64,
+    capacity_bytes: Option<u64>,
+    chunks: u64,
+}
+
+impl Cluster {
+    pub fn new(urls: &[String], replication: usize, dead_after: Duration) -> Cluster {
+        assert!(replication >= 1);
+        assert!(urls.len() <= usize::from(ServerId::MAX));
+        let servers = urls
+            .iter()
+            .map(|url| StorageServer {
+                url: url.clone(),
+                health: Mutex::new(Health::default()),
+            })
+            .collect();
+        Cluster {
+            servers,
+            replication,
+            dead_after,
+            rotation: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn url(&self, id: ServerId) -> &str {
+        &self.servers[usize::from(id)].url
+    }
+
+    pub fn is_alive(&self, id: ServerId) -> bool {
+        let health = self.servers[usize::from(id)].lock();
+        health
+            .last_heard
+            .is_some_and(|heard| heard.elapsed() < self.dead_after)
+    }
+
+    /// Chooses the servers for a batch of `batch_bytes`.
+    pub fn place(&self, batch_bytes: u64) -> Result<Vec<ServerId>, ApiError> {
+        let live: Vec<Candidate> = (0..self.servers.len())
+            .map(|idx| ServerId::try_from(idx).expect("checked in new"))
+            .filter(|&id| self.is_alive(id))
+            .map(|id| {
+                let health = self.servers[usize::from(id)].lock();
+                let free_bytes = match health.capacity_bytes {
+                    Some(capacity) => capacity.saturating_sub(health.used_bytes),
+                    None => u64::MAX,
+                };
+                Candidate { id, free_bytes }
+            })
+            .collect();
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
+        placement::choose(&live, self.replication, batch_bytes, rotation).map_err(|err| match err {
+            PlacementError::NotEnoughServers { live, needed } => ApiError::NotEnoughServers { live, needed },
+            PlacementError::NotEnoughSpace { with_room, needed } => ApiError::InsufficientStorage {
+                detail: format!(
+                    "only {with_room} live storage servers have room for {batch_bytes} more bytes, {needed} are needed"
+                ),
+            },
+        })
+    }
+
+    /// Counts bytes just stored on `id`, so placement sees them before the
+    /// next heartbeat does.
+    pub fn note_stored(&self, id: ServerId, bytes: u64) {
+        self.servers[usize::from(id)].lock().used_bytes += bytes;
+    }
+
+    /// Asks every server for its status, in parallel; each call is bounded
+    /// by the client's timeout.
+    pub fn heartbeat_round(&self, client: &StorageClient) {
+        thread::scope(|scope| {
+            for server in &self.servers {
+                scope.spawn(move || server.refresh(client));
+            }
+        });
+    }
+
+    /// Asks the given servers for their status now, in parallel: after a
+    /// failed create's chunks were deleted, placement should see the room.
+    pub fn refresh(&self, ids: &[ServerId], client: &StorageClient) {
+        thread::scope(|scope| {
+            for &id in ids {
+                let server = &self.servers[usize::from(id)];
+                scope.spawn(move || server.refresh(client));
+            }
+        });
+    }
+
+    pub fn servers_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn status_rows(&self) -> Vec<ServerStatus> {
+        (0..self.servers.len())
+            .map(|idx| {
+                let server = &self.servers[idx];
+                let id = ServerId::try_from(idx).expect("checked in new");
+                let alive = self.is_alive(id);
+                let health = server.lock().clone();
+                ServerStatus {
+                    url: server.url.clone(),
+                    alive,
+                    used_bytes: health.used_bytes,
+                    capacity_bytes: health.capacity_bytes,
+                    chunks: health.chunks,
+                    last_heard_ms: health.last_heard.map(|heard| {
+                        u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX)
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+impl StorageServer {
+    fn refresh(&self, client: &StorageClient) {
+        if let Ok(status) = client.status(&self.url) {
+            let mut health = self.lock();
+            health.last_heard = Some(Instant::now());
+            health.used_bytes = status.used_bytes;
+            health.capacity_bytes = status.capacity_bytes;
+            health.chunks = status.chunks;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Health> {
+        // Health is a plain record; a poisoned lock still holds a usable one.
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

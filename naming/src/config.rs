@@ -1,0 +1,193 @@
+//! The naming server's settings: flag, then environment, then default.
+//! Bad values stop the server at start-up with one line naming the setting.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{
+    ConfigError, ConfigReader, Param, help_text, invalid, parse_base_url, parse_millis,
+};
+use common::limits::{REPLICATION_MAX, STORAGE_SERVERS_MAX};
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub storage_servers: Vec<String>,
+    pub replication: usize,
+    /// Budget of each naming → storage call.
+    pub storage_timeout: Duration,
+    pub io_timeout: Duration,
+    pub workers_count: usize,
+    pub heartbeat_interval: Duration,
+    pub dead_after: Duration,
+    pub effective_lines: Vec<String>,
+}
+
+pub enum Parsed {
+    Run(Config),
+    Help(String),
+}
+
+const LISTEN: Param = Param {
+    flag: "--listen",
+    env: "LISTEN_ADDR",
+    default: Some("0.0.0.0:8000"),
+    help: "address and port of the public API",
+};
+const STORAGE_SERVERS: Param = Param {
+    flag: "--storage-servers",
+    env: "STORAGE_SERVERS",
+    default: None,
+    help: "comma-separated storage base URLs, e.g. http://127.0.0.1:8001,http://127.0.0.1:8002",
+};
+const REPLICATION: Param = Param {
+    flag: "--replication",
+    env: "REPLICATION_FACTOR",
+    default: Some("2"),
+    help: "distinct storage servers that hold every chunk",
+};
+const META_DIR: Param = Param {
+    flag: "--meta-dir",
+    env: "META_DIR",
+    default: Some("./harbour-meta"),
+    help: "folder of the naming server's metadata; created if missing",
+};
+const TIMEOUT: Param = Param {
+    flag: "--timeout-ms",
+    env: "REQUEST_TIMEOUT_MS",
+    default: Some("5000"),
+    help: "budget of every call to a storage server",
+};
+const IO_TIMEOUT: Param = Param {
+    flag: "--io-timeout-ms",
+    env: "IO_TIMEOUT_MS",
+    default: Some("30000"),
+    help: "an inbound connection that stalls this long is closed",
+};
+const WORKERS: Param = Param {
+    flag: "--workers",
+    env: "WORKERS",
+    default: Some("32"),
+    help: "request worker threads (each create or read holds one while it streams)",
+};
+const HEARTBEAT: Param = Param {
+    flag: "--heartbeat-ms",
+    env: "HEARTBEAT_MS",
+    default: Some("1000"),
+    help: "how often each storage server is asked for its status",
+};
+const DEAD_AFTER: Param = Param {
+    flag: "--dead-after-ms",
+    env: "DEAD_AFTER_MS",
+    default: Some("5000"),
+    help: "a storage server silent this long is considered dead",
+};
+const PARAMS: [Param; 9] = [
+    LISTEN,
+    STORAGE_SERVERS,
+    REPLICATION,
+    META_DIR,
+    TIMEOUT,
+    IO_TIMEOUT,
+    WORKERS,
+    HEARTBEAT,
+    DEAD_AFTER,
+];
+
+pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
+    if args.contains(["-h", "--help"]) {
+        let usage = "harbour-naming: the Harbour naming server (metadata, placement, public API)\n\nUsage: harbour-naming [SETTINGS]";
+        return Ok(Parsed::Help(help_text(usage, &PARAMS)));
+    }
+    let mut reader = ConfigReader::new(args);
+    let listen = reader.get(&LISTEN, |raw| {
+        raw.parse::<SocketAddr>().map_err(|err| err.to_string())
+    })?;
+    let storage_servers = reader
+        .get(&STORAGE_SERVERS, parse_server_list)?
+        .unwrap_or_default();
+    let replication = reader.get(&REPLICATION, |raw| match raw.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) if count > REPLICATION_MAX => Err(format!("must be at most {REPLICATION_MAX}")),
+        Ok(count) => Ok(count),
+        Err(_) => Err("not a whole number".to_owned()),
+    })?;
+    let replication = replication.expect("has a default");
+    if replication > storage_servers.len() {
+        return Err(invalid(
+            &REPLICATION,
+            format!(
+                "{replication} exceeds the {} storage servers (see --storage-servers / STORAGE_SERVERS)",
+                storage_servers.len()
+            ),
+        ));
+    }
+    let meta_dir = reader.get(&META_DIR, |raw| match raw {
+        "" => Err("must not be empty".to_owned()),
+        raw => Ok(PathBuf::from(raw)),
+    })?;
+    let meta_dir = meta_dir.expect("has a default");
+    check_writable_dir(&meta_dir).map_err(|message| invalid(&META_DIR, message))?;
+    let storage_timeout = reader.get(&TIMEOUT, parse_millis)?.expect("has a default");
+    let io_timeout = reader
+        .get(&IO_TIMEOUT, parse_millis)?
+        .expect("has a default");
+    let workers_count = reader.get(&WORKERS, |raw| match raw.parse::<usize>() {
+        Ok(count @ 1..=1024) => Ok(count),
+        _ => Err("must be a whole number from 1 to 1024".to_owned()),
+    })?;
+    let heartbeat_ms = reader
+        .get(&HEARTBEAT, parse_millis)?
+        .expect("has a default");
+    let dead_after_ms = reader
+        .get(&DEAD_AFTER, parse_millis)?
+        .expect("has a default");
+    if dead_after_ms <= heartbeat_ms {
+        return Err(invalid(
+            &DEAD_AFTER,
+            format!("{dead_after_ms} ms must exceed the heartbeat of {heartbeat_ms} ms"),
+        ));
+    }
+    let effective_lines = reader.effective_lines();
+    reader.finish()?;
+    Ok(Parsed::Run(Config {
+        listen: listen.expect("has a default"),
+        storage_servers,
+        replication,
+        storage_timeout: Duration::from_millis(storage_timeout),
+        io_timeout: Duration::from_millis(io_timeout),
+        workers_count: workers_count.expect("has a default"),
+        heartbeat_interval: Duration::from_millis(heartbeat_ms),
+        dead_after: Duration::from_millis(dead_after_ms),
+        effective_lines,
+    }))
+}
+
+fn parse_server_list(raw: &str) -> Result<Vec<String>, String> {
+    let mut urls: Vec<String> = Vec::new();
+    for part in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let url = parse_base_url(part).map_err(|err| format!("{part:?} {err}"))?;
+        if urls.contains(&url) {
+            return Err(format!("{url} is listed twice"));
+        }
+        urls.push(url);
+    }
+    if urls.len() > STORAGE_SERVERS_MAX {
+        return Err(format!("at most {STORAGE_SERVERS_MAX} storage servers"));
+    }
+    Ok(urls)
+}
+
+/// Creates the folder if needed and proves it writable, so a bad META_DIR
+/// fails at start-up rather than at the first create.
+fn check_writable_dir(dir: &PathBuf) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    let probe = dir.join(".harbour-write-probe");
+    fs::write(&probe, b"").map_err(|err| format!("cannot write in {}: {err}", dir.display()))?;
+    fs::remove_file(&probe).map_err(|err| format!("cannot write in {}: {err}", dir.display()))
+}

@@ -1,0 +1,112 @@
+//! Every way a public request can fail, with the context a user needs, and
+//! the one table that maps each to an HTTP status.
+
+use std::fmt;
+
+use common::name::{FileName, NameError};
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadName(NameError),
+    BadRequest(String),
+    NoRoute,
+    MethodNotAllowed,
+    NotFound {
+        name: FileName,
+    },
+    Exists {
+        name: FileName,
+    },
+    LengthRequired,
+    BodyTooLarge {
+        limit_bytes: u64,
+    },
+    /// The client's body ended before its Content-Length, or broke off.
+    BodyIncomplete {
+        detail: String,
+    },
+    NotEnoughServers {
+        live: usize,
+        needed: usize,
+    },
+    InsufficientStorage {
+        detail: String,
+    },
+    StorageTimeout {
+        server: String,
+        timeout_ms: u64,
+    },
+    StorageFailed {
+        server: String,
+        detail: String,
+    },
+    /// Every replica of a chunk failed to serve it.
+    ChunkUnavailable {
+        detail: String,
+    },
+    Internal(String),
+}
+
+impl ApiError {
+    /// The only status table of the naming server.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
+            ApiError::NoRoute | ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Exists { .. } => 409,
+            ApiError::LengthRequired => 411,
+            ApiError::BodyTooLarge { .. } => 413,
+            ApiError::Internal(_) => 500,
+            ApiError::StorageFailed { .. } | ApiError::ChunkUnavailable { .. } => 502,
+            ApiError::NotEnoughServers { .. } => 503,
+            ApiError::StorageTimeout { .. } => 504,
+            ApiError::InsufficientStorage { .. } => 507,
+        }
+    }
+}
+
+/// Status codes of successful answers, kept beside the error table.
+pub const STATUS_OK: u16 = 200;
+pub const STATUS_CREATED: u16 = 201;
+pub const STATUS_NO_CONTENT: u16 = 204;
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::BadName(err) => write!(f, "bad file name: {err}"),
+            ApiError::BadRequest(message) => f.write_str(message),
+            ApiError::NoRoute => write!(f, "no such endpoint"),
+            ApiError::MethodNotAllowed => write!(f, "method not allowed on this endpoint"),
+            ApiError::NotFound { name } => write!(f, "{name}: no such file"),
+            ApiError::Exists { name } => write!(f, "{name}: already exists (use overwrite)"),
+            ApiError::LengthRequired => {
+                write!(
+                    f,
+                    "a create needs a Content-Length or chunked transfer encoding"
+                )
+            }
+            ApiError::BodyTooLarge { limit_bytes } => {
+                write!(f, "a file is at most {limit_bytes} bytes")
+            }
+            ApiError::BodyIncomplete { detail } => write!(f, "the upload broke off: {detail}"),
+            ApiError::NotEnoughServers { live, needed } => write!(
+                f,
+                "{live} storage servers are available, {needed} are needed for the replication factor"
+            ),
+            ApiError::InsufficientStorage { detail } => write!(f, "insufficient storage: {detail}"),
+            ApiError::StorageTimeout { server, timeout_ms } => {
+                write!(f, "storage server {server} timed out after {timeout_ms} ms")
+            }
+            ApiError::StorageFailed { server, detail } => {
+                write!(f, "storage server {server} failed: {detail}")
+            }
+            ApiError::ChunkUnavailable { detail } => {
+                write!(f, "no replica could serve the data: {detail}")
+            }
+            ApiError::Internal(message) => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}

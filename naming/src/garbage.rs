@@ -1,0 +1,149 @@
+//! Chunks that no committed file needs any more: versions replaced or
+//! deleted, and the partial writes of failed creates. They are deleted from
+//! their servers once no read still streams them, retried while a server
+//! does not answer, and given up on after `DELETE_ATTEMPTS_MAX` (start-up
+//! reconciliation is the backstop for those).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+use common::chunk::BlobId;
+use common::limits::GARBAGE_QUEUE_MAX;
+
+use crate::metadata::{FileVersion, ServerId};
+use crate::naming::Naming;
+
+/// Sweeps a doomed blob is retried before it is left to reconciliation.
+const DELETE_ATTEMPTS_MAX: u32 = 300;
+
+#[derive(Default)]
+pub struct Garbage {
+    queue: Mutex<VecDeque<Doomed>>,
+}
+
+struct Doomed {
+    blob: BlobId,
+    servers: BTreeSet<ServerId>,
+    /// The dropped version, held until no reader holds it.
+    version: Option<Arc<FileVersion>>,
+    attempts: u32,
+}
+
+impl Garbage {
+    /// Queues the chunks of a version that was just deleted or replaced.
+    pub fn drop_version(&self, version: Arc<FileVersion>) {
+        let servers = version
+            .runs
+            .iter()
+            .flat_map(|run| run.replicas.iter().copied())
+            .collect();
+        self.push(Doomed {
+            blob: version.blob,
+            servers,
+            version: Some(version),
+            attempts: 0,
+        });
+    }
+
+    /// Deletes the chunks a failed create wrote, now; what fails is queued.
+    pub fn discard_now(&self, naming: &Naming, blob: BlobId, servers: BTreeSet<ServerId>) {
+        let mut doomed = Doomed {
+            blob,
+            servers: servers.clone(),
+            version: None,
+            attempts: 0,
+        };
+        delete_from_servers(naming, &mut doomed);
+        let cleaned: Vec<ServerId> = servers.difference(&doomed.servers).copied().collect();
+        naming.cluster.refresh(&cleaned, &naming.storage);
+        if !doomed.servers.is_empty() {
+            self.push(doomed);
+        }
+    }
+
+    /// One pass over the queue: deletes what no reader holds.
+    pub fn sweep(&self, naming: &Naming) {
+        let ready: Vec<Doomed> = {
+            let mut queue = self.lock();
+            let (ready, waiting): (Vec<Doomed>, Vec<Doomed>) =
+                queue.drain(..).partition(|doomed| {
+                    doomed
+                        .version
+                        .as_ref()
+                        .is_none_or(|version| Arc::strong_count(version) == 1)
+                });
+            queue.extend(waiting);
+            ready
+        };
+        for mut doomed in ready {
+            delete_from_servers(naming, &mut doomed);
+            doomed.attempts += 1;
+            if doomed.servers.is_empty() {
+                naming
+                    .metrics
+                    .count(&naming.metrics.blobs_reclaimed_total, 1);
+            } else if doomed.attempts < DELETE_ATTEMPTS_MAX {
+                self.push(doomed);
+            } else {
+                eprintln!(
+                    "garbage: giving up deleting blob {} on {} servers",
+                    doomed.blob,
+                    doomed.servers.len()
+                );
+            }
+        }
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn push(&self, doomed: Doomed) {
+        let mut queue = self.lock();
+        if queue.len() >= GARBAGE_QUEUE_MAX
+            && let Some(oldest) = queue.pop_front()
+        {
+            eprintln!(
+                "garbage: queue full, leaving blob {} to reconciliation",
+                oldest.blob
+            );
+        }
+        queue.push_back(doomed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Doomed>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Deletes `doomed.blob` from its servers in parallel; keeps the ones that failed.
+fn delete_from_servers(naming: &Naming, doomed: &mut Doomed) {
+    let blob = doomed.blob;
+    let failed: BTreeSet<ServerId> = thread::scope(|scope| {
+        let handles: Vec<_> = doomed
+            .servers
+            .iter()
+            .map(|&id| {
+                scope.spawn(move || {
+                    (
+                        id,
+                        naming
+                            .storage
+                            .delete_blob(naming.cluster.url(id), blob)
+                            .is_ok(),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| handle.join().ok())
+            .filter(|(_, ok)| !ok)
+            .map(|(id, _)| id)
+            .collect()
+    });
+    doomed.servers = failed;
+}

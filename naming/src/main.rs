@@ -1,0 +1,97 @@
+//! harbour-naming: wiring only. Parse the config, build the shared state,
+//! start the heartbeat and garbage threads, serve the public API.
+
+mod api;
+mod cluster;
+mod config;
+mod download;
+mod error;
+mod garbage;
+mod metadata;
+mod metrics;
+mod naming;
+mod placement;
+mod replicate;
+mod storage_client;
+mod upload;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+
+use common::limits::{GARBAGE_INTERVAL, QUEUE_DEPTH_MAX};
+use common::server::{self, ServerConfig, ServerStats};
+
+use crate::cluster::Cluster;
+use crate::config::{Config, Parsed};
+use crate::naming::Naming;
+use crate::storage_client::StorageClient;
+
+fn main() -> ExitCode {
+    let config = match config::parse(pico_args::Arguments::from_env()) {
+        Ok(Parsed::Run(config)) => config,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: &Config) -> Result<(), String> {
+    for line in &config.effective_lines {
+        println!("{line}");
+    }
+    let cluster = Cluster::new(
+        &config.storage_servers,
+        config.replication,
+        config.dead_after,
+    );
+    let storage = StorageClient::new(config.storage_timeout, config.workers_count);
+    let naming = Arc::new(Naming::new(cluster, storage));
+    // Know which servers are up before the first request is placed.
+    naming.cluster.heartbeat_round(&naming.storage);
+    spawn_background(Arc::clone(&naming), config);
+    let server_config = ServerConfig {
+        listen: config.listen,
+        workers_count: config.workers_count,
+        queue_depth: QUEUE_DEPTH_MAX,
+        io_timeout: config.io_timeout,
+    };
+    let stats = Arc::new(ServerStats::default());
+    let api = api::Api {
+        naming,
+        stats: Arc::clone(&stats),
+    };
+    server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
+}
+
+/// The heartbeat and the garbage sweep: service threads that live as long
+/// as the process, each doing bounded work per tick.
+fn spawn_background(naming: Arc<Naming>, config: &Config) {
+    let heartbeat = crossbeam_channel::tick(config.heartbeat_interval);
+    let heartbeat_naming = Arc::clone(&naming);
+    thread::spawn(move || {
+        for _ in heartbeat.iter() {
+            heartbeat_naming
+                .cluster
+                .heartbeat_round(&heartbeat_naming.storage);
+        }
+    });
+    let sweep = crossbeam_channel::tick(GARBAGE_INTERVAL);
+    thread::spawn(move || {
+        for _ in sweep.iter() {
+            naming.garbage.sweep(&naming);
+        }
+    });
+}

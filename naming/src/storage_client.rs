@@ -1,0 +1,202 @@
+//! Typed calls from the naming server to storage servers, all through one
+//! shared `ureq::Agent` that reuses connections and bounds every call by
+//! `REQUEST_TIMEOUT_MS`. Failures are sorted here, where the server is known.
+
+use std::fmt;
+use std::io::Read;
+use std::time::Duration;
+
+use common::api::{ErrorBody, StorageStatus};
+use common::chunk::BlobId;
+use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
+use common::wire::{self, Chunk};
+use ureq::Agent;
+
+use crate::error::ApiError;
+
+pub struct StorageClient {
+    agent: Agent,
+    timeout_ms: u64,
+}
+
+/// How one call to one storage server failed.
+#[derive(Debug)]
+pub enum CallError {
+    Timeout,
+    Unreachable(String),
+    /// 507: the server is out of space.
+    Full(String),
+    /// 422: a stored chunk failed its checksum.
+    Corrupt(String),
+    /// 404: a chunk is not there.
+    Missing(String),
+    /// Any other refusal, with its status and message.
+    Refused {
+        status: u16,
+        message: String,
+    },
+    /// An answer that does not make sense (bad batch, wrong chunks).
+    BadAnswer(String),
+}
+
+impl StorageClient {
+    pub fn new(timeout: Duration, connections_per_server: usize) -> StorageClient {
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(timeout))
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_idle_connections(connections_per_server * 8)
+            .max_idle_connections_per_host(connections_per_server)
+            .build()
+            .into();
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        StorageClient { agent, timeout_ms }
+    }
+
+    /// Stores one encoded batch (see `common::wire`).
+    pub fn put_batch(&self, server: &str, batch: &[u8]) -> Result<(), CallError> {
+        let response = self
+            .agent
+            .put(&format!("{server}/chunks"))
+            .header("Content-Type", "application/octet-stream")
+            .send(batch)
+            .map_err(classify)?;
+        expect_success(response).map(drop)
+    }
+
+    /// Reads `count` chunks of `blob` from `first_index`, checking that the
+    /// answer holds exactly those chunks, each intact.
+    pub fn get_run(
+        &self,
+        server: &str,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<Vec<Chunk>, CallError> {
+        let url = format!("{server}/chunks/{blob}?first={first_index}&count={count}");
+        let response = self.agent.get(&url).call().map_err(classify)?;
+        let mut response = expect_success(response)?;
+        let mut reader = response
+            .body_mut()
+            .with_config()
+            .limit(BATCH_BYTES_MAX as u64)
+            .reader();
+        let chunks =
+            wire::decode_batch(&mut reader).map_err(|err| CallError::BadAnswer(err.to_string()))?;
+        let expected = first_index..first_index + count;
+        let exact = chunks.len() == count as usize
+            && chunks
+                .iter()
+                .zip(expected)
+                .all(|(chunk, index)| chunk.id.blob == blob && chunk.id.index == index);
+        if !exact {
+            return Err(CallError::BadAnswer(
+                "the batch holds other chunks than asked for".to_owned(),
+            ));
+        }
+        Ok(chunks)
+    }
+
+    /// Deletes every chunk of `blob` on `server`.
+    pub fn delete_blob(&self, server: &str, blob: BlobId) -> Result<(), CallError> {
+        let response = self
+            .agent
+            .delete(&format!("{server}/blobs/{blob}"))
+            .call()
+            .map_err(classify)?;
+        expect_success(response).map(drop)
+    }
+
+    pub fn status(&self, server: &str) -> Result<StorageStatus, CallError> {
+        let response = self
+            .agent
+            .get(&format!("{server}/status"))
+            .call()
+            .map_err(classify)?;
+        let mut response = expect_success(response)?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(JSON_BODY_BYTES_MAX)
+            .read_to_vec()
+            .map_err(classify)?;
+        serde_json::from_slice(&body).map_err(|err| CallError::BadAnswer(err.to_string()))
+    }
+
+    /// The user-facing error for a failed call to `server`.
+    pub fn api_error(&self, server: &str, err: CallError) -> ApiError {
+        let server = server.to_owned();
+        match err {
+            CallError::Timeout => ApiError::StorageTimeout {
+                server,
+                timeout_ms: self.timeout_ms,
+            },
+            CallError::Full(message) => ApiError::InsufficientStorage {
+                detail: format!("storage server {server}: {message}"),
+            },
+            other => ApiError::StorageFailed {
+                server,
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+fn expect_success(
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<ureq::http::Response<ureq::Body>, CallError> {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let mut body = Vec::new();
+    // The error body is informative only; a broken one still leaves the status.
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(JSON_BODY_BYTES_MAX)
+        .read_to_end(&mut body);
+    let message = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(error_body) => error_body.error,
+        Err(_) => format!("HTTP {status}"),
+    };
+    Err(match status {
+        404 => CallError::Missing(message),
+        422 => CallError::Corrupt(message),
+        507 => CallError::Full(message),
+        status => CallError::Refused { status, message },
+    })
+}
+
+fn classify(err: ureq::Error) -> CallError {
+    match err {
+        ureq::Error::Timeout(_) => CallError::Timeout,
+        ureq::Error::Io(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            CallError::Timeout
+        }
+        ureq::Error::Io(err) => CallError::Unreachable(err.to_string()),
+        ureq::Error::ConnectionFailed => CallError::Unreachable("connection failed".to_owned()),
+        ureq::Error::HostNotFound => CallError::Unreachable("host not found".to_owned()),
+        other => CallError::BadAnswer(other.to_string()),
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => write!(f, "timed out"),
+            CallError::Unreachable(detail) => write!(f, "unreachable: {detail}"),
+            CallError::Full(message)
+            | CallError::Corrupt(message)
+            | CallError::Missing(message) => f.write_str(message),
+            CallError::Refused { status, message } => write!(f, "HTTP {status}: {message}"),
+            CallError::BadAnswer(detail) => write!(f, "bad answer: {detail}"),
+        }
+    }
+}

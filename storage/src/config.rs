@@ -1,0 +1,91 @@
+//! The storage server's settings: flag, then environment, then default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{ConfigError, ConfigReader, Param, help_text, parse_millis};
+use common::limits::{INBOUND_IO_TIMEOUT_MS_DEFAULT, STORAGE_WORKERS_COUNT};
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub capacity_bytes: Option<u64>,
+    pub io_timeout: Duration,
+    pub workers_count: usize,
+    /// Lines saying each effective value and its source, printed at start.
+    pub effective_lines: Vec<String>,
+}
+
+pub enum Parsed {
+    Run(Config),
+    Help(String),
+}
+
+const LISTEN: Param = Param {
+    flag: "--listen",
+    env: "LISTEN_ADDR",
+    default: Some("0.0.0.0:8001"),
+    help: "address and port to serve the internal chunk API on",
+};
+const DATA_DIR: Param = Param {
+    flag: "--data-dir",
+    env: "DATA_DIR",
+    default: Some("./harbour-data"),
+    help: "folder of the chunk segments; created if missing",
+};
+const CAPACITY: Param = Param {
+    flag: "--capacity",
+    env: "CAPACITY_BYTES",
+    default: None,
+    help: "cap on stored chunk bytes, as if the volume were that small (default unlimited)",
+};
+const IO_TIMEOUT: Param = Param {
+    flag: "--io-timeout-ms",
+    env: "IO_TIMEOUT_MS",
+    default: Some("30000"),
+    help: "an inbound connection that stalls this long is closed",
+};
+const WORKERS: Param = Param {
+    flag: "--workers",
+    env: "WORKERS",
+    default: Some("16"),
+    help: "request worker threads",
+};
+const PARAMS: [Param; 5] = [LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS];
+
+const _: () = assert!(INBOUND_IO_TIMEOUT_MS_DEFAULT == 30_000 && STORAGE_WORKERS_COUNT == 16);
+
+pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
+    if args.contains(["-h", "--help"]) {
+        let usage = "harbour-storage: a Harbour storage server (keeps 1 KiB chunks on local disk)\n\nUsage: harbour-storage [SETTINGS]";
+        return Ok(Parsed::Help(help_text(usage, &PARAMS)));
+    }
+    let mut reader = ConfigReader::new(args);
+    let listen = reader.get(&LISTEN, |raw| {
+        raw.parse::<SocketAddr>().map_err(|err| err.to_string())
+    })?;
+    let data_dir = reader.get(&DATA_DIR, |raw| match raw {
+        "" => Err("must not be empty".to_owned()),
+        raw => Ok(PathBuf::from(raw)),
+    })?;
+    let capacity_bytes = reader.get(&CAPACITY, |raw| match raw.parse::<u64>() {
+        Ok(0) | Err(_) => Err("must be a positive whole number of bytes".to_owned()),
+        Ok(bytes) => Ok(bytes),
+    })?;
+    let io_timeout = reader.get(&IO_TIMEOUT, parse_millis)?;
+    let workers_count = reader.get(&WORKERS, |raw| match raw.parse::<usize>() {
+        Ok(count @ 1..=1024) => Ok(count),
+        _ => Err("must be a whole number from 1 to 1024".to_owned()),
+    })?;
+    let effective_lines = reader.effective_lines();
+    reader.finish()?;
+    Ok(Parsed::Run(Config {
+        listen: listen.expect("has a default"),
+        data_dir: data_dir.expect("has a default"),
+        capacity_bytes,
+        io_timeout: Duration::from_millis(io_timeout.expect("has a default")),
+        workers_count: workers_count.expect("has a default"),
+        effective_lines,
+    }))
+}

@@ -1,0 +1,531 @@
+//! The chunk store: chunks appended to large segment files (the design of
+//! Haystack and SeaweedFS volumes), an in-memory index from chunk id to
+//! where its bytes are, and group commit. Invariants: a batch is
+//! acknowledged only after an fsync that covers it; every chunk read is
+//! checked against its CRC32C before it is returned; a record that fails its
+//! checks at start-up is never indexed.
+//!
+//! ```text
+//! segment = magic "HRBSEG01" | record*
+//! record  = kind u8 | 3 zero bytes | blob u64 | index u32 | len u32 | data_crc u32
+//!           | header_crc u32 (CRC32C of the 24 bytes before it) | data[len]
+//! ```
+//! Integers are big-endian. `kind` 1 is a chunk; kind 2 is a tombstone that
+//! deletes every earlier chunk of `blob` (its index, len and data_crc are 0).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use common::chunk::{BlobId, ChunkId, crc32c};
+use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::wire::Chunk;
+
+use crate::error::StorageError;
+
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+pub const SEGMENT_MAGIC: [u8; 8] = *b"HRBSEG01";
+pub const RECORD_HEADER_BYTES: usize = 28;
+
+const KIND_CHUNK: u8 = 1;
+const KIND_TOMBSTONE: u8 = 2;
+const SEGMENT_PREFIX: &str = "segment-";
+const SEGMENT_SUFFIX: &str = ".hseg";
+
+const _: () = assert!(
+    SEGMENT_BYTES_MAX
+        > (SEGMENT_MAGIC.len() + BATCH_CHUNKS_MAX * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES))
+            as u64
+);
+
+pub struct Store {
+    dir: PathBuf,
+    capacity_bytes: Option<u64>,
+    state: Mutex<State>,
+    /// Held by the one thread running an fsync; others wait here and most
+    /// find their records already covered when they get it (group commit).
+    sync_lock: Mutex<()>,
+    /// The position up to which everything is on stable storage.
+    synced_through: Mutex<Position>,
+}
+
+/// A place in the log: segment id, then offset in it.
+type Position = (u32, u64);
+
+struct State {
+    index: BTreeMap<ChunkId, Location>,
+    live_bytes: u64,
+    segments: BTreeMap<u32, Arc<File>>,
+    disk_bytes: u64,
+    active_id: u32,
+    active_len: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Location {
+    segment: u32,
+    /// Offset of the chunk's data (its record header sits just before).
+    offset: u64,
+    len: u32,
+    crc: u32,
+}
+
+/// What `Store::open` found and did, for the start-up log.
+pub struct Recovery {
+    pub segments_count: usize,
+    pub chunks_count: usize,
+    pub notes: Vec<String>,
+}
+
+pub struct StoreUsage {
+    pub live_bytes: u64,
+    pub disk_bytes: u64,
+    pub chunks_count: u64,
+    pub capacity_bytes: Option<u64>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, rebuilding the index from the
+    /// segments. A torn tail of the newest segment is cut off.
+    pub fn open(dir: &Path, capacity_bytes: Option<u64>) -> io::Result<(Store, Recovery)> {
+        let segment_ids = list_segments(dir)?;
+        let mut state = State {
+            index: BTreeMap::new(),
+            live_bytes: 0,
+            segments: BTreeMap::new(),
+            disk_bytes: 0,
+            active_id: 0,
+            active_len: 0,
+        };
+        let mut notes = Vec::new();
+        let last_id = segment_ids.last().copied();
+        for &segment_id in &segment_ids {
+            let path = segment_path(dir, segment_id);
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let scan = scan_segment(&file, segment_id, &mut state)?;
+            notes.extend(
+                scan.notes
+                    .iter()
+                    .map(|note| format!("{}: {note}", path.display())),
+            );
+            let mut len = file.metadata()?.len();
+            if scan.valid_len < len {
+                if Some(segment_id) == last_id {
+                    notes.push(format!(
+                        "{}: cut {} bytes of torn or corrupt tail at offset {}",
+                        path.display(),
+                        len - scan.valid_len,
+                        scan.valid_len
+                    ));
+                    file.set_len(scan.valid_len)?;
+                    file.sync_all()?;
+                    len = scan.valid_len;
+                } else {
+                    notes.push(format!(
+                        "{}: {} bytes after offset {} are damaged and ignored",
+                        path.display(),
+                        len - scan.valid_len,
+                        scan.valid_len
+                    ));
+                }
+            }
+            state.disk_bytes += len;
+            state.segments.insert(segment_id, Arc::new(file));
+            state.active_id = segment_id;
+            state.active_len = len;
+        }
+        let segments_count = segment_ids.len();
+        let store = Store {
+            dir: dir.to_path_buf(),
+            capacity_bytes,
+            synced_through: Mutex::new((state.active_id, state.active_len)),
+            state: Mutex::new(state),
+            sync_lock: Mutex::new(()),
+        };
+        {
+            let mut state = store.lock_state();
+            if state.segments.is_empty() || state.active_len < SEGMENT_MAGIC.len() as u64 {
+                store.start_segment(&mut state)?;
+            }
+        }
+        let chunks_count = store.lock_state().index.len();
+        Ok((
+            store,
+            Recovery {
+                segments_count,
+                chunks_count,
+                notes,
+            },
+        ))
+    }
+
+    /// Stores a batch whose CRCs the wire decoder has checked; returns once
+    /// it is on stable storage. All or nothing: on error no chunk of the
+    /// batch is indexed.
+    pub fn put_batch(&self, chunks: &[Chunk]) -> Result<(), StorageError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut records =
+            Vec::with_capacity(chunks.len() * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES));
+        let mut incoming_bytes = 0u64;
+        for chunk in chunks {
+            assert!(chunk.is_intact(), "the wire decoder checks every CRC");
+            encode_record(&mut records, KIND_CHUNK, chunk.id, chunk.crc, &chunk.data);
+            incoming_bytes += chunk.data.len() as u64;
+        }
+        let ticket = {
+            let mut state = self.lock_state();
+            if let Some(capacity_bytes) = self.capacity_bytes {
+                let free_bytes = capacity_bytes.saturating_sub(state.live_bytes);
+                if incoming_bytes > free_bytes {
+                    return Err(StorageError::Full {
+                        needed_bytes: incoming_bytes,
+                        free_bytes,
+                    });
+                }
+            }
+            let record_offset = self.append(&mut state, &records)?;
+            let segment = state.active_id;
+            let mut offset = record_offset;
+            for chunk in chunks {
+                let location = Location {
+                    segment,
+                    offset: offset + RECORD_HEADER_BYTES as u64,
+                    len: u32::try_from(chunk.data.len()).expect("a chunk fits u32"),
+                    crc: chunk.crc,
+                };
+                offset += (RECORD_HEADER_BYTES + chunk.data.len()) as u64;
+                state.insert(chunk.id, location);
+            }
+            (state.active_id, state.active_len)
+        };
+        self.sync_through(ticket).map_err(StorageError::from_io)
+    }
+
+    /// Reads `count` consecutive chunks of `blob` from `first_index`, each
+    /// checked against its CRC32C.
+    pub fn get_run(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<Vec<Chunk>, StorageError> {
+        assert!(count as usize <= BATCH_CHUNKS_MAX);
+        let mut wanted = Vec::with_capacity(count as usize);
+        {
+            let state = self.lock_state();
+            for index in first_index..first_index.saturating_add(count) {
+                let id = ChunkId { blob, index };
+                let location = *state
+                    .index
+                    .get(&id)
+                    .ok_or(StorageError::NotFound { chunk: id })?;
+                let file = Arc::clone(&state.segments[&location.segment]);
+                wanted.push((id, location, file));
+            }
+        }
+        let mut chunks = Vec::with_capacity(wanted.len());
+        for (id, location, file) in wanted {
+            let mut data = vec![0u8; location.len as usize];
+            file.read_exact_at(&mut data, location.offset)
+                .map_err(StorageError::from_io)?;
+            let chunk = Chunk {
+                id,
+                crc: location.crc,
+                data,
+            };
+            if !chunk.is_intact() {
+                return Err(StorageError::Corrupt { chunk: id });
+            }
+            chunks.push(chunk);
+        }
+        Ok(chunks)
+    }
+
+    /// Deletes every chunk of `blob`; deleting what is not here succeeds.
+    pub fn delete_blob(&self, blob: BlobId) -> Result<(), StorageError> {
+        let ticket = {
+            let mut state = self.lock_state();
+            let range = ChunkId { blob, index: 0 }..=ChunkId {
+                blob,
+                index: u32::MAX,
+            };
+            if state.index.range(range).next().is_none() {
+                return Ok(());
+            }
+            let mut record = Vec::with_capacity(RECORD_HEADER_BYTES);
+            encode_record(
+                &mut record,
+                KIND_TOMBSTONE,
+                ChunkId { blob, index: 0 },
+                0,
+                &[],
+            );
+            self.append(&mut state, &record)?;
+            state.remove_blob(blob);
+            (state.active_id, state.active_len)
+        };
+        self.sync_through(ticket).map_err(StorageError::from_io)
+    }
+
+    pub fn usage(&self) -> StoreUsage {
+        let state = self.lock_state();
+        StoreUsage {
+            live_bytes: state.live_bytes,
+            disk_bytes: state.disk_bytes,
+            chunks_count: state.index.len() as u64,
+            capacity_bytes: self.capacity_bytes,
+        }
+    }
+
+    /// Appends `bytes` to the active segment, starting a new one when it is
+    /// full; returns the offset they were written at. On error nothing is
+    /// left half-written: the segment is cut back.
+    fn append(&self, state: &mut MutexGuard<'_, State>, bytes: &[u8]) -> Result<u64, StorageError> {
+        if state.active_len + bytes.len() as u64 > SEGMENT_BYTES_MAX {
+            self.start_segment(state).map_err(StorageError::from_io)?;
+        }
+        let file = Arc::clone(&state.segments[&state.active_id]);
+        let offset = state.active_len;
+        if let Err(err) = file.write_all_at(bytes, offset) {
+            // Cut back whatever part landed, so the next record starts on a
+            // record boundary; if even that fails the tail is torn, and the
+            // next start-up cuts it.
+            let _ = file.set_len(offset);
+            return Err(StorageError::from_io(err));
+        }
+        state.active_len += bytes.len() as u64;
+        state.disk_bytes += bytes.len() as u64;
+        Ok(offset)
+    }
+
+    /// Closes the active segment (fsynced, so tickets in it stay covered)
+    /// and starts the next one, fsyncing the folder so it survives a crash.
+    fn start_segment(&self, state: &mut MutexGuard<'_, State>) -> io::Result<()> {
+        if let Some(active) = state.segments.get(&state.active_id) {
+            active.sync_data()?;
+        }
+        let next_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
+        let path = segment_path(&self.dir, next_id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all_at(&SEGMENT_MAGIC, 0)?;
+        file.sync_all()?;
+        File::open(&self.dir)?.sync_all()?;
+        state.segments.insert(next_id, Arc::new(file));
+        state.active_id = next_id;
+        state.active_len = SEGMENT_MAGIC.len() as u64;
+        state.disk_bytes += SEGMENT_MAGIC.len() as u64;
+        Ok(())
+    }
+
+    /// Returns once everything up to `ticket` is on stable storage. One
+    /// fsync covers every record appended before it started, so concurrent
+    /// batches share fsyncs instead of queueing one each.
+    fn sync_through(&self, ticket: Position) -> io::Result<()> {
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *self.lock_synced() >= ticket {
+            return Ok(());
+        }
+        let (target, file) = {
+            let state = self.lock_state();
+            (
+                (state.active_id, state.active_len),
+                Arc::clone(&state.segments[&state.active_id]),
+            )
+        };
+        // Earlier segments were fsynced when they were closed.
+        file.sync_data()?;
+        *self.lock_synced() = target;
+        Ok(())
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic never leaves `State` half-updated (no panics between the
+        // steps of an update), so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_synced(&self) -> MutexGuard<'_, Position> {
+        self.synced_through
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn insert(&mut self, id: ChunkId, location: Location) {
+        if let Some(old) = self.index.insert(id, location) {
+            self.live_bytes -= u64::from(old.len);
+        }
+        self.live_bytes += u64::from(location.len);
+    }
+
+    fn remove_blob(&mut self, blob: BlobId) {
+        let range = ChunkId { blob, index: 0 }..=ChunkId {
+            blob,
+            index: u32::MAX,
+        };
+        let doomed: Vec<ChunkId> = self.index.range(range).map(|(id, _)| *id).collect();
+        for id in doomed {
+            if let Some(old) = self.index.remove(&id) {
+                self.live_bytes -= u64::from(old.len);
+            }
+        }
+    }
+}
+
+struct SegmentScan {
+    /// Length of the prefix made of whole, valid records.
+    valid_len: u64,
+    notes: Vec<String>,
+}
+
+/// Replays one segment into `state`. Stops at the first record whose header
+/// fails its CRC or is cut short (its length can't be trusted); skips, and
+/// reports, a record whose header is sound but whose data is corrupt.
+fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<SegmentScan> {
+    let mut reader = BufReader::with_capacity(1024 * 1024, file);
+    let mut notes = Vec::new();
+    let mut magic = [0u8; SEGMENT_MAGIC.len()];
+    if !read_full(&mut reader, &mut magic)? || magic != SEGMENT_MAGIC {
+        notes.push("no segment header".to_owned());
+        return Ok(SegmentScan {
+            valid_len: 0,
+            notes,
+        });
+    }
+    let mut offset = SEGMENT_MAGIC.len() as u64;
+    let mut data = vec![0u8; CHUNK_SIZE_BYTES];
+    loop {
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        if !read_full(&mut reader, &mut header)? {
+            break;
+        }
+        let Some(record) = decode_record_header(&header) else {
+            notes.push(format!("record header at offset {offset} fails its CRC32C"));
+            break;
+        };
+        let data = &mut data[..record.len as usize];
+        if !read_full(&mut reader, data)? {
+            break;
+        }
+        let data_offset = offset + RECORD_HEADER_BYTES as u64;
+        match record.kind {
+            KIND_CHUNK if crc32c(data) == record.data_crc => {
+                let location = Location {
+                    segment: segment_id,
+                    offset: data_offset,
+                    len: record.len,
+                    crc: record.data_crc,
+                };
+                state.insert(record.id, location);
+            }
+            KIND_CHUNK => notes.push(format!(
+                "chunk {} at offset {offset} is corrupt; not served",
+                record.id
+            )),
+            _ => state.remove_blob(record.id.blob),
+        }
+        offset = data_offset + u64::from(record.len);
+    }
+    Ok(SegmentScan {
+        valid_len: offset,
+        notes,
+    })
+}
+
+struct RecordHeader {
+    kind: u8,
+    id: ChunkId,
+    len: u32,
+    data_crc: u32,
+}
+
+fn encode_record(out: &mut Vec<u8>, kind: u8, id: ChunkId, data_crc: u32, data: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&id.blob.0.to_be_bytes());
+    out.extend_from_slice(&id.index.to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(data.len())
+            .expect("a chunk fits u32")
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&data_crc.to_be_bytes());
+    let header_crc = crc32c(&out[start..]);
+    out.extend_from_slice(&header_crc.to_be_bytes());
+    assert_eq!(out.len() - start, RECORD_HEADER_BYTES);
+    out.extend_from_slice(data);
+}
+
+fn decode_record_header(header: &[u8; RECORD_HEADER_BYTES]) -> Option<RecordHeader> {
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if crc32c(&header[..24]) != word(24) || header[1..4] != [0, 0, 0] {
+        return None;
+    }
+    let blob = u64::from_be_bytes([
+        header[4], header[5], header[6], header[7], header[8], header[9], header[10], header[11],
+    ]);
+    let record = RecordHeader {
+        kind: header[0],
+        id: ChunkId {
+            blob: BlobId(blob),
+            index: word(12),
+        },
+        len: word(16),
+        data_crc: word(20),
+    };
+    let valid = match record.kind {
+        KIND_CHUNK => record.len as usize <= CHUNK_SIZE_BYTES,
+        KIND_TOMBSTONE => record.len == 0,
+        _ => false,
+    };
+    valid.then_some(record)
+}
+
+/// Fills `buf`; `false` if the reader ended first (a torn tail).
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+fn segment_path(dir: &Path, segment_id: u32) -> PathBuf {
+    dir.join(format!("{SEGMENT_PREFIX}{segment_id:08}{SEGMENT_SUFFIX}"))
+}
+
+fn list_segments(dir: &Path) -> io::Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let id = name
+            .strip_prefix(SEGMENT_PREFIX)
+            .and_then(|rest| rest.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|digits| digits.parse::<u32>().ok());
+        ids.extend(id);
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests;

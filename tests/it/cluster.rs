@@ -1,0 +1,605 @@
+//! The test cluster: real `harbour-storage` and `harbour-naming` processes
+//! on ephemeral loopback ports, each test in a folder of its own, children
+//! killed by PID when the cluster is dropped. Fault verbs (kill, freeze,
+//! restart) act on one process.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How a cluster is set up; `Spec::default()` is three storage servers at
+/// replication 2.
+#[derive(Clone)]
+pub struct Spec {
+    pub storage: usize,
+    pub replication: usize,
+    pub capacity_bytes: Option<u64>,
+    /// naming → storage budget (`--timeout-ms`).
+    pub storage_timeout_ms: u64,
+    /// Inbound stall bound of both servers (`--io-timeout-ms`).
+    pub io_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+    pub dead_after_ms: u64,
+}
+
+impl Default for Spec {
+    fn default() -> Spec {
+        Spec {
+            storage: 3,
+            replication: 2,
+            capacity_bytes: None,
+            storage_timeout_ms: 2000,
+            io_timeout_ms: 10_000,
+            heartbeat_ms: 200,
+            dead_after_ms: 1000,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    storages: Vec<Server>,
+    naming: Server,
+    pub agent: ureq::Agent,
+}
+
+/// One server process and how to start it again.
+pub struct Server {
+    binary: &'static str,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+    pub addr: SocketAddr,
+}
+
+/// An HTTP answer: status, body, and the Content-Length header if any.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_length: Option<u64>,
+}
+
+impl Cluster {
+    pub fn start(spec: Spec) -> Cluster {
+        let dir = test_dir();
+        let storages: Vec<Server> = (0..spec.storage)
+            .map(|idx| {
+                let data_dir = dir.join(format!("storage{idx}"));
+                let mut args = vec![
+                    "--listen".to_owned(),
+                    "127.0.0.1:0".to_owned(),
+                    "--data-dir".to_owned(),
+                    path_arg(&data_dir),
+                    "--io-timeout-ms".to_owned(),
+                    spec.io_timeout_ms.to_string(),
+                ];
+                if let Some(capacity) = spec.capacity_bytes {
+                    args.extend(["--capacity".to_owned(), capacity.to_string()]);
+                }
+                Server::start(
+                    "harbour-storage",
+                    args,
+                    dir.join(format!("storage{idx}.log")),
+                )
+            })
+            .collect();
+        let urls: Vec<String> = storages
+            .iter()
+            .map(|server| format!("http://{}", server.addr))
+            .collect();
+        let naming_args = vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--storage-servers".to_owned(),
+            urls.join(","),
+            "--replication".to_owned(),
+            spec.replication.to_string(),
+            "--meta-dir".to_owned(),
+            path_arg(&dir.join("meta")),
+            "--timeout-ms".to_owned(),
+            spec.storage_timeout_ms.to_string(),
+            "--io-timeout-ms".to_owned(),
+            spec.io_timeout_ms.to_string(),
+            "--heartbeat-ms".to_owned(),
+            spec.heartbeat_ms.to_string(),
+            "--dead-after-ms".to_owned(),
+            spec.dead_after_ms.to_string(),
+        ];
+        let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
+        let cluster = Cluster {
+            dir,
+            spec,
+            storages,
+            naming,
+            agent,
+        };
+        cluster.wait_healthy();
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.naming.addr)
+    }
+
+    pub fn storage(&mut self, idx: usize) -> &mut Server {
+        &mut self.storages[idx]
+    }
+
+    pub fn storage_url(&self, idx: usize) -> String {
+        format!("http://{}", self.storages[idx].addr)
+    }
+
+    pub fn storage_dir(&self, idx: usize) -> PathBuf {
+        self.dir.join(format!("storage{idx}"))
+    }
+
+    pub fn naming(&mut self) -> &mut Server {
+        &mut self.naming
+    }
+
+    /// Waits until the naming server answers and sees every storage server alive.
+    pub fn wait_healthy(&self) {
+        let all_alive = || {
+            let answer = self.try_request("GET", "/status", &[]).ok()?;
+            let status: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
+            let servers = status["servers"].as_array()?;
+            servers
+                .iter()
+                .all(|server| server["alive"] == true)
+                .then_some(())
+        };
+        wait_until(
+            Duration::from_secs(10),
+            "the cluster to become healthy",
+            || all_alive().is_some(),
+        );
+    }
+
+    /// `PUT /files/NAME` (NAME as it goes in the path, already encoded).
+    pub fn put(&self, path_name: &str, body: &[u8]) -> Answer {
+        self.request("PUT", &format!("/files/{path_name}"), body)
+    }
+
+    pub fn get(&self, path_name: &str) -> Answer {
+        self.request("GET", &format!("/files/{path_name}"), &[])
+    }
+
+    pub fn delete(&self, path_name: &str) -> Answer {
+        self.request("DELETE", &format!("/files/{path_name}"), &[])
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        self.request("GET", "/status", &[]).json()
+    }
+
+    /// Any request to the naming server; panics only if it cannot be sent.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        self.try_request(method, path, body).unwrap_or_else(|err| {
+            panic!(
+                "{method} {path} failed: {err}; logs in {}",
+                self.dir.display()
+            )
+        })
+    }
+
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Answer, ureq::Error> {
+        request_to(&self.agent, &format!("{}{path}", self.url()), method, body)
+    }
+
+    /// Runs the `harbour` client against this cluster.
+    pub fn cli(&self, args: &[&str]) -> Cli {
+        Cli::new(args).env("NAME_SERVER", &self.url())
+    }
+
+    /// Total chunks stored on every storage server, by their own count.
+    pub fn stored_chunks(&self) -> u64 {
+        (0..self.storages.len())
+            .map(|idx| {
+                let answer = request_to(
+                    &self.agent,
+                    &format!("{}/status", self.storage_url(idx)),
+                    "GET",
+                    &[],
+                );
+                answer.map_or(0, |answer| answer.json()["chunks"].as_u64().unwrap_or(0))
+            })
+            .sum()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for server in self.storages.iter_mut().chain([&mut self.naming]) {
+            server.thaw();
+            server.kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("test cluster logs kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Server {
+    /// Starts `binary` with `args`, its output to `log`, and waits for its
+    /// `listening on http://ADDR` line.
+    pub fn start(binary: &'static str, args: Vec<String>, log: PathBuf) -> Server {
+        Server::start_with_env(binary, args, &[], log)
+    }
+
+    pub fn start_with_env(
+        binary: &'static str,
+        args: Vec<String>,
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Server {
+        let env = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let mut server = Server {
+            binary,
+            args,
+            env,
+            log,
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::File::create(&self.log).expect("create log file");
+        let mut command = Command::new(bin_path(self.binary));
+        for key in [
+            "LISTEN_ADDR",
+            "STORAGE_SERVERS",
+            "REPLICATION_FACTOR",
+            "META_DIR",
+            "DATA_DIR",
+            "CAPACITY_BYTES",
+        ] {
+            command.env_remove(key);
+        }
+        let child = command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", self.binary));
+        self.child = Some(child);
+        let mut addr = None;
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{} to listen", self.binary),
+            || {
+                let text = fs::read_to_string(&self.log).unwrap_or_default();
+                addr = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("listening on http://"))
+                    .and_then(|addr| addr.trim().parse().ok());
+                if addr.is_none()
+                    && let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait)
+                {
+                    panic!("{} exited with {status}: {text}", self.binary);
+                }
+                addr.is_some()
+            },
+        );
+        self.addr = addr.expect("waited for it");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        if self.child.is_some() {
+            self.signal("-CONT");
+        }
+    }
+
+    /// Kills the process and starts it again on the same port and folders.
+    pub fn restart(&mut self) {
+        self.kill();
+        let listen_idx = self
+            .args
+            .iter()
+            .position(|arg| arg == "--listen")
+            .expect("--listen")
+            + 1;
+        self.args[listen_idx] = self.addr.to_string();
+        // The port may linger a moment after the kill.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = std::net::TcpListener::bind(self.addr);
+            if probe.is_ok() || Instant::now() > deadline {
+                break;
+            }
+            wait_a_moment();
+        }
+        self.spawn();
+    }
+
+    /// The peak resident memory of the process so far (VmHWM).
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc status");
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .expect("VmHWM line");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmHWM value");
+        kib * 1024
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+    }
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!("not JSON ({err}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// The `error` field of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field"))
+            .to_owned()
+    }
+}
+
+pub fn request_to(
+    agent: &ureq::Agent,
+    url: &str,
+    method: &str,
+    body: &[u8],
+) -> Result<Answer, ureq::Error> {
+    let builder = ureq::http::Request::builder().method(method).uri(url);
+    let mut response = match method {
+        "GET" | "HEAD" | "DELETE" => agent.run(builder.body(()).expect("valid request"))?,
+        _ => agent.run(builder.body(body.to_vec()).expect("valid request"))?,
+    };
+    let content_length = response
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok()?.parse().ok());
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 34)
+        .read_to_vec()?;
+    Ok(Answer {
+        status: response.status().as_u16(),
+        body,
+        content_length,
+    })
+}
+
+/// A `harbour` invocation.
+pub struct Cli {
+    command: Command,
+    stdin: Vec<u8>,
+}
+
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Cli {
+    pub fn new(args: &[&str]) -> Cli {
+        let mut command = Command::new(bin_path("harbour"));
+        command
+            .args(args)
+            .env_remove("NAME_SERVER")
+            .env_remove("REQUEST_TIMEOUT_MS");
+        Cli {
+            command,
+            stdin: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Cli {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: &[u8]) -> Cli {
+        self.stdin = bytes.to_vec();
+        self
+    }
+
+    pub fn run(mut self) -> CliRun {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start harbour");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let bytes = std::mem::take(&mut self.stdin);
+        // Feed stdin from a thread: the client may answer before reading it all.
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("wait for harbour");
+        let _ = feeder.join();
+        CliRun {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    pub fn assert_ok(self) -> CliRun {
+        let run = self.run();
+        assert_eq!(run.code, 0, "harbour failed: {}", run.stderr);
+        run
+    }
+
+    /// Runs and checks the exit code and that stderr is one `error:` line
+    /// containing `fragment`.
+    pub fn assert_fails(self, code: i32, fragment: &str) -> CliRun {
+        let run = self.run();
+        assert_eq!(run.code, code, "stderr: {}", run.stderr);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {:?}", run.stderr);
+        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
+        assert!(
+            lines[0].contains(fragment),
+            "{:?} should contain {fragment:?}",
+            lines[0]
+        );
+        run
+    }
+}
+
+impl CliRun {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Sends raw bytes to `addr` and returns what came back before the server
+/// closed the connection or `wait` passed.
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("set timeout");
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// Polls `condition` every 20 ms until it holds; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        wait_a_moment();
+    }
+}
+
+/// The only sleep of the test suite: the polling step of `wait_until`.
+fn wait_a_moment() {
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn bin_path(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("HARBOUR_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            // target/debug/deps/it-HASH -> target/debug
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .to_path_buf()
+        }
+    };
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (or set HARBOUR_BIN_DIR)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh folder for one test: `temp/harbour-it/<pid>-<n>`.
+pub fn test_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join("harbour-it").join(format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("temp paths are UTF-8").to_owned()
+}

@@ -1,0 +1,194 @@
+//! Storage servers that die, freeze or rot: reads fail over to the next
+//! replica, creates fail cleanly and never hang past their timeout.
+
+use std::fs;
+use std::io::Read;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, Spec, test_bytes, wait_until};
+
+/// A generous bound that still tells "bounded by the timeout" from "hung".
+fn hang_bound(spec: &Spec) -> Duration {
+    Duration::from_millis(4 * spec.storage_timeout_ms + 5000)
+}
+
+#[test]
+fn reads_fail_over_when_a_storage_server_is_killed() {
+    let mut cluster = Cluster::start(Spec::default());
+    let bytes = test_bytes(2 * 1024 * 1024 + 3, 1);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    cluster.storage(0).kill();
+    assert!(cluster.get("f").body == bytes);
+    wait_until(
+        Duration::from_secs(10),
+        "the dead server to show in status",
+        || {
+            let status = cluster.status_json();
+            status["servers"][0]["alive"] == false
+                && status["under_replicated"].as_u64().unwrap() > 0
+        },
+    );
+    assert!(cluster.get("f").body == bytes);
+}
+
+#[test]
+fn reads_fail_over_past_a_frozen_storage_server_within_the_timeout() {
+    let mut cluster = Cluster::start(Spec::default());
+    let bytes = test_bytes(1024 * 1024, 2);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    cluster.storage(1).freeze();
+    let started = Instant::now();
+    let read = cluster.get("f");
+    let elapsed = started.elapsed();
+    eprintln!("read past a frozen replica took {elapsed:?}");
+    assert!(read.body == bytes);
+    assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
+    cluster.storage(1).thaw();
+}
+
+#[test]
+fn reads_skip_a_replica_whose_bytes_rotted_on_disk() {
+    let cluster = Cluster::start(Spec::default());
+    let bytes = test_bytes(600 * 1024, 3);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    // Flip bytes all over storage 0's segments: every chunk there is corrupt.
+    for entry in fs::read_dir(cluster.storage_dir(0)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "hseg") {
+            let mut data = fs::read(&path).unwrap();
+            for idx in (100..data.len()).step_by(97) {
+                data[idx] ^= 0x5a;
+            }
+            fs::write(&path, data).unwrap();
+        }
+    }
+    assert!(
+        cluster.get("f").body == bytes,
+        "a corrupt replica must never be served"
+    );
+    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
+    assert!(
+        !metrics.contains("harbour_replica_read_failures_total 0\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    cluster.storage(1).freeze();
+    let started = Instant::now();
+    let answer = cluster.put("f", &test_bytes(100 * 1024, 4));
+    let elapsed = started.elapsed();
+    eprintln!("create against a frozen server failed after {elapsed:?}");
+    assert!(
+        matches!(answer.status, 503 | 504),
+        "status {}",
+        answer.status
+    );
+    assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
+    cluster.storage(1).thaw();
+    cluster.wait_healthy();
+    assert_eq!(cluster.get("f").status, 404);
+    wait_until(
+        Duration::from_secs(15),
+        "partial chunks to be deleted",
+        || cluster.stored_chunks() == 0,
+    );
+    assert_eq!(cluster.put("f", b"works again").status, 201);
+}
+
+/// A body that stops after `pause_at` bytes until the test says go on.
+struct PausingBody {
+    remaining: u64,
+    sent: u64,
+    pause_at: u64,
+    paused: mpsc::Sender<()>,
+    resume: mpsc::Receiver<()>,
+}
+
+impl Read for PausingBody {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent == self.pause_at {
+            let _ = self.paused.send(());
+            let _ = self.resume.recv();
+        }
+        let limit = if self.sent < self.pause_at {
+            self.pause_at - self.sent
+        } else {
+            self.remaining
+        };
+        let len = (out.len() as u64).min(limit).min(self.remaining) as usize;
+        out[..len].fill(0xab);
+        self.remaining -= len as u64;
+        self.sent += len as u64;
+        Ok(len)
+    }
+}
+
+#[test]
+fn a_storage_server_killed_mid_create_fails_the_create_and_leaves_nothing() {
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    let (paused_tx, paused_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel();
+    let total = 4 * 1024 * 1024u64;
+    let body = PausingBody {
+        remaining: total,
+        sent: 0,
+        pause_at: 1024 * 1024,
+        paused: paused_tx,
+        resume: resume_rx,
+    };
+    let url = format!("{}/files/f", cluster.url());
+    let agent = cluster.agent.clone();
+    let upload = std::thread::spawn(move || {
+        let response = agent
+            .put(&url)
+            .header("Content-Length", total.to_string())
+            .send(ureq::SendBody::from_owned_reader(body));
+        response.map(|response| response.status().as_u16())
+    });
+    paused_rx.recv().unwrap();
+    // Let the first batches land, then kill a replica holder.
+    wait_until(
+        Duration::from_secs(10),
+        "the first batches to be stored",
+        || cluster.stored_chunks() > 0,
+    );
+    cluster.storage(1).kill();
+    resume_tx.send(()).unwrap();
+    let status = upload.join().unwrap();
+    assert!(matches!(status, Ok(502..=504)), "{status:?}");
+    assert_eq!(cluster.get("f").status, 404);
+    wait_until(
+        Duration::from_secs(15),
+        "the surviving replica's chunks to be deleted",
+        || cluster.stored_chunks() == 0,
+    );
+}
+
+#[test]
+fn restarted_storage_servers_serve_every_chunk_they_acknowledged() {
+    let mut cluster = Cluster::start(Spec::default());
+    let files: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|idx| (format!("f{idx}"), test_bytes(idx * 70_000 + 1, idx as u64)))
+        .collect();
+    for (name, bytes) in &files {
+        assert_eq!(cluster.put(name, bytes).status, 201);
+    }
+    assert_eq!(cluster.delete("f0").status, 204);
+    for idx in 0..3 {
+        cluster.storage(idx).restart();
+    }
+    cluster.wait_healthy();
+    for (name, bytes) in &files[1..] {
+        assert!(cluster.get(name).body == *bytes, "{name}");
+    }
+}

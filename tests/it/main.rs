@@ -1,0 +1,14 @@
+//! Harbour's integration tests: one binary, a module per area of SPEC.md.
+//! Each test starts real binaries on loopback through `cluster`.
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod cluster;
+mod config;
+mod faults;
+mod files;
+mod full_disk;
+mod hostile;
+mod memory;
+mod tidy;
