@@ -76,20 +76,21 @@ fn reads_skip_a_replica_whose_bytes_rotted_on_disk() {
 
 #[test]
 fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
-    let mut cluster = Cluster::start(Spec {
+    // Slow death detection, so the create meets the frozen server itself.
+    let spec = Spec {
         storage: 2,
+        dead_after_ms: 60_000,
         ..Spec::default()
-    });
+    };
+    let mut cluster = Cluster::start(spec);
     cluster.storage(1).freeze();
     let started = Instant::now();
     let answer = cluster.put("f", &test_bytes(100 * 1024, 4));
     let elapsed = started.elapsed();
     eprintln!("create against a frozen server failed after {elapsed:?}");
-    assert!(
-        matches!(answer.status, 503 | 504),
-        "status {}",
-        answer.status
-    );
+    assert_eq!(answer.status, 504);
+    let expected = format!("{} timed out after 2000 ms", cluster.storage_url(1));
+    assert!(answer.error().contains(&expected), "{}", answer.error());
     assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
     cluster.storage(1).thaw();
     cluster.wait_healthy();
@@ -191,4 +192,45 @@ fn restarted_storage_servers_serve_every_chunk_they_acknowledged() {
     for (name, bytes) in &files[1..] {
         assert!(cluster.get(name).body == *bytes, "{name}");
     }
+}
+
+#[test]
+fn with_fewer_live_servers_than_the_replication_factor_creates_fail_503() {
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    assert_eq!(cluster.put("before", b"kept").status, 201);
+    cluster.storage(1).kill();
+    wait_until(
+        Duration::from_secs(10),
+        "the dead server to be noticed",
+        || cluster.status_json()["servers"][1]["alive"] == false,
+    );
+    let answer = cluster.put("f", b"needs two servers");
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer
+            .error()
+            .contains("1 storage servers are available, 2 are needed"),
+        "{}",
+        answer.error()
+    );
+    cluster
+        .cli(&["create", "g", "-"])
+        .stdin(b"x")
+        .assert_fails(1, "g: not enough storage servers available (HTTP 503)");
+    assert_eq!(
+        cluster.get("before").body,
+        b"kept",
+        "one live replica is enough to read"
+    );
+    cluster.storage(0).kill();
+    let answer = cluster.get("before");
+    assert_eq!(answer.status, 502);
+    assert!(
+        answer.error().contains("no replica could serve the data"),
+        "{}",
+        answer.error()
+    );
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod compose;
 mod config;
 mod faults;
 mod files;
