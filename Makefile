@@ -74,7 +74,8 @@ test:
 
 bench: build
 	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage
-	HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --release -p tests -- --nocapture streams_through
+	HARBOUR_BENCH=1 HARBOUR_SLOW_TESTS=1 HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) \
+	  $(CARGO) test --release -p tests -- --nocapture --test-threads=1 bench_ streams_through
 
 clean: stop-cluster
 	rm -rf $(RUN_DIR)

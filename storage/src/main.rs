@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod error;
+mod index;
 mod store;
 
 use std::fs::{self, File};
@@ -71,8 +72,8 @@ fn run(config: &Config) -> Result<(), String> {
         println!("recovery: {note}");
     }
     println!(
-        "store: {} chunks in {} segments",
-        recovery.chunks_count, recovery.segments_count
+        "store: {} chunks ({} index runs) in {} segments",
+        recovery.chunks_count, recovery.runs_count, recovery.segments_count
     );
     let server_config = ServerConfig {
         listen: config.listen,

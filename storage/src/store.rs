@@ -1,6 +1,6 @@
 //! The chunk store: chunks appended to large segment files (the design of
-//! Haystack and SeaweedFS volumes), an in-memory index from chunk id to
-//! where its bytes are, and group commit. Invariants: a batch is
+//! Haystack and SeaweedFS volumes), an in-memory index of where each run of
+//! chunks sits (`index.rs`), and group commit. Invariants: a batch is
 //! acknowledged only after an fsync that covers it; every chunk read is
 //! checked against its CRC32C before it is returned; a record that fails its
 //! checks at start-up is never indexed.
@@ -25,11 +25,11 @@ use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 use common::wire::Chunk;
 
 use crate::error::StorageError;
+use crate::index::{Index, RECORD_HEADER_BYTES, Run};
 
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HRBSEG01";
-pub const RECORD_HEADER_BYTES: usize = 28;
 
 const KIND_CHUNK: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
@@ -57,27 +57,18 @@ pub struct Store {
 type Position = (u32, u64);
 
 struct State {
-    index: BTreeMap<ChunkId, Location>,
-    live_bytes: u64,
+    index: Index,
     segments: BTreeMap<u32, Arc<File>>,
     disk_bytes: u64,
     active_id: u32,
     active_len: u64,
 }
 
-#[derive(Clone, Copy)]
-struct Location {
-    segment: u32,
-    /// Offset of the chunk's data (its record header sits just before).
-    offset: u64,
-    len: u32,
-    crc: u32,
-}
-
 /// What `Store::open` found and did, for the start-up log.
 pub struct Recovery {
     pub segments_count: usize,
     pub chunks_count: usize,
+    pub runs_count: usize,
     pub notes: Vec<String>,
 }
 
@@ -94,8 +85,7 @@ impl Store {
     pub fn open(dir: &Path, capacity_bytes: Option<u64>) -> io::Result<(Store, Recovery)> {
         let segment_ids = list_segments(dir)?;
         let mut state = State {
-            index: BTreeMap::new(),
-            live_bytes: 0,
+            index: Index::default(),
             segments: BTreeMap::new(),
             disk_bytes: 0,
             active_id: 0,
@@ -152,12 +142,19 @@ impl Store {
                 store.start_segment(&mut state)?;
             }
         }
-        let chunks_count = store.lock_state().index.len();
+        let (chunks_count, runs_count) = {
+            let state = store.lock_state();
+            (
+                state.index.chunks_count() as usize,
+                state.index.runs_count(),
+            )
+        };
         Ok((
             store,
             Recovery {
                 segments_count,
                 chunks_count,
+                runs_count,
                 notes,
             },
         ))
@@ -181,7 +178,7 @@ impl Store {
         let ticket = {
             let mut state = self.lock_state();
             if let Some(capacity_bytes) = self.capacity_bytes {
-                let free_bytes = capacity_bytes.saturating_sub(state.live_bytes);
+                let free_bytes = capacity_bytes.saturating_sub(state.index.live_bytes());
                 if incoming_bytes > free_bytes {
                     return Err(StorageError::Full {
                         needed_bytes: incoming_bytes,
@@ -189,26 +186,30 @@ impl Store {
                     });
                 }
             }
-            let record_offset = self.append(&mut state, &records)?;
+            let records_offset = self.append(&mut state, &records)?;
             let segment = state.active_id;
-            let mut offset = record_offset;
-            for chunk in chunks {
-                let location = Location {
+            let mut offset = records_offset;
+            for (first, run_chunks) in runs_of(chunks) {
+                let last_len = run_chunks.last().map_or(0, |chunk| chunk.data.len());
+                let count = u32::try_from(run_chunks.len()).expect("a batch fits u32");
+                let last_len = u32::try_from(last_len).expect("a chunk fits u32");
+                let run = Run {
                     segment,
-                    offset: offset + RECORD_HEADER_BYTES as u64,
-                    len: u32::try_from(chunk.data.len()).expect("a chunk fits u32"),
-                    crc: chunk.crc,
+                    offset,
+                    count,
+                    last_len,
                 };
-                offset += (RECORD_HEADER_BYTES + chunk.data.len()) as u64;
-                state.insert(chunk.id, location);
+                offset += run.record_bytes();
+                state.index.insert(first.blob, first.index, run);
             }
+            assert_eq!(offset, records_offset + records.len() as u64);
             (state.active_id, state.active_len)
         };
         self.sync_through(ticket).map_err(StorageError::from_io)
     }
 
     /// Reads `count` consecutive chunks of `blob` from `first_index`, each
-    /// checked against its CRC32C.
+    /// checked against its record header and CRC32C; one read per run.
     pub fn get_run(
         &self,
         blob: BlobId,
@@ -216,34 +217,61 @@ impl Store {
         count: u32,
     ) -> Result<Vec<Chunk>, StorageError> {
         assert!(count as usize <= BATCH_CHUNKS_MAX);
-        let mut wanted = Vec::with_capacity(count as usize);
-        {
+        let pieces: Vec<(u32, Run, Arc<File>)> = {
             let state = self.lock_state();
-            for index in first_index..first_index.saturating_add(count) {
-                let id = ChunkId { blob, index };
-                let location = *state
-                    .index
-                    .get(&id)
-                    .ok_or(StorageError::NotFound { chunk: id })?;
-                let file = Arc::clone(&state.segments[&location.segment]);
-                wanted.push((id, location, file));
-            }
-        }
-        let mut chunks = Vec::with_capacity(wanted.len());
-        for (id, location, file) in wanted {
-            let mut data = vec![0u8; location.len as usize];
-            file.read_exact_at(&mut data, location.offset)
+            let pieces = state
+                .index
+                .locate(blob, first_index, count)
+                .map_err(|chunk| StorageError::NotFound { chunk })?;
+            pieces
+                .into_iter()
+                .map(|piece| {
+                    (
+                        piece.first_index,
+                        piece.run,
+                        Arc::clone(&state.segments[&piece.run.segment]),
+                    )
+                })
+                .collect()
+        };
+        let mut chunks = Vec::with_capacity(count as usize);
+        for (piece_first, run, file) in pieces {
+            let mut records =
+                vec![0u8; usize::try_from(run.record_bytes()).expect("a run fits memory")];
+            file.read_exact_at(&mut records, run.offset)
                 .map_err(StorageError::from_io)?;
-            let chunk = Chunk {
-                id,
-                crc: location.crc,
-                data,
-            };
-            if !chunk.is_intact() {
-                return Err(StorageError::Corrupt { chunk: id });
+            let mut at = 0;
+            for index in piece_first..piece_first + run.count {
+                let id = ChunkId { blob, index };
+                let corrupt = StorageError::Corrupt { chunk: id };
+                let header: &[u8; RECORD_HEADER_BYTES] = records[at..at + RECORD_HEADER_BYTES]
+                    .try_into()
+                    .expect("RECORD_HEADER_BYTES long");
+                let record =
+                    decode_record_header(header).ok_or(StorageError::Corrupt { chunk: id })?;
+                let expected_len = if index + 1 == piece_first + run.count {
+                    run.last_len
+                } else {
+                    CHUNK_SIZE_BYTES as u32
+                };
+                if record.kind != KIND_CHUNK || record.id != id || record.len != expected_len {
+                    return Err(corrupt);
+                }
+                let data_start = at + RECORD_HEADER_BYTES;
+                let data = records[data_start..data_start + record.len as usize].to_vec();
+                let chunk = Chunk {
+                    id,
+                    crc: record.data_crc,
+                    data,
+                };
+                if !chunk.is_intact() {
+                    return Err(corrupt);
+                }
+                chunks.push(chunk);
+                at = data_start + record.len as usize;
             }
-            chunks.push(chunk);
         }
+        assert_eq!(chunks.len(), count as usize);
         Ok(chunks)
     }
 
@@ -251,11 +279,7 @@ impl Store {
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), StorageError> {
         let ticket = {
             let mut state = self.lock_state();
-            let range = ChunkId { blob, index: 0 }..=ChunkId {
-                blob,
-                index: u32::MAX,
-            };
-            if state.index.range(range).next().is_none() {
+            if !state.index.has_blob(blob) {
                 return Ok(());
             }
             let mut record = Vec::with_capacity(RECORD_HEADER_BYTES);
@@ -267,7 +291,7 @@ impl Store {
                 &[],
             );
             self.append(&mut state, &record)?;
-            state.remove_blob(blob);
+            state.index.remove_blob(blob);
             (state.active_id, state.active_len)
         };
         self.sync_through(ticket).map_err(StorageError::from_io)
@@ -276,9 +300,9 @@ impl Store {
     pub fn usage(&self) -> StoreUsage {
         let state = self.lock_state();
         StoreUsage {
-            live_bytes: state.live_bytes,
+            live_bytes: state.index.live_bytes(),
             disk_bytes: state.disk_bytes,
-            chunks_count: state.index.len() as u64,
+            chunks_count: state.index.chunks_count(),
             capacity_bytes: self.capacity_bytes,
         }
     }
@@ -366,28 +390,6 @@ impl Store {
     }
 }
 
-impl State {
-    fn insert(&mut self, id: ChunkId, location: Location) {
-        if let Some(old) = self.index.insert(id, location) {
-            self.live_bytes -= u64::from(old.len);
-        }
-        self.live_bytes += u64::from(location.len);
-    }
-
-    fn remove_blob(&mut self, blob: BlobId) {
-        let range = ChunkId { blob, index: 0 }..=ChunkId {
-            blob,
-            index: u32::MAX,
-        };
-        let doomed: Vec<ChunkId> = self.index.range(range).map(|(id, _)| *id).collect();
-        for id in doomed {
-            if let Some(old) = self.index.remove(&id) {
-                self.live_bytes -= u64::from(old.len);
-            }
-        }
-    }
-}
-
 struct SegmentScan {
     /// Length of the prefix made of whole, valid records.
     valid_len: u64,
@@ -410,6 +412,8 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
     }
     let mut offset = SEGMENT_MAGIC.len() as u64;
     let mut data = vec![0u8; CHUNK_SIZE_BYTES];
+    // Consecutive records of one blob are gathered into one run of the index.
+    let mut pending: Option<(ChunkId, Run)> = None;
     loop {
         let mut header = [0u8; RECORD_HEADER_BYTES];
         if !read_full(&mut reader, &mut header)? {
@@ -423,29 +427,77 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
         if !read_full(&mut reader, data)? {
             break;
         }
-        let data_offset = offset + RECORD_HEADER_BYTES as u64;
         match record.kind {
             KIND_CHUNK if crc32c(data) == record.data_crc => {
-                let location = Location {
-                    segment: segment_id,
-                    offset: data_offset,
-                    len: record.len,
-                    crc: record.data_crc,
-                };
-                state.insert(record.id, location);
+                let extends = pending.as_ref().is_some_and(|(first, run)| {
+                    first.blob == record.id.blob
+                        && u64::from(first.index) + u64::from(run.count)
+                            == u64::from(record.id.index)
+                        && run.last_len as usize == CHUNK_SIZE_BYTES
+                        && run.offset + run.record_bytes() == offset
+                });
+                match pending.as_mut() {
+                    Some((_, run)) if extends => {
+                        run.count += 1;
+                        run.last_len = record.len;
+                    }
+                    _ => {
+                        flush_pending(&mut pending, state);
+                        let run = Run {
+                            segment: segment_id,
+                            offset,
+                            count: 1,
+                            last_len: record.len,
+                        };
+                        pending = Some((record.id, run));
+                    }
+                }
             }
-            KIND_CHUNK => notes.push(format!(
-                "chunk {} at offset {offset} is corrupt; not served",
-                record.id
-            )),
-            _ => state.remove_blob(record.id.blob),
+            KIND_CHUNK => {
+                flush_pending(&mut pending, state);
+                notes.push(format!(
+                    "chunk {} at offset {offset} is corrupt; not served",
+                    record.id
+                ));
+            }
+            _ => {
+                flush_pending(&mut pending, state);
+                state.index.remove_blob(record.id.blob);
+            }
         }
-        offset = data_offset + u64::from(record.len);
+        offset += (RECORD_HEADER_BYTES + record.len as usize) as u64;
     }
+    flush_pending(&mut pending, state);
     Ok(SegmentScan {
         valid_len: offset,
         notes,
     })
+}
+
+fn flush_pending(pending: &mut Option<(ChunkId, Run)>, state: &mut State) {
+    if let Some((first, run)) = pending.take() {
+        state.index.insert(first.blob, first.index, run);
+    }
+}
+
+/// Splits a batch into runs the index can keep as one entry each:
+/// consecutive chunks of one blob, every one but the last full.
+fn runs_of(chunks: &[Chunk]) -> Vec<(ChunkId, &[Chunk])> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for idx in 1..=chunks.len() {
+        let continues = idx < chunks.len() && {
+            let (previous, next) = (&chunks[idx - 1], &chunks[idx]);
+            previous.id.blob == next.id.blob
+                && previous.id.index.checked_add(1) == Some(next.id.index)
+                && previous.data.len() == CHUNK_SIZE_BYTES
+        };
+        if !continues {
+            runs.push((chunks[start].id, &chunks[start..idx]));
+            start = idx;
+        }
+    }
+    runs
 }
 
 struct RecordHeader {

@@ -84,7 +84,7 @@ fn check_streamed_file(size_bytes: u64) {
     assert_eq!(crc, expected_crc(size_bytes), "the bytes read back differ");
     let mib = size_bytes as f64 / (1024.0 * 1024.0);
     eprintln!(
-        "streamed {mib:.0} MiB: up {:.1} MiB/s, down {:.1} MiB/s (debug build)",
+        "streamed {mib:.0} MiB: up {:.1} MiB/s, down {:.1} MiB/s",
         mib / up.as_secs_f64(),
         mib / down.as_secs_f64()
     );

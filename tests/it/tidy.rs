@@ -74,7 +74,12 @@ fn banned_constructs_stay_out() {
         ("#[should_panic]", &[], "assert on the error value instead"),
         (
             "std::env::var",
-            &["config.rs", "tests/it/memory.rs", "tests/it/cluster.rs"],
+            &[
+                "config.rs",
+                "tests/it/memory.rs",
+                "tests/it/cluster.rs",
+                "tests/it/bench.rs",
+            ],
             "configuration is read in config.rs only",
         ),
         (
@@ -83,6 +88,7 @@ fn banned_constructs_stay_out() {
                 "naming/src/main.rs",
                 "tests/it/cluster.rs",
                 "tests/it/faults.rs",
+                "common/src/server/tests.rs",
             ],
             "fan-out is scoped: thread::scope",
         ),

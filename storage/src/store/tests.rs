@@ -154,3 +154,29 @@ fn capacity_refuses_a_batch_that_does_not_fit_and_frees_on_delete() {
     store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_file_of_many_batches_costs_a_handful_of_index_entries() {
+    let dir = temp_dir();
+    let sizes = vec![1024; 1024];
+    let all = chunks(5, &sizes);
+    {
+        let (store, _) = Store::open(&dir, None).unwrap();
+        for batch in all.chunks(256) {
+            store.put_batch(batch).unwrap();
+        }
+        assert_eq!(store.get_run(BlobId(5), 250, 10).unwrap(), all[250..260]);
+    }
+    let (store, recovery) = Store::open(&dir, None).unwrap();
+    assert_eq!(recovery.chunks_count, 1024);
+    assert_eq!(
+        recovery.runs_count, 1,
+        "contiguous batches merge into one run"
+    );
+    assert_eq!(store.get_run(BlobId(5), 1000, 24).unwrap(), all[1000..]);
+    // A retried batch replaces the chunks it rewrites, and reads still verify.
+    store.put_batch(&all[100..200]).unwrap();
+    assert_eq!(store.get_run(BlobId(5), 90, 256).unwrap(), all[90..346]);
+    assert_eq!(store.usage().live_bytes, 1024 * 1024);
+    fs::remove_dir_all(dir).unwrap();
+}

@@ -106,7 +106,11 @@ impl Connection {
         match self {
             Self::Tcp(s) => {
                 s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
+                s.set_write_timeout(write)?;
+                // Harbour: no Nagle. A response is written as a head and then
+                // its body; with Nagle the body's first segment waited for the
+                // peer's delayed ACK of the head, up to 40 ms a response.
+                s.set_nodelay(true)
             }
             #[cfg(unix)]
             Self::Unix(s) => {

@@ -1,0 +1,193 @@
+//! The in-memory chunk index: where each stored chunk's record sits. It is
+//! kept per *run*, consecutive chunks of one blob whose records lie back to
+//! back in one segment with every chunk but the last full, because that is
+//! how batches arrive: a million 1 KiB chunks cost a few thousand entries,
+//! not a million. Invariant: runs of one blob never overlap; a new run
+//! replaces whatever part of older ones it covers. No IO here.
+
+use std::collections::BTreeMap;
+
+use common::chunk::{BlobId, ChunkId};
+use common::limits::CHUNK_SIZE_BYTES;
+
+/// Bytes of a record's header on disk (see `store.rs`).
+pub const RECORD_HEADER_BYTES: usize = 28;
+
+/// Distance between the records of two consecutive chunks of a run.
+pub const RECORD_STRIDE_BYTES: u64 = (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES) as u64;
+
+/// Where a run's records are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub segment: u32,
+    /// Offset of the first record's header in the segment.
+    pub offset: u64,
+    pub count: u32,
+    /// Data bytes of the last chunk; every other chunk has `CHUNK_SIZE_BYTES`.
+    pub last_len: u32,
+}
+
+/// A stretch of consecutive chunks asked for, all inside one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub first_index: u32,
+    pub run: Run,
+}
+
+#[derive(Default)]
+pub struct Index {
+    runs: BTreeMap<(BlobId, u32), Run>,
+    live_bytes: u64,
+    chunks_count: u64,
+}
+
+impl Run {
+    pub fn data_bytes(&self) -> u64 {
+        assert!(self.count >= 1);
+        u64::from(self.count - 1) * CHUNK_SIZE_BYTES as u64 + u64::from(self.last_len)
+    }
+
+    /// Bytes of the run's records on disk.
+    pub fn record_bytes(&self) -> u64 {
+        u64::from(self.count - 1) * RECORD_STRIDE_BYTES
+            + RECORD_HEADER_BYTES as u64
+            + u64::from(self.last_len)
+    }
+
+    /// The part of the run from chunk `skip` on, `count` chunks long.
+    fn slice(&self, skip: u32, count: u32) -> Run {
+        assert!(count >= 1);
+        assert!(skip + count <= self.count);
+        let at_end = skip + count == self.count;
+        Run {
+            segment: self.segment,
+            offset: self.offset + u64::from(skip) * RECORD_STRIDE_BYTES,
+            count,
+            last_len: if at_end {
+                self.last_len
+            } else {
+                CHUNK_SIZE_BYTES as u32
+            },
+        }
+    }
+}
+
+impl Index {
+    /// Records that chunks `first_index..first_index + run.count` of `blob`
+    /// are now at `run`, replacing any older location of them.
+    pub fn insert(&mut self, blob: BlobId, first_index: u32, run: Run) {
+        assert!(run.count >= 1);
+        assert!(run.last_len as usize <= CHUNK_SIZE_BYTES);
+        let end = first_index
+            .checked_add(run.count)
+            .expect("chunk indexes fit u32");
+        self.remove_range(blob, first_index, end);
+        self.runs.insert((blob, first_index), run);
+        self.live_bytes += run.data_bytes();
+        self.chunks_count += u64::from(run.count);
+    }
+
+    /// Forgets every chunk of `blob`; returns whether there was any.
+    pub fn remove_blob(&mut self, blob: BlobId) -> bool {
+        let keys: Vec<(BlobId, u32)> = self
+            .runs
+            .range((blob, 0)..=(blob, u32::MAX))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &keys {
+            let run = self.runs.remove(key).expect("key just listed");
+            self.forget(&run);
+        }
+        !keys.is_empty()
+    }
+
+    pub fn has_blob(&self, blob: BlobId) -> bool {
+        self.runs
+            .range((blob, 0)..=(blob, u32::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Where chunks `first_index..first_index + count` of `blob` are, as
+    /// pieces in order; the first missing chunk if any is not stored.
+    pub fn locate(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<Vec<Piece>, ChunkId> {
+        let end = first_index.saturating_add(count);
+        let mut pieces = Vec::new();
+        let mut index = first_index;
+        while index < end {
+            let missing = ChunkId { blob, index };
+            let (&(run_blob, run_first), run) = self
+                .runs
+                .range(..=(blob, index))
+                .next_back()
+                .ok_or(missing)?;
+            let run_end = run_first + run.count;
+            if run_blob != blob || run_end <= index {
+                return Err(missing);
+            }
+            let take = run_end.min(end) - index;
+            pieces.push(Piece {
+                first_index: index,
+                run: run.slice(index - run_first, take),
+            });
+            index += take;
+        }
+        Ok(pieces)
+    }
+
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    pub fn chunks_count(&self) -> u64 {
+        self.chunks_count
+    }
+
+    pub fn runs_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Cuts `[start, end)` of `blob` out of the runs that cover it.
+    fn remove_range(&mut self, blob: BlobId, start: u32, end: u32) {
+        let overlapping: Vec<(u32, Run)> = self
+            .runs
+            .range((blob, 0)..(blob, end))
+            .rev()
+            .take_while(|((_, first), run)| first + run.count > start)
+            .map(|((_, first), run)| (*first, *run))
+            .collect();
+        for (first, run) in overlapping {
+            self.runs.remove(&(blob, first));
+            self.forget(&run);
+            let run_end = first + run.count;
+            if first < start {
+                let left = run.slice(0, start - first);
+                self.runs.insert((blob, first), left);
+                self.remember(&left);
+            }
+            if run_end > end {
+                let right = run.slice(end - first, run_end - end);
+                self.runs.insert((blob, end), right);
+                self.remember(&right);
+            }
+        }
+    }
+
+    fn remember(&mut self, run: &Run) {
+        self.live_bytes += run.data_bytes();
+        self.chunks_count += u64::from(run.count);
+    }
+
+    fn forget(&mut self, run: &Run) {
+        self.live_bytes -= run.data_bytes();
+        self.chunks_count -= u64::from(run.count);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! `make bench`: throughput and memory figures of release builds, each next
+//! to a baseline measured in the same run on the same machine (raw disk
+//! writes and fsyncs, raw loopback TCP). Prints, never asserts on time.
+//! Runs only with HARBOUR_BENCH=1.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, Spec, test_bytes, test_dir};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn enabled() -> bool {
+    let on = std::env::var_os("HARBOUR_BENCH").is_some();
+    if !on {
+        eprintln!("skipped: benchmarks run with HARBOUR_BENCH=1 (make bench)");
+    }
+    on
+}
+
+/// Sequential write of `bytes` into a file, then one fsync: the disk's speed.
+fn disk_write_mib_per_sec(bytes: usize) -> f64 {
+    let path = test_dir().join("baseline.bin");
+    let block = test_bytes(1024 * 1024, 1);
+    let started = Instant::now();
+    let mut file = File::create(&path).unwrap();
+    for _ in 0..bytes / block.len() {
+        file.write_all(&block).unwrap();
+    }
+    file.sync_all().unwrap();
+    let rate = bytes as f64 / MIB / started.elapsed().as_secs_f64();
+    fs::remove_file(path).unwrap();
+    rate
+}
+
+/// 1 KiB appends, each followed by fdatasync, for `duration`: the ceiling of
+/// acknowledging one write at a time.
+fn fsyncs_per_sec(duration: Duration) -> f64 {
+    let path = test_dir().join("fsync.bin");
+    let mut file = File::create(&path).unwrap();
+    let block = [7u8; 1024];
+    let started = Instant::now();
+    let mut count = 0u64;
+    while started.elapsed() < duration {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        count += 1;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    fs::remove_file(path).unwrap();
+    rate
+}
+
+/// Bytes through a loopback TCP connection, 256 KiB writes.
+fn loopback_mib_per_sec(bytes: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let block = vec![1u8; 256 * 1024];
+            for _ in 0..bytes / block.len() {
+                stream.write_all(&block).unwrap();
+            }
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let started = Instant::now();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut received = 0;
+        while received < bytes {
+            let read = stream.read(&mut buffer).unwrap();
+            assert!(read > 0);
+            received += read;
+        }
+        bytes as f64 / MIB / started.elapsed().as_secs_f64()
+    })
+}
+
+#[test]
+fn bench_throughput_and_memory() {
+    if !enabled() {
+        return;
+    }
+    let disk = disk_write_mib_per_sec(256 * 1024 * 1024);
+    let fsyncs = fsyncs_per_sec(Duration::from_secs(2));
+    let loopback = loopback_mib_per_sec(1024 * 1024 * 1024);
+    println!("baseline  disk write+fsync      {disk:>9.1} MiB/s");
+    println!("baseline  1 KiB write+fdatasync {fsyncs:>9.0} /s");
+    println!("baseline  loopback TCP          {loopback:>9.1} MiB/s");
+
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    let idle = [
+        cluster.naming().peak_rss_bytes(),
+        cluster.storage(0).peak_rss_bytes(),
+    ];
+    println!(
+        "idle RSS  naming {} KiB, storage {} KiB",
+        idle[0] / 1024,
+        idle[1] / 1024
+    );
+
+    let file = test_bytes(64 * 1024 * 1024, 7);
+    let started = Instant::now();
+    assert_eq!(cluster.put("bench64", &file).status, 201);
+    let up = file.len() as f64 / MIB / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let read = cluster.get("bench64");
+    let down = file.len() as f64 / MIB / started.elapsed().as_secs_f64();
+    assert!(read.body == file);
+    println!(
+        "harbour   64 MiB up (R=2)       {up:>9.1} MiB/s  ({:.2} of disk, {:.2} of loopback)",
+        up / disk,
+        up / loopback
+    );
+    println!(
+        "harbour   64 MiB down           {down:>9.1} MiB/s  ({:.2} of loopback)",
+        down / loopback
+    );
+
+    let clients = 8;
+    let per_client = 250;
+    let started = Instant::now();
+    thread::scope(|scope| {
+        for client in 0..clients {
+            let cluster = &cluster;
+            scope.spawn(move || {
+                let body = [client as u8; 1024];
+                for idx in 0..per_client {
+                    assert_eq!(
+                        cluster.put(&format!("small/{client}/{idx}"), &body).status,
+                        201
+                    );
+                }
+            });
+        }
+    });
+    let creates = (clients * per_client) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "harbour   1 KiB creates, {clients} clients {creates:>6.0} /s  ({:.2} of one-at-a-time fdatasync)",
+        creates / fsyncs
+    );
+    let peak = [
+        cluster.naming().peak_rss_bytes(),
+        cluster.storage(0).peak_rss_bytes(),
+        cluster.storage(1).peak_rss_bytes(),
+    ];
+    println!(
+        "peak RSS  naming {} KiB, storage {} KiB, {} KiB",
+        peak[0] / 1024,
+        peak[1] / 1024,
+        peak[2] / 1024
+    );
+}
