@@ -59,9 +59,11 @@ pub const HEADER_LINE_BYTES_MAX: usize = 8 * 1024;
 /// The most header fields an inbound request may have.
 pub const HEADERS_COUNT_MAX: usize = 100;
 
-/// An unread request body is drained up to this many bytes to keep the
-/// connection; past it the connection is closed instead.
-pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 64 * 1024;
+/// An unread request body (a create refused before its body was read) is
+/// drained up to this many bytes, on the connection's thread, so a client
+/// that sends its body without `Expect: 100-continue` still reads the
+/// refusal; past it the connection is closed at once instead.
+pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
 
 /// Default budget of one naming → storage call (SPEC: `REQUEST_TIMEOUT_MS`).
 pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
