@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::process::ExitCode;
 
 /// One setting: its flag, its environment variable, its default (as it
 /// would be typed) and a line of help.
@@ -14,6 +15,38 @@ pub struct Param {
     pub env: &'static str,
     pub default: Option<&'static str>,
     pub help: &'static str,
+}
+
+/// What a server's command line asks for.
+pub enum Parsed<C> {
+    Run(C),
+    Help(String),
+}
+
+/// The whole `main` of a server: parse the settings (a bad one exits 2),
+/// print `--help` or run, and turn a failure into one `error:` line and exit 1.
+pub fn server_main<C>(
+    parse: impl FnOnce(pico_args::Arguments) -> Result<Parsed<C>, ConfigError>,
+    run: impl FnOnce(&C) -> Result<(), String>,
+) -> ExitCode {
+    let config = match parse(pico_args::Arguments::from_env()) {
+        Ok(Parsed::Run(config)) => config,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,6 +167,22 @@ pub fn help_text(usage: &str, params: &[Param]) -> String {
         ));
     }
     text
+}
+
+/// `--io-timeout-ms`: the same for both servers.
+pub const IO_TIMEOUT: Param = Param {
+    flag: "--io-timeout-ms",
+    env: "IO_TIMEOUT_MS",
+    default: Some("30000"),
+    help: "an inbound connection that stalls this long is closed",
+};
+
+/// Parses a worker thread count.
+pub fn parse_workers(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(count @ 1..=1024) => Ok(count),
+        _ => Err("must be a whole number from 1 to 1024".to_owned()),
+    }
 }
 
 /// Parses a positive whole number of milliseconds.

@@ -43,6 +43,25 @@ enum Body {
     },
 }
 
+/// An error a handler answers with: a status and the user's sentence.
+pub trait HttpError: fmt::Display {
+    fn status(&self) -> u16;
+}
+
+/// The reply for a handler's outcome; a server-side error is also logged
+/// with the request it failed.
+pub fn reply_for<E: HttpError>(request: &Request, outcome: Result<Reply, E>) -> Reply {
+    match outcome {
+        Ok(reply) => reply,
+        Err(err) => {
+            if err.status() >= 500 {
+                eprintln!("{} {}: {err}", request.method(), request.url());
+            }
+            Reply::error(err.status(), err.to_string())
+        }
+    }
+}
+
 /// Handles one request; runs on a worker thread.
 pub trait Handler: Sync {
     fn handle(&self, request: &mut Request) -> Reply;

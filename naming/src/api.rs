@@ -31,15 +31,8 @@ pub struct Api {
 
 impl Handler for Api {
     fn handle(&self, request: &mut Request) -> Reply {
-        match self.route(request) {
-            Ok(reply) => reply,
-            Err(err) => {
-                if err.status() >= 500 {
-                    eprintln!("{} {}: {err}", request.method(), request.url());
-                }
-                Reply::error(err.status(), err.to_string())
-            }
-        }
+        let outcome = self.route(request);
+        server::reply_for(request, outcome)
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, Param, help_text, invalid, parse_base_url, parse_millis,
+    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
+    parse_millis, parse_workers,
 };
 use common::limits::{REPLICATION_MAX, STORAGE_SERVERS_MAX};
 
@@ -22,11 +23,6 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     pub dead_after: Duration,
     pub effective_lines: Vec<String>,
-}
-
-pub enum Parsed {
-    Run(Config),
-    Help(String),
 }
 
 const LISTEN: Param = Param {
@@ -59,12 +55,6 @@ const TIMEOUT: Param = Param {
     default: Some("5000"),
     help: "budget of every call to a storage server",
 };
-const IO_TIMEOUT: Param = Param {
-    flag: "--io-timeout-ms",
-    env: "IO_TIMEOUT_MS",
-    default: Some("30000"),
-    help: "an inbound connection that stalls this long is closed",
-};
 const WORKERS: Param = Param {
     flag: "--workers",
     env: "WORKERS",
@@ -95,7 +85,7 @@ const PARAMS: [Param; 9] = [
     DEAD_AFTER,
 ];
 
-pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
+pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {
         let usage = "harbour-naming: the Harbour naming server (metadata, placement, public API)\n\nUsage: harbour-naming [SETTINGS]";
         return Ok(Parsed::Help(help_text(usage, &PARAMS)));
@@ -133,10 +123,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
     let io_timeout = reader
         .get(&IO_TIMEOUT, parse_millis)?
         .expect("has a default");
-    let workers_count = reader.get(&WORKERS, |raw| match raw.parse::<usize>() {
-        Ok(count @ 1..=1024) => Ok(count),
-        _ => Err("must be a whole number from 1 to 1024".to_owned()),
-    })?;
+    let workers_count = reader.get(&WORKERS, parse_workers)?;
     let heartbeat_ms = reader
         .get(&HEARTBEAT, parse_millis)?
         .expect("has a default");

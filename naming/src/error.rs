@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use common::server::HttpError;
+
 use common::name::{FileName, NameError};
 
 #[derive(Debug)]
@@ -47,9 +49,9 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl ApiError {
+impl HttpError for ApiError {
     /// The only status table of the naming server.
-    pub fn status(&self) -> u16 {
+    fn status(&self) -> u16 {
         match self {
             ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
             ApiError::NoRoute | ApiError::NotFound { .. } => 404,

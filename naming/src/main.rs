@@ -23,29 +23,12 @@ use common::limits::{GARBAGE_INTERVAL, QUEUE_DEPTH_MAX};
 use common::server::{self, ServerConfig, ServerStats};
 
 use crate::cluster::Cluster;
-use crate::config::{Config, Parsed};
+use crate::config::Config;
 use crate::naming::Naming;
 use crate::storage_client::StorageClient;
 
 fn main() -> ExitCode {
-    let config = match config::parse(pico_args::Arguments::from_env()) {
-        Ok(Parsed::Run(config)) => config,
-        Ok(Parsed::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::config::server_main(config::parse, run)
 }
 
 fn run(config: &Config) -> Result<(), String> {

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{ConfigError, ConfigReader, Param, help_text, parse_millis};
+use common::config::{
+    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, parse_millis, parse_workers,
+};
 use common::limits::{INBOUND_IO_TIMEOUT_MS_DEFAULT, STORAGE_WORKERS_COUNT};
 
 pub struct Config {
@@ -15,11 +17,6 @@ pub struct Config {
     pub workers_count: usize,
     /// Lines saying each effective value and its source, printed at start.
     pub effective_lines: Vec<String>,
-}
-
-pub enum Parsed {
-    Run(Config),
-    Help(String),
 }
 
 const LISTEN: Param = Param {
@@ -40,12 +37,6 @@ const CAPACITY: Param = Param {
     default: None,
     help: "cap on stored chunk bytes, as if the volume were that small (default unlimited)",
 };
-const IO_TIMEOUT: Param = Param {
-    flag: "--io-timeout-ms",
-    env: "IO_TIMEOUT_MS",
-    default: Some("30000"),
-    help: "an inbound connection that stalls this long is closed",
-};
 const WORKERS: Param = Param {
     flag: "--workers",
     env: "WORKERS",
@@ -56,7 +47,7 @@ const PARAMS: [Param; 5] = [LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS];
 
 const _: () = assert!(INBOUND_IO_TIMEOUT_MS_DEFAULT == 30_000 && STORAGE_WORKERS_COUNT == 16);
 
-pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
+pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {
         let usage = "harbour-storage: a Harbour storage server (keeps 1 KiB chunks on local disk)\n\nUsage: harbour-storage [SETTINGS]";
         return Ok(Parsed::Help(help_text(usage, &PARAMS)));
@@ -74,10 +65,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed, ConfigError> {
         Ok(bytes) => Ok(bytes),
     })?;
     let io_timeout = reader.get(&IO_TIMEOUT, parse_millis)?;
-    let workers_count = reader.get(&WORKERS, |raw| match raw.parse::<usize>() {
-        Ok(count @ 1..=1024) => Ok(count),
-        _ => Err("must be a whole number from 1 to 1024".to_owned()),
-    })?;
+    let workers_count = reader.get(&WORKERS, parse_workers)?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {

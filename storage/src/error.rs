@@ -2,6 +2,8 @@
 //! an HTTP status.
 
 use std::fmt;
+
+use common::server::HttpError;
 use std::io;
 
 use common::chunk::ChunkId;
@@ -33,9 +35,9 @@ pub enum StorageError {
     Io(io::Error),
 }
 
-impl StorageError {
+impl HttpError for StorageError {
     /// The only status table of the storage server.
-    pub fn status(&self) -> u16 {
+    fn status(&self) -> u16 {
         match self {
             StorageError::NoRoute => 404,
             StorageError::MethodNotAllowed => 405,
@@ -48,7 +50,9 @@ impl StorageError {
             StorageError::Io(_) => 500,
         }
     }
+}
 
+impl StorageError {
     /// Sorts an IO error: a full disk or quota is a 507, anything else a 500.
     pub fn from_io(err: io::Error) -> StorageError {
         match err.kind() {

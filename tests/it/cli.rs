@@ -5,6 +5,20 @@ use std::fs;
 
 use crate::cluster::{Cli, Cluster, Spec, test_bytes};
 
+/// Temporary files `read` left in `dir` (there must never be any).
+fn partial_files(dir: &std::path::Path) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .contains("harbour-partial")
+        })
+        .count()
+}
+
 #[test]
 fn every_command_works_end_to_end() {
     let cluster = Cluster::start(Spec::default());
@@ -134,17 +148,7 @@ fn a_failed_read_leaves_no_partial_output() {
         .cli(&["read", "missing", out.to_str().unwrap()])
         .assert_fails(1, "missing: no such file");
     assert!(!out.exists());
-    let leftovers: Vec<_> = fs::read_dir(&cluster.dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .contains("harbour-partial")
-        })
-        .collect();
-    assert!(leftovers.is_empty());
+    assert_eq!(partial_files(&cluster.dir), 0);
 }
 
 #[test]
@@ -204,4 +208,42 @@ fn a_frozen_naming_server_fails_the_client_within_its_timeout() {
         started.elapsed()
     );
     cluster.naming().thaw();
+}
+
+#[test]
+fn a_read_that_breaks_off_mid_file_leaves_no_partial_output() {
+    let cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(2 * 1024 * 1024, 5);
+    cluster
+        .cli(&["create", "f.bin", "-"])
+        .stdin(&bytes)
+        .assert_ok();
+    // Rot every replica of the file's second half: the first batches are
+    // served, then no replica can serve the rest.
+    for idx in 0..2 {
+        for entry in fs::read_dir(cluster.storage_dir(idx)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "hseg") {
+                let mut data = fs::read(&path).unwrap();
+                let len = data.len();
+                for at in (len / 2..len).step_by(1000) {
+                    data[at] ^= 0xff;
+                }
+                fs::write(&path, data).unwrap();
+            }
+        }
+    }
+    let out = cluster.dir.join("out.bin");
+    cluster
+        .cli(&["read", "f.bin", out.to_str().unwrap()])
+        .assert_fails(1, "f.bin: the transfer broke off");
+    assert!(!out.exists(), "no partial OUT_PATH");
+    assert_eq!(partial_files(&cluster.dir), 0);
+    let to_stdout = cluster
+        .cli(&["read", "f.bin", "-"])
+        .assert_fails(1, "f.bin: the transfer broke off");
+    assert!(to_stdout.stdout.len() < bytes.len());
 }

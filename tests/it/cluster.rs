@@ -271,16 +271,7 @@ impl Server {
     fn spawn(&mut self) {
         let log = fs::File::create(&self.log).expect("create log file");
         let mut command = Command::new(bin_path(self.binary));
-        for key in [
-            "LISTEN_ADDR",
-            "STORAGE_SERVERS",
-            "REPLICATION_FACTOR",
-            "META_DIR",
-            "DATA_DIR",
-            "CAPACITY_BYTES",
-        ] {
-            command.env_remove(key);
-        }
+        clear_harbour_env(&mut command);
         let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
@@ -449,10 +440,8 @@ pub struct CliRun {
 impl Cli {
     pub fn new(args: &[&str]) -> Cli {
         let mut command = Command::new(bin_path("harbour"));
-        command
-            .args(args)
-            .env_remove("NAME_SERVER")
-            .env_remove("REQUEST_TIMEOUT_MS");
+        clear_harbour_env(&mut command);
+        command.args(args);
         Cli {
             command,
             stdin: Vec::new(),
@@ -564,6 +553,27 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
             (state >> 24) as u8
         })
         .collect()
+}
+
+/// Removes every setting a Harbour binary reads from the environment, so a
+/// test sees only what it sets.
+pub fn clear_harbour_env(command: &mut Command) {
+    for key in [
+        "LISTEN_ADDR",
+        "STORAGE_SERVERS",
+        "REPLICATION_FACTOR",
+        "META_DIR",
+        "DATA_DIR",
+        "CAPACITY_BYTES",
+        "REQUEST_TIMEOUT_MS",
+        "IO_TIMEOUT_MS",
+        "WORKERS",
+        "HEARTBEAT_MS",
+        "DEAD_AFTER_MS",
+        "NAME_SERVER",
+    ] {
+        command.env_remove(key);
+    }
 }
 
 pub fn bin_path(name: &str) -> PathBuf {

@@ -3,24 +3,14 @@
 
 use std::process::Command;
 
-use crate::cluster::{Cluster, Spec, bin_path, test_dir};
+use crate::cluster::{Cluster, Spec, bin_path, clear_harbour_env, test_dir};
 
 /// Runs `binary` with `args` and `env`, expecting it to refuse to start.
 fn check_refused(binary: &str, args: &[&str], env: &[(&str, &str)], fragment: &str) {
     let dir = test_dir();
     let mut command = Command::new(bin_path(binary));
     command.args(args).current_dir(&dir);
-    for key in [
-        "LISTEN_ADDR",
-        "STORAGE_SERVERS",
-        "REPLICATION_FACTOR",
-        "META_DIR",
-        "DATA_DIR",
-        "CAPACITY_BYTES",
-        "REQUEST_TIMEOUT_MS",
-    ] {
-        command.env_remove(key);
-    }
+    clear_harbour_env(&mut command);
     for (key, value) in env {
         command.env(key, value);
     }
