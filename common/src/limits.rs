@@ -77,6 +77,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
 /// How often the naming server retries deleting the chunks of dropped file versions.
 pub const GARBAGE_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How often the naming server checks whether a checkpoint is due.
+pub const CHECKPOINT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Pending chunk deletions kept for retry; past this the oldest are left to
 /// reconciliation.
 pub const GARBAGE_QUEUE_MAX: usize = 100_000;

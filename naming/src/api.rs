@@ -143,8 +143,7 @@ impl Api {
     fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {
         let removed = self
             .naming
-            .metadata()
-            .remove(name)
+            .delete(name)
             .ok_or_else(|| ApiError::NotFound { name: name.clone() })?;
         self.naming.garbage.drop_version(removed);
         self.naming

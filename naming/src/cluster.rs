@@ -117,6 +117,11 @@ impl Cluster {
         });
     }
 
+    /// Every server's URL, in id order.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(|server| server.url.as_str())
+    }
+
     pub fn servers_count(&self) -> usize {
         self.servers.len()
     }

@@ -16,11 +16,14 @@ pub struct Config {
     pub listen: SocketAddr,
     pub storage_servers: Vec<String>,
     pub replication: usize,
+    pub meta_dir: PathBuf,
     /// Budget of each naming → storage call.
     pub storage_timeout: Duration,
     pub io_timeout: Duration,
     pub workers_count: usize,
     pub heartbeat_interval: Duration,
+    /// The journal grows by this much between checkpoints.
+    pub checkpoint_bytes: u64,
     pub dead_after: Duration,
     pub effective_lines: Vec<String>,
 }
@@ -73,7 +76,13 @@ const DEAD_AFTER: Param = Param {
     default: Some("5000"),
     help: "a storage server silent this long is considered dead",
 };
-const PARAMS: [Param; 9] = [
+const CHECKPOINT_BYTES: Param = Param {
+    flag: "--checkpoint-bytes",
+    env: "CHECKPOINT_BYTES",
+    default: Some("67108864"),
+    help: "journal growth after which the metadata is checkpointed (bounds restart time)",
+};
+const PARAMS: [Param; 10] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -83,6 +92,7 @@ const PARAMS: [Param; 9] = [
     WORKERS,
     HEARTBEAT,
     DEAD_AFTER,
+    CHECKPOINT_BYTES,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -136,16 +146,22 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
             format!("{dead_after_ms} ms must exceed the heartbeat of {heartbeat_ms} ms"),
         ));
     }
+    let checkpoint_bytes = reader.get(&CHECKPOINT_BYTES, |raw| match raw.parse::<u64>() {
+        Ok(bytes) if bytes >= 1 => Ok(bytes),
+        _ => Err("must be a positive whole number of bytes".to_owned()),
+    })?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
         listen: listen.expect("has a default"),
         storage_servers,
         replication,
+        meta_dir,
         storage_timeout: Duration::from_millis(storage_timeout),
         io_timeout: Duration::from_millis(io_timeout),
         workers_count: workers_count.expect("has a default"),
         heartbeat_interval: Duration::from_millis(heartbeat_ms),
+        checkpoint_bytes: checkpoint_bytes.expect("has a default"),
         dead_after: Duration::from_millis(dead_after_ms),
         effective_lines,
     }))

@@ -7,6 +7,7 @@ mod config;
 mod download;
 mod error;
 mod garbage;
+mod journal;
 mod metadata;
 mod metrics;
 mod naming;
@@ -19,12 +20,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
-use common::limits::{GARBAGE_INTERVAL, QUEUE_DEPTH_MAX};
+use common::limits::{CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL, QUEUE_DEPTH_MAX};
 use common::server::{self, ServerConfig, ServerStats};
 
-use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::naming::Naming;
+use crate::naming::{Naming, Setup};
 use crate::storage_client::StorageClient;
 
 fn main() -> ExitCode {
@@ -35,13 +35,20 @@ fn run(config: &Config) -> Result<(), String> {
     for line in &config.effective_lines {
         println!("{line}");
     }
-    let cluster = Cluster::new(
-        &config.storage_servers,
-        config.replication,
-        config.dead_after,
-    );
     let storage = StorageClient::new(config.storage_timeout, config.workers_count);
-    let naming = Arc::new(Naming::new(cluster, storage));
+    let setup = Setup {
+        meta_dir: &config.meta_dir,
+        storage_servers: &config.storage_servers,
+        replication: config.replication,
+        dead_after: config.dead_after,
+        checkpoint_bytes: config.checkpoint_bytes,
+        storage,
+    };
+    let (naming, notes) = Naming::open(setup)?;
+    for note in notes {
+        println!("recovery: {note}");
+    }
+    let naming = Arc::new(naming);
     // Know which servers are up before the first request is placed.
     naming.cluster.heartbeat_round(&naming.storage);
     spawn_background(Arc::clone(&naming), config);
@@ -59,7 +66,7 @@ fn run(config: &Config) -> Result<(), String> {
     server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
 }
 
-/// The heartbeat and the garbage sweep: service threads that live as long
+/// The heartbeat, the garbage sweep and the checkpointer: service threads that live as long
 /// as the process, each doing bounded work per tick.
 fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let heartbeat = crossbeam_channel::tick(config.heartbeat_interval);
@@ -72,9 +79,20 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
         }
     });
     let sweep = crossbeam_channel::tick(GARBAGE_INTERVAL);
+    let sweep_naming = Arc::clone(&naming);
     thread::spawn(move || {
         for _ in sweep.iter() {
-            naming.garbage.sweep(&naming);
+            sweep_naming.garbage.sweep(&sweep_naming);
+        }
+    });
+    let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);
+    thread::spawn(move || {
+        for _ in checkpoint.iter() {
+            if let Err(err) = naming.checkpoint_if_due() {
+                // The journal still holds everything: a failed checkpoint
+                // costs restart time, not data. Try again next tick.
+                eprintln!("checkpoint failed: {err}");
+            }
         }
     });
 }

@@ -164,6 +164,11 @@ impl Metadata {
         self.chunks_count
     }
 
+    /// Every file, in name order, for checkpoints.
+    pub fn files(&self) -> impl Iterator<Item = (&FileName, &Arc<FileVersion>)> {
+        self.files.iter()
+    }
+
     /// Every version, for status and repair scans.
     pub fn versions(&self) -> impl Iterator<Item = &Arc<FileVersion>> {
         self.files.values()

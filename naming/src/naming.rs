@@ -1,45 +1,104 @@
-//! The naming server's shared state: the namespace, the cluster view, the
-//! storage client, pending chunk deletions and counters. One per process,
-//! shared by every worker behind an `Arc`.
+//! The naming server's shared state: the namespace and its journal, the
+//! cluster view, the storage client, pending chunk deletions and counters.
+//! One per process, shared by every worker behind an `Arc`. Invariant:
+//! every change to the namespace is journaled under the metadata lock (so
+//! journal order is apply order) and durable before it is acknowledged or
+//! its consequences (chunk deletions) happen.
 
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::chunk::BlobId;
+use common::name::FileName;
 
 use crate::cluster::Cluster;
 use crate::garbage::Garbage;
-use crate::metadata::Metadata;
+use crate::journal::record::Record;
+use crate::journal::{Journal, Lsn};
+use crate::metadata::{FileVersion, Metadata, NameTaken, ServerId};
 use crate::metrics::Metrics;
 use crate::storage_client::StorageClient;
 
+/// Blob ids are reserved in the journal this many at a time: one fsync per
+/// million creates, and a restart skips the rest of the range.
+const BLOB_RESERVATION_COUNT: u64 = 1 << 20;
+
 pub struct Naming {
     metadata: Mutex<Metadata>,
+    journal: Journal,
     pub cluster: Cluster,
     pub storage: StorageClient,
     pub garbage: Garbage,
     pub metrics: Metrics,
     next_blob: AtomicU64,
+    /// Blob ids below this are journaled as possibly handed out. Raised
+    /// only under the metadata lock.
+    blobs_reserved_up_to: AtomicU64,
+    /// A checkpoint is taken once the journal has grown by this much.
+    checkpoint_bytes: u64,
+}
+
+/// How the naming server is put together at start-up.
+pub struct Setup<'a> {
+    pub meta_dir: &'a Path,
+    /// Storage servers from the configuration.
+    pub storage_servers: &'a [String],
+    pub replication: usize,
+    pub dead_after: std::time::Duration,
+    pub checkpoint_bytes: u64,
+    pub storage: StorageClient,
 }
 
 impl Naming {
-    pub fn new(cluster: Cluster, storage: StorageClient) -> Naming {
-        // Blob ids must never repeat, across restarts too, or a new file
-        // could adopt an old one's leftover chunks. Until the journal keeps
-        // the counter, it starts from the clock: 4096 ids per microsecond.
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_micros());
-        let first_blob = u64::try_from(micros).unwrap_or(u64::MAX >> 12) << 12;
-        Naming {
-            metadata: Mutex::new(Metadata::default()),
-            cluster,
-            storage,
+    /// Replays the journal in `meta_dir` and builds the state. Returns
+    /// what replay found, for the log.
+    pub fn open(setup: Setup<'_>) -> Result<(Naming, Vec<String>), String> {
+        let (journal, recovered) =
+            Journal::open(setup.meta_dir).map_err(|err| format!("metadata journal: {err}"))?;
+        let mut notes = recovered.notes;
+        // Server ids in the runs are positions in this table: it only grows,
+        // so reordering STORAGE_SERVERS never changes what an id means.
+        let mut servers = recovered.servers;
+        let mut last_lsn = 0;
+        for url in setup.storage_servers {
+            if !servers.contains(url) {
+                let id = ServerId::try_from(servers.len())
+                    .map_err(|_| "too many storage servers".to_owned())?;
+                last_lsn = journal.append(&Record::Server {
+                    id,
+                    url: url.clone(),
+                });
+                servers.push(url.clone());
+            }
+        }
+        let first_blob = recovered.blobs_reserved_up_to;
+        let reserved_up_to = first_blob + BLOB_RESERVATION_COUNT;
+        last_lsn = last_lsn.max(journal.append(&Record::ReserveBlobs {
+            up_to: reserved_up_to,
+        }));
+        journal
+            .sync(last_lsn)
+            .map_err(|err| format!("metadata journal: {err}"))?;
+        notes.push(format!(
+            "metadata: {} files, {} chunks, {} storage servers known",
+            recovered.metadata.files_count(),
+            recovered.metadata.chunks_count(),
+            servers.len()
+        ));
+        let naming = Naming {
+            metadata: Mutex::new(recovered.metadata),
+            journal,
+            cluster: Cluster::new(&servers, setup.replication, setup.dead_after),
+            storage: setup.storage,
             garbage: Garbage::default(),
             metrics: Metrics::default(),
             next_blob: AtomicU64::new(first_blob),
-        }
+            blobs_reserved_up_to: AtomicU64::new(reserved_up_to),
+            checkpoint_bytes: setup.checkpoint_bytes,
+        };
+        Ok((naming, notes))
     }
 
     pub fn metadata(&self) -> MutexGuard<'_, Metadata> {
@@ -50,7 +109,108 @@ impl Naming {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A blob id never handed out before, across restarts too: a new file
+    /// must never adopt an old one's leftover chunks.
     pub fn new_blob(&self) -> BlobId {
-        BlobId(self.next_blob.fetch_add(1, Ordering::Relaxed))
+        let id = self.next_blob.fetch_add(1, Ordering::Relaxed);
+        if id >= self.blobs_reserved_up_to.load(Ordering::Acquire) {
+            let lsn = {
+                let _metadata = self.metadata();
+                let reserved = self.blobs_reserved_up_to.load(Ordering::Acquire);
+                (id >= reserved).then(|| {
+                    let up_to = id.max(reserved) + BLOB_RESERVATION_COUNT;
+                    let lsn = self.journal.append(&Record::ReserveBlobs { up_to });
+                    (lsn, up_to)
+                })
+            };
+            if let Some((lsn, up_to)) = lsn {
+                self.durable(lsn);
+                self.blobs_reserved_up_to.fetch_max(up_to, Ordering::AcqRel);
+            }
+        }
+        BlobId(id)
+    }
+
+    /// Makes `version` the file `name`, durably. Returns the version it
+    /// replaced, whose chunks the caller may now delete.
+    pub fn commit(
+        &self,
+        name: &FileName,
+        overwrite: bool,
+        version: Arc<FileVersion>,
+    ) -> Result<Option<Arc<FileVersion>>, NameTaken> {
+        let (replaced, lsn) = {
+            let mut metadata = self.metadata();
+            let replaced = metadata.commit_create(name, overwrite, Arc::clone(&version))?;
+            (
+                replaced,
+                self.journal.append(&Record::Commit {
+                    name: name.clone(),
+                    version,
+                }),
+            )
+        };
+        self.durable(lsn);
+        Ok(replaced)
+    }
+
+    /// Removes the file `name`, durably; returns its version.
+    pub fn delete(&self, name: &FileName) -> Option<Arc<FileVersion>> {
+        let (removed, lsn) = {
+            let mut metadata = self.metadata();
+            let removed = metadata.remove(name)?;
+            (
+                removed,
+                self.journal.append(&Record::Delete { name: name.clone() }),
+            )
+        };
+        self.durable(lsn);
+        Some(removed)
+    }
+
+    /// Writes a checkpoint if the journal has grown past `checkpoint_bytes`.
+    pub fn checkpoint_if_due(&self) -> io::Result<()> {
+        if self.journal.bytes_since_checkpoint() < self.checkpoint_bytes {
+            return Ok(());
+        }
+        self.checkpoint()
+    }
+
+    /// Snapshots the namespace into a checkpoint and drops the journal
+    /// before it. The lock is held only to rotate the journal and take the
+    /// snapshot (cheap `Arc` clones), not while writing it.
+    pub fn checkpoint(&self) -> io::Result<()> {
+        let (generation, records) = {
+            let metadata = self.metadata();
+            let generation = self.journal.rotate()?;
+            let mut records: Vec<Record> = self
+                .cluster
+                .urls()
+                .enumerate()
+                .map(|(id, url)| Record::Server {
+                    id: ServerId::try_from(id).expect("the table holds ServerIds"),
+                    url: url.to_owned(),
+                })
+                .collect();
+            records.push(Record::ReserveBlobs {
+                up_to: self.blobs_reserved_up_to.load(Ordering::Acquire),
+            });
+            records.extend(metadata.files().map(|(name, version)| Record::Commit {
+                name: name.clone(),
+                version: Arc::clone(version),
+            }));
+            (generation, records)
+        };
+        self.journal
+            .write_checkpoint(generation, records.into_iter())
+    }
+
+    /// Waits for `lsn` to be durable. A journal that cannot be written
+    /// makes every later acknowledgement a lie: stop the process instead.
+    fn durable(&self, lsn: Lsn) {
+        if let Err(err) = self.journal.sync(lsn) {
+            eprintln!("fatal: the metadata journal cannot be made durable: {err}");
+            std::process::exit(1);
+        }
     }
 }

@@ -121,9 +121,7 @@ fn commit(
         size: version.size_bytes,
         chunks: version.chunks_count(),
     };
-    let committed = naming
-        .metadata()
-        .commit_create(name, overwrite, Arc::clone(&version));
+    let committed = naming.commit(name, overwrite, Arc::clone(&version));
     match committed {
         Ok(replaced) => {
             if let Some(replaced) = replaced {

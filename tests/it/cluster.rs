@@ -24,6 +24,8 @@ pub struct Spec {
     pub io_timeout_ms: u64,
     pub heartbeat_ms: u64,
     pub dead_after_ms: u64,
+    /// `--checkpoint-bytes` of the naming server.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for Spec {
@@ -36,6 +38,7 @@ impl Default for Spec {
             io_timeout_ms: 10_000,
             heartbeat_ms: 200,
             dead_after_ms: 1000,
+            checkpoint_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -110,6 +113,8 @@ impl Cluster {
             spec.heartbeat_ms.to_string(),
             "--dead-after-ms".to_owned(),
             spec.dead_after_ms.to_string(),
+            "--checkpoint-bytes".to_owned(),
+            spec.checkpoint_bytes.to_string(),
         ];
         let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -134,6 +139,14 @@ impl Cluster {
         format!("http://{}", self.naming.addr)
     }
 
+    pub fn naming_ref(&self) -> &Server {
+        &self.naming
+    }
+
+    pub fn storage_ref(&self, idx: usize) -> &Server {
+        &self.storages[idx]
+    }
+
     pub fn storage(&mut self, idx: usize) -> &mut Server {
         &mut self.storages[idx]
     }
@@ -148,6 +161,22 @@ impl Cluster {
 
     pub fn naming(&mut self) -> &mut Server {
         &mut self.naming
+    }
+
+    pub fn meta_dir(&self) -> PathBuf {
+        self.dir.join("meta")
+    }
+
+    /// Kills every process (SIGKILL) and starts them all again on the same
+    /// ports and folders, then waits for the cluster to be healthy.
+    pub fn kill_all_and_restart(&mut self) {
+        for server in self.storages.iter_mut().chain([&mut self.naming]) {
+            server.kill();
+        }
+        for server in self.storages.iter_mut().chain([&mut self.naming]) {
+            server.restart();
+        }
+        self.wait_healthy();
     }
 
     /// Waits until the naming server answers and sees every storage server alive.
@@ -311,6 +340,14 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL through `&self`, for a test that kills while other threads
+    /// still use the cluster; `kill` or `restart` reaps it later.
+    pub fn kill_now(&self) {
+        if self.child.is_some() {
+            self.signal("-KILL");
         }
     }
 
@@ -523,6 +560,16 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     answer
+}
+
+/// Whether slow tests run (`HARBOUR_SLOW_TESTS=1`, which CI sets); says so
+/// on stderr when they do not.
+pub fn slow_tests(what: &str) -> bool {
+    let enabled = std::env::var_os("HARBOUR_SLOW_TESTS").is_some();
+    if !enabled {
+        eprintln!("skipped {what}: set HARBOUR_SLOW_TESTS=1 to run it");
+    }
+    enabled
 }
 
 /// Polls `condition` every 20 ms until it holds; panics after `limit`.

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod compose;
 mod config;
+mod durability;
 mod faults;
 mod files;
 mod full_disk;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::chunk::crc32c_append;
 
-use crate::cluster::{Cluster, Spec};
+use crate::cluster::{Cluster, Spec, slow_tests};
 
 /// Peak RSS any Harbour process may reach while streaming a file of any size.
 const PEAK_RSS_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -113,8 +113,7 @@ fn a_256_mib_file_streams_through_in_bounded_memory() {
 
 #[test]
 fn a_1_gib_file_streams_through_in_bounded_memory() {
-    if std::env::var_os("HARBOUR_SLOW_TESTS").is_none() {
-        eprintln!("skipped: set HARBOUR_SLOW_TESTS=1 to stream 1 GiB");
+    if !slow_tests("streaming 1 GiB") {
         return;
     }
     check_streamed_file(1024 * 1024 * 1024);

@@ -1,0 +1,479 @@
+//! The metadata journal: every change is appended to a write-ahead log in
+//! `META_DIR` and made durable (one fsync shared by every change waiting
+//! for it: group commit) before the client hears of it. A checkpoint, a
+//! snapshot of the whole namespace, is written atomically (temporary file,
+//! fsync, rename, fsync of the folder) and the journal before it dropped,
+//! so restart time stays bounded however long the cluster has run.
+//! Invariants: a change is acknowledged only after the fsync that covers
+//! it; replay applies whole, checksummed records only and stops cleanly at
+//! a torn tail of the newest journal.
+//!
+//! ```text
+//! META_DIR/checkpoint           "HRBCKPT1" | generation u64 | frame* | frame(End)
+//! META_DIR/journal-NNNNNNNN.log "HRBJRNL1" | generation u64 | frame*
+//! ```
+//! A checkpoint of generation G holds everything journaled before
+//! `journal-G`; replay loads it, then journals G, G+1, ... in order.
+
+pub mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::metadata::Metadata;
+
+use self::record::{FrameError, Record, read_frame};
+
+const CHECKPOINT_MAGIC: [u8; 8] = *b"HRBCKPT1";
+const JOURNAL_MAGIC: [u8; 8] = *b"HRBJRNL1";
+const FILE_HEADER_BYTES: u64 = 16;
+const CHECKPOINT_NAME: &str = "checkpoint";
+const CHECKPOINT_TEMP_NAME: &str = "checkpoint.tmp";
+
+/// Position of a record in the journal: records are durable through
+/// `durable_lsn`.
+pub type Lsn = u64;
+
+pub struct Journal {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    /// Held by the one thread writing and fsyncing; the others wait here and
+    /// usually find their records already durable (group commit).
+    sync_lock: Mutex<()>,
+    durable_lsn: Mutex<Lsn>,
+}
+
+struct Writer {
+    file: Arc<File>,
+    generation: u64,
+    /// Appended frames not yet written to `file`.
+    pending: Vec<u8>,
+    file_len: u64,
+    last_lsn: Lsn,
+    bytes_since_checkpoint: u64,
+}
+
+/// What replay rebuilt.
+pub struct Recovered {
+    pub metadata: Metadata,
+    /// Storage server URLs by id, as the runs name them.
+    pub servers: Vec<String>,
+    /// Blob ids below this may have been handed out before.
+    pub blobs_reserved_up_to: u64,
+    /// What start-up found and did, for the log.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum JournalError {
+    Io { path: PathBuf, err: io::Error },
+    Damaged { path: PathBuf, detail: String },
+}
+
+impl Journal {
+    /// Loads the checkpoint, replays the journals after it, cuts a torn
+    /// tail, and opens the newest journal for appending.
+    pub fn open(dir: &Path) -> Result<(Journal, Recovered), JournalError> {
+        let mut recovered = Recovered {
+            metadata: Metadata::default(),
+            servers: Vec::new(),
+            blobs_reserved_up_to: 0,
+            notes: Vec::new(),
+        };
+        let _ = fs::remove_file(dir.join(CHECKPOINT_TEMP_NAME));
+        let checkpoint_generation = load_checkpoint(dir, &mut recovered)?;
+        let mut generations: Vec<u64> = list_journals(dir)?
+            .into_iter()
+            .filter(|&generation| generation >= checkpoint_generation)
+            .collect();
+        for stale in list_journals(dir)?
+            .into_iter()
+            .filter(|&generation| generation < checkpoint_generation)
+        {
+            // Left by a crash between a checkpoint's rename and this cleanup.
+            remove(dir, &journal_path(dir, stale))?;
+        }
+        if generations.is_empty() {
+            create_journal(dir, checkpoint_generation)?;
+            generations.push(checkpoint_generation);
+        }
+        let newest = *generations.last().expect("one at least");
+        let mut bytes_since_checkpoint = 0;
+        let mut newest_len = 0;
+        for &generation in &generations {
+            let path = journal_path(dir, generation);
+            let replay = replay_journal(&path, generation, &mut recovered)?;
+            bytes_since_checkpoint += replay.valid_len;
+            if replay.valid_len < replay.file_len {
+                if generation != newest {
+                    let detail = format!(
+                        "a record at offset {} is torn in a closed journal",
+                        replay.valid_len
+                    );
+                    return Err(JournalError::Damaged { path, detail });
+                }
+                recovered.notes.push(format!(
+                    "{}: cut {} bytes of torn tail at offset {}",
+                    path.display(),
+                    replay.file_len - replay.valid_len,
+                    replay.valid_len
+                ));
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| io_error(&path, err))?;
+                file.set_len(replay.valid_len)
+                    .map_err(|err| io_error(&path, err))?;
+                file.sync_all().map_err(|err| io_error(&path, err))?;
+            }
+            newest_len = replay.valid_len;
+        }
+        let path = journal_path(dir, newest);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|err| io_error(&path, err))?;
+        let writer = Writer {
+            file: Arc::new(file),
+            generation: newest,
+            pending: Vec::new(),
+            file_len: newest_len,
+            last_lsn: 0,
+            bytes_since_checkpoint,
+        };
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            writer: Mutex::new(writer),
+            sync_lock: Mutex::new(()),
+            durable_lsn: Mutex::new(0),
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Adds `record` after every record appended before it; durable once
+    /// `sync` returns for its Lsn. Callers append under the metadata lock,
+    /// so journal order is the order changes were applied in.
+    pub fn append(&self, record: &Record) -> Lsn {
+        let frame = record.frame();
+        let mut writer = self.lock_writer();
+        writer.pending.extend_from_slice(&frame);
+        writer.bytes_since_checkpoint += frame.len() as u64;
+        writer.last_lsn += 1;
+        writer.last_lsn
+    }
+
+    /// Returns once the record at `lsn` is on stable storage. One write and
+    /// one fsync cover every record appended before they started.
+    pub fn sync(&self, lsn: Lsn) -> io::Result<()> {
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *self.lock_durable() >= lsn {
+            return Ok(());
+        }
+        let (bytes, file, offset, target_lsn) = {
+            let mut writer = self.lock_writer();
+            let bytes = std::mem::take(&mut writer.pending);
+            let offset = writer.file_len;
+            writer.file_len += bytes.len() as u64;
+            (bytes, Arc::clone(&writer.file), offset, writer.last_lsn)
+        };
+        file.write_all_at(&bytes, offset)?;
+        file.sync_data()?;
+        *self.lock_durable() = target_lsn;
+        Ok(())
+    }
+
+    pub fn bytes_since_checkpoint(&self) -> u64 {
+        self.lock_writer().bytes_since_checkpoint
+    }
+
+    /// Starts the next journal generation and returns it; everything
+    /// appended so far is durable in the previous one. The caller holds the
+    /// metadata lock, so the snapshot it takes next is exactly the state as
+    /// of the end of the previous generation.
+    pub fn rotate(&self) -> io::Result<u64> {
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut writer = self.lock_writer();
+        let bytes = std::mem::take(&mut writer.pending);
+        writer.file.write_all_at(&bytes, writer.file_len)?;
+        writer.file.sync_data()?;
+        let generation = writer.generation + 1;
+        let file = create_journal(&self.dir, generation).map_err(|err| match err {
+            JournalError::Io { err, .. } => err,
+            JournalError::Damaged { detail, .. } => io::Error::other(detail),
+        })?;
+        writer.file = Arc::new(file);
+        writer.generation = generation;
+        writer.file_len = FILE_HEADER_BYTES;
+        writer.bytes_since_checkpoint = 0;
+        *self.lock_durable() = writer.last_lsn;
+        Ok(generation)
+    }
+
+    /// Writes the checkpoint of `generation` from `records` (the state when
+    /// it began) atomically, then drops the journals it replaces.
+    pub fn write_checkpoint(
+        &self,
+        generation: u64,
+        records: impl Iterator<Item = Record>,
+    ) -> io::Result<()> {
+        let temp_path = self.dir.join(CHECKPOINT_TEMP_NAME);
+        let file = File::create(&temp_path)?;
+        let mut out = BufWriter::with_capacity(1024 * 1024, file);
+        out.write_all(&CHECKPOINT_MAGIC)?;
+        out.write_all(&generation.to_be_bytes())?;
+        let mut records_count = 0u64;
+        for record in records {
+            out.write_all(&record.frame())?;
+            records_count += 1;
+        }
+        out.write_all(&Record::End { records_count }.frame())?;
+        let file = out.into_inner().map_err(|err| err.into_error())?;
+        file.sync_all()?;
+        fs::rename(&temp_path, self.dir.join(CHECKPOINT_NAME))?;
+        File::open(&self.dir)?.sync_all()?;
+        for stale in list_journals(&self.dir).map_err(journal_to_io)? {
+            if stale < generation {
+                fs::remove_file(journal_path(&self.dir, stale))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // The writer's fields change together under the lock, with no panic
+        // in between, so a poisoned lock still holds a consistent writer.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_durable(&self) -> MutexGuard<'_, Lsn> {
+        self.durable_lsn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Applies one replayed record to what is being rebuilt.
+fn apply(recovered: &mut Recovered, record: Record) -> Result<(), String> {
+    match record {
+        Record::Commit { name, version } => {
+            recovered
+                .metadata
+                .commit_create(&name, true, version)
+                .map_err(|_| "an overwrite cannot be refused".to_owned())?;
+        }
+        Record::Delete { name } => {
+            recovered.metadata.remove(&name);
+        }
+        Record::ReserveBlobs { up_to } => {
+            recovered.blobs_reserved_up_to = recovered.blobs_reserved_up_to.max(up_to);
+        }
+        Record::Server { id, url } => {
+            let id = usize::from(id);
+            if id > recovered.servers.len() {
+                return Err(format!("server id {id} skips ids"));
+            }
+            if id == recovered.servers.len() {
+                recovered.servers.push(url);
+            } else {
+                recovered.servers[id] = url;
+            }
+        }
+        Record::End { .. } => return Err("an end record outside a checkpoint".to_owned()),
+    }
+    Ok(())
+}
+
+/// Loads `META_DIR/checkpoint` if there is one; returns its generation (0
+/// without one). A checkpoint is written whole or not at all, so any damage
+/// in it is fatal, never a tail to cut.
+fn load_checkpoint(dir: &Path, recovered: &mut Recovered) -> Result<u64, JournalError> {
+    let path = dir.join(CHECKPOINT_NAME);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(io_error(&path, err)),
+    };
+    let damaged = |detail: String| JournalError::Damaged {
+        path: path.clone(),
+        detail,
+    };
+    let mut reader = BufReader::with_capacity(1024 * 1024, file);
+    let generation = read_file_header(&mut reader, &CHECKPOINT_MAGIC).map_err(&damaged)?;
+    let mut records_count = 0u64;
+    loop {
+        let payload = match read_frame(&mut reader) {
+            Ok(Some(payload)) => payload,
+            Ok(None) => return Err(damaged("it has no end record".to_owned())),
+            Err(FrameError::Io(err)) => return Err(io_error(&path, err)),
+            Err(FrameError::Torn) => return Err(damaged("a record fails its CRC32C".to_owned())),
+            Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
+        };
+        match Record::parse(&payload) {
+            Ok(Record::End {
+                records_count: expected,
+            }) if expected == records_count => break,
+            Ok(Record::End { .. }) => return Err(damaged("its record count is wrong".to_owned())),
+            Ok(record) => apply(recovered, record).map_err(damaged)?,
+            Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
+            Err(_) => return Err(damaged("unreadable record".to_owned())),
+        }
+        records_count += 1;
+    }
+    let mut rest = [0u8; 1];
+    if reader.read(&mut rest).map_err(|err| io_error(&path, err))? != 0 {
+        return Err(damaged("bytes follow its end record".to_owned()));
+    }
+    recovered.notes.push(format!(
+        "checkpoint: {records_count} records, generation {generation}"
+    ));
+    Ok(generation)
+}
+
+struct Replay {
+    valid_len: u64,
+    file_len: u64,
+}
+
+/// Replays one journal file up to its first torn frame.
+fn replay_journal(
+    path: &Path,
+    generation: u64,
+    recovered: &mut Recovered,
+) -> Result<Replay, JournalError> {
+    let file = File::open(path).map_err(|err| io_error(path, err))?;
+    let file_len = file.metadata().map_err(|err| io_error(path, err))?.len();
+    let damaged = |detail: String| JournalError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut reader = BufReader::with_capacity(1024 * 1024, file);
+    let header_generation = read_file_header(&mut reader, &JOURNAL_MAGIC).map_err(&damaged)?;
+    if header_generation != generation {
+        return Err(damaged(format!(
+            "its header says generation {header_generation}"
+        )));
+    }
+    let mut valid_len = FILE_HEADER_BYTES;
+    let mut records_count = 0u64;
+    loop {
+        let payload = match read_frame(&mut reader) {
+            Ok(Some(payload)) => payload,
+            Ok(None) | Err(FrameError::Torn) => break,
+            Err(FrameError::Io(err)) => return Err(io_error(path, err)),
+            Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
+        };
+        let record = Record::parse(&payload).map_err(|err| match err {
+            FrameError::Malformed(detail) => damaged(format!("record {records_count}: {detail}")),
+            _ => damaged(format!("record {records_count} is unreadable")),
+        })?;
+        apply(recovered, record)
+            .map_err(|detail| damaged(format!("record {records_count}: {detail}")))?;
+        valid_len += (record::FRAME_HEADER_BYTES + payload.len()) as u64;
+        records_count += 1;
+    }
+    recovered.notes.push(format!(
+        "{}: replayed {records_count} records",
+        path.display()
+    ));
+    Ok(Replay {
+        valid_len,
+        file_len,
+    })
+}
+
+fn read_file_header(reader: &mut impl Read, magic: &[u8; 8]) -> Result<u64, String> {
+    let mut header = [0u8; FILE_HEADER_BYTES as usize];
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| "its header is missing".to_owned())?;
+    if header[..8] != magic[..] {
+        return Err("its header has the wrong magic".to_owned());
+    }
+    Ok(u64::from_be_bytes(header[8..].try_into().expect("8 bytes")))
+}
+
+/// Creates `journal-G.log` with its header, durably (folder fsynced too).
+fn create_journal(dir: &Path, generation: u64) -> Result<File, JournalError> {
+    let path = journal_path(dir, generation);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|err| io_error(&path, err))?;
+    file.write_all(&JOURNAL_MAGIC)
+        .map_err(|err| io_error(&path, err))?;
+    file.write_all(&generation.to_be_bytes())
+        .map_err(|err| io_error(&path, err))?;
+    file.sync_all().map_err(|err| io_error(&path, err))?;
+    File::open(dir)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|err| io_error(dir, err))?;
+    Ok(file)
+}
+
+fn journal_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("journal-{generation:08}.log"))
+}
+
+fn list_journals(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let mut generations = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|err| io_error(dir, err))? {
+        let name = entry.map_err(|err| io_error(dir, err))?.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("journal-"))
+            .and_then(|rest| rest.strip_suffix(".log"))
+            .and_then(|digits| digits.parse::<u64>().ok());
+        generations.extend(generation);
+    }
+    generations.sort_unstable();
+    Ok(generations)
+}
+
+fn remove(dir: &Path, path: &Path) -> Result<(), JournalError> {
+    fs::remove_file(path).map_err(|err| io_error(path, err))?;
+    File::open(dir)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|err| io_error(dir, err))
+}
+
+fn io_error(path: &Path, err: io::Error) -> JournalError {
+    JournalError::Io {
+        path: path.to_path_buf(),
+        err,
+    }
+}
+
+fn journal_to_io(err: JournalError) -> io::Error {
+    io::Error::other(err.to_string())
+}
+
+impl std::fmt::Display for JournalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalError::Io { path, err } => write!(f, "{}: {err}", path.display()),
+            JournalError::Damaged { path, detail } => {
+                write!(f, "{} is damaged: {detail}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+#[cfg(test)]
+mod tests;
