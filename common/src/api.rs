@@ -65,10 +65,15 @@ pub struct ServerStatus {
 /// `GET /status` of a storage server (internal).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StorageStatus {
-    /// Bytes of live chunks: what `CAPACITY_BYTES` caps.
+    /// Bytes on disk (the segment files, dead records included until
+    /// compaction): what `CAPACITY_BYTES` caps. Equal to `disk_bytes`.
     pub used_bytes: u64,
     /// Bytes of the segment files, dead records included until compaction.
     pub disk_bytes: u64,
     pub capacity_bytes: Option<u64>,
     pub chunks: u64,
+    /// Data bytes of the chunks still stored (no record headers, no dead
+    /// records). Absent from servers that predate it, hence the default.
+    #[serde(default)]
+    pub live_bytes: u64,
 }

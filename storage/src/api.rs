@@ -5,9 +5,25 @@
 //! PUT    /chunks                          body: a chunk batch (common::wire)   -> 201
 //! GET    /chunks/BLOB?first=I&count=N     -> 200, a chunk batch; 404 missing; 422 corrupt
 //! DELETE /blobs/BLOB                      -> 204 (also when nothing was there)
-//! GET    /status                          -> 200 {"used_bytes","capacity_bytes","chunks"}
+//! GET    /blobs                           -> 200, application/octet-stream, streamed:
+//!                                            a 12-byte record per blob held, by blob id:
+//!                                            blob u64 | chunk count u32 (big-endian)
+//! GET    /status                          -> 200 {"used_bytes","disk_bytes","live_bytes",
+//!                                                 "capacity_bytes","chunks"}
 //! GET    /health                          -> 200
 //! ```
+//!
+//! `used_bytes` and `disk_bytes` are the segment files' bytes (what
+//! `CAPACITY_BYTES` caps), `live_bytes` the data of the chunks held.
+//! `GET /blobs` is for the naming server's reconciliation: it is read from
+//! the index a page at a time, never under one long hold of its lock, so a
+//! blob stored or deleted while it streams may or may not be listed, and a
+//! blob still being written is listed with the chunks stored so far. A
+//! count past `u32::MAX` (more chunks than any file has) is sent as
+//! `u32::MAX`.
+
+use std::io::{self, Read};
+use std::sync::Arc;
 
 use common::api::StorageStatus;
 use common::chunk::BlobId;
@@ -17,10 +33,14 @@ use common::wire;
 use tiny_http::{Method, Request};
 
 use crate::error::{STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, StorageError};
-use crate::store::Store;
+use crate::store::{BLOB_LISTING_PAGE_BLOBS_MAX, Store};
+
+/// Bytes of one record of `GET /blobs`.
+pub const BLOB_ENTRY_BYTES: usize = 12;
 
 pub struct Api {
-    pub store: Store,
+    /// Shared with the compaction thread and with `GET /blobs` streams.
+    pub store: Arc<Store>,
 }
 
 impl Handler for Api {
@@ -41,22 +61,30 @@ impl Api {
                 self.store.delete_blob(parse_blob(blob)?)?;
                 Ok(Reply::empty(STATUS_NO_CONTENT))
             }
+            (Method::Get, ["blobs"]) => Ok(Reply::stream(
+                STATUS_OK,
+                "application/octet-stream",
+                Box::new(BlobListing::new(Arc::clone(&self.store))),
+                None,
+            )),
             (Method::Get, ["status"]) => {
                 let usage = self.store.usage();
                 let status = StorageStatus {
-                    used_bytes: usage.live_bytes,
+                    used_bytes: usage.disk_bytes,
                     disk_bytes: usage.disk_bytes,
                     capacity_bytes: usage.capacity_bytes,
                     chunks: usage.chunks_count,
+                    live_bytes: usage.live_bytes,
                 };
                 Ok(Reply::json(STATUS_OK, &status))
             }
             (Method::Get | Method::Head, ["health"]) => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
             }
-            (_, ["chunks"] | ["chunks", _] | ["blobs", _] | ["status"] | ["health"]) => {
-                Err(StorageError::MethodNotAllowed)
-            }
+            (
+                _,
+                ["chunks"] | ["chunks", _] | ["blobs"] | ["blobs", _] | ["status"] | ["health"],
+            ) => Err(StorageError::MethodNotAllowed),
             _ => Err(StorageError::NoRoute),
         }
     }
@@ -116,3 +144,63 @@ impl Api {
 fn parse_blob(raw: &str) -> Result<BlobId, StorageError> {
     BlobId::parse(raw).map_err(|err| StorageError::BadRequest(err.to_string()))
 }
+
+/// One record of `GET /blobs`.
+pub fn encode_blob_entry(blob: BlobId, chunks_count: u64) -> [u8; BLOB_ENTRY_BYTES] {
+    let count = u32::try_from(chunks_count).unwrap_or(u32::MAX);
+    let mut entry = [0u8; BLOB_ENTRY_BYTES];
+    entry[..8].copy_from_slice(&blob.0.to_be_bytes());
+    entry[8..].copy_from_slice(&count.to_be_bytes());
+    entry
+}
+
+/// The body of `GET /blobs`: reads the next page of the index only when
+/// the previous one has been sent.
+pub struct BlobListing {
+    store: Arc<Store>,
+    /// The first blob of the next page; `None` once the index is listed.
+    next: Option<BlobId>,
+    page: Vec<u8>,
+    sent: usize,
+}
+
+impl BlobListing {
+    pub fn new(store: Arc<Store>) -> BlobListing {
+        BlobListing {
+            store,
+            next: Some(BlobId(0)),
+            page: Vec::new(),
+            sent: 0,
+        }
+    }
+}
+
+impl Read for BlobListing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.sent == self.page.len() {
+            let Some(from) = self.next else {
+                return Ok(0);
+            };
+            let counts = self.store.blob_counts(from);
+            self.next = match counts.last() {
+                Some((last, _)) if counts.len() == BLOB_LISTING_PAGE_BLOBS_MAX => {
+                    last.0.checked_add(1).map(BlobId)
+                }
+                _ => None,
+            };
+            self.page.clear();
+            for (blob, chunks_count) in counts {
+                self.page
+                    .extend_from_slice(&encode_blob_entry(blob, chunks_count));
+            }
+            self.sent = 0;
+        }
+        let len = buf.len().min(self.page.len() - self.sent);
+        buf[..len].copy_from_slice(&self.page[self.sent..self.sent + len]);
+        self.sent += len;
+        Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,7 @@ const CAPACITY: Param = Param {
     flag: "--capacity",
     env: "CAPACITY_BYTES",
     default: None,
-    help: "cap on stored chunk bytes, as if the volume were that small (default unlimited)",
+    help: "cap on the bytes of the segment files (dead records count until compacted), as if the volume were that small (default unlimited)",
 };
 const WORKERS: Param = Param {
     flag: "--workers",

@@ -3,7 +3,9 @@
 //! back in one segment with every chunk but the last full, because that is
 //! how batches arrive: a million 1 KiB chunks cost a few thousand entries,
 //! not a million. Invariant: runs of one blob never overlap; a new run
-//! replaces whatever part of older ones it covers. No IO here.
+//! replaces whatever part of older ones it covers. It also keeps, per
+//! segment, the record bytes its runs cover, which is what compaction calls
+//! live. No IO here.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +41,9 @@ pub struct Index {
     runs: BTreeMap<(BlobId, u32), Run>,
     live_bytes: u64,
     chunks_count: u64,
+    /// Record bytes (headers and data) of the runs in each segment; a
+    /// segment without runs has no entry.
+    segment_record_bytes: BTreeMap<u32, u64>,
 }
 
 impl Run {
@@ -83,8 +88,7 @@ impl Index {
             .expect("chunk indexes fit u32");
         self.remove_range(blob, first_index, end);
         self.runs.insert((blob, first_index), run);
-        self.live_bytes += run.data_bytes();
-        self.chunks_count += u64::from(run.count);
+        self.remember(&run);
     }
 
     /// Forgets every chunk of `blob`; returns whether there was any.
@@ -152,6 +156,99 @@ impl Index {
         self.runs.len()
     }
 
+    /// Record bytes of `segment` that some run still points at.
+    pub fn segment_record_bytes(&self, segment: u32) -> u64 {
+        self.segment_record_bytes
+            .get(&segment)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether chunk `id` is served from the record at `offset` of `segment`.
+    pub fn is_at(&self, id: ChunkId, segment: u32, offset: u64) -> bool {
+        match self.locate(id.blob, id.index, 1) {
+            Ok(pieces) => pieces
+                .first()
+                .is_some_and(|piece| piece.run.segment == segment && piece.run.offset == offset),
+            Err(_) => false,
+        }
+    }
+
+    /// The parts of chunks `first_index..first_index + count` of `blob` that
+    /// are still served from `segment`, from records laid back to back from
+    /// `offset` on (the layout of a run); as `(first index, run)`. Anything
+    /// deleted or rewritten since is left out.
+    pub fn still_at(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        segment: u32,
+        offset: u64,
+    ) -> Vec<(u32, Run)> {
+        let end = first_index
+            .checked_add(count)
+            .expect("chunk indexes fit u32");
+        let mut found: Vec<(u32, Run)> = self
+            .runs
+            .range((blob, 0)..(blob, end))
+            .rev()
+            .take_while(|((_, first), run)| first + run.count > first_index)
+            .filter(|(_, run)| run.segment == segment)
+            .filter_map(|((_, run_first), run)| {
+                let start = (*run_first).max(first_index);
+                let stop = (run_first + run.count).min(end);
+                let piece = run.slice(start - run_first, stop - start);
+                let expected_offset = offset + u64::from(start - first_index) * RECORD_STRIDE_BYTES;
+                (piece.offset == expected_offset).then_some((start, piece))
+            })
+            .collect();
+        found.reverse();
+        found
+    }
+
+    /// Moves the parts of `first_index..first_index + count` of `blob` that
+    /// `still_at` finds at `from` (segment, offset) to the records laid the
+    /// same way at `to` (a compacted file); returns the record bytes moved.
+    /// What was deleted or rewritten meanwhile stays as it is: the newer
+    /// state wins.
+    pub fn relocate(
+        &mut self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        from: (u32, u64),
+        to: (u32, u64),
+    ) -> u64 {
+        let mut moved_bytes = 0;
+        for (start, piece) in self.still_at(blob, first_index, count, from.0, from.1) {
+            let shift = u64::from(start - first_index) * RECORD_STRIDE_BYTES;
+            let moved = Run {
+                segment: to.0,
+                offset: to.1 + shift,
+                ..piece
+            };
+            self.insert(blob, start, moved);
+            moved_bytes += piece.record_bytes();
+        }
+        moved_bytes
+    }
+
+    /// Up to `blobs_max` blobs from `from` on, in order, each with its
+    /// number of chunks.
+    pub fn blob_counts(&self, from: BlobId, blobs_max: usize) -> Vec<(BlobId, u64)> {
+        let mut counts: Vec<(BlobId, u64)> = Vec::new();
+        for (&(blob, _), run) in self.runs.range((from, 0)..) {
+            let full = counts.len() == blobs_max;
+            match counts.last_mut() {
+                Some((last, count)) if *last == blob => *count += u64::from(run.count),
+                _ if full => break,
+                _ => counts.push((blob, u64::from(run.count))),
+            }
+        }
+        counts
+    }
+
     /// Cuts `[start, end)` of `blob` out of the runs that cover it.
     fn remove_range(&mut self, blob: BlobId, start: u32, end: u32) {
         let overlapping: Vec<(u32, Run)> = self
@@ -181,11 +278,20 @@ impl Index {
     fn remember(&mut self, run: &Run) {
         self.live_bytes += run.data_bytes();
         self.chunks_count += u64::from(run.count);
+        *self.segment_record_bytes.entry(run.segment).or_insert(0) += run.record_bytes();
     }
 
     fn forget(&mut self, run: &Run) {
         self.live_bytes -= run.data_bytes();
         self.chunks_count -= u64::from(run.count);
+        let segment_bytes = self
+            .segment_record_bytes
+            .get_mut(&run.segment)
+            .expect("a run's segment has an entry");
+        *segment_bytes -= run.record_bytes();
+        if *segment_bytes == 0 {
+            self.segment_record_bytes.remove(&run.segment);
+        }
     }
 }
 

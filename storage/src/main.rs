@@ -1,14 +1,21 @@
 //! harbour-storage: wiring only. Parse the config, open the chunk store,
-//! serve its API.
+//! start its compaction thread, serve its API.
 
 mod api;
+mod compaction;
 mod config;
 mod error;
 mod index;
+mod segments;
 mod store;
+#[cfg(test)]
+mod test_support;
 
 use std::fs::{self, File};
-use std::process::ExitCode;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{self, ExitCode};
+use std::sync::Arc;
+use std::thread;
 
 use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
@@ -64,9 +71,26 @@ fn run(config: &Config) -> Result<(), String> {
         queue_depth: QUEUE_DEPTH_MAX,
         io_timeout: config.io_timeout,
     };
-    let api = api::Api { store };
+    let store = Arc::new(store);
+    let api = api::Api {
+        store: Arc::clone(&store),
+    };
     let stats = ServerStats::default();
-    server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())?;
+    let served = thread::scope(|scope| {
+        scope.spawn(|| {
+            // A failed check in compaction means the index may no longer
+            // match the files: stop rather than serve from it. A restart
+            // rebuilds the index from the files, which are always sound.
+            if panic::catch_unwind(AssertUnwindSafe(|| compaction::run(&store))).is_err() {
+                eprintln!("error: compaction failed an internal check; exiting");
+                process::exit(1);
+            }
+        });
+        let served = server::serve(&server_config, &api, &stats);
+        store.compaction.stop();
+        served
+    });
+    served.map_err(|err| err.to_string())?;
     drop(lock);
     Ok(())
 }

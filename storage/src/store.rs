@@ -1,17 +1,35 @@
 //! The chunk store: chunks appended to large segment files (the design of
 //! Haystack and SeaweedFS volumes), an in-memory index of where each run of
-//! chunks sits (`index.rs`), and group commit. Invariants: a batch is
-//! acknowledged only after an fsync that covers it; every chunk read is
-//! checked against its CRC32C before it is returned; a record that fails its
-//! checks at start-up is never indexed.
+//! chunks sits (`index.rs`), what each segment holds (`segments.rs`), and
+//! group commit. Invariants: a batch is acknowledged only after an fsync
+//! that covers it; every chunk read is checked against its CRC32C before it
+//! is returned; a record that fails its checks at start-up is never indexed;
+//! the segment files always replay, in id order, to the live chunks.
 //!
 //! ```text
+//! DATA_DIR/segment-NNNNNNNN.hseg              a segment (id in 8 decimal digits)
+//! DATA_DIR/segment-NNNNNNNN.hseg.compacting   compaction's copy of one, until renamed over it
+//!
 //! segment = magic "HRBSEG01" | record*
 //! record  = kind u8 | 3 zero bytes | blob u64 | index u32 | len u32 | data_crc u32
 //!           | header_crc u32 (CRC32C of the 24 bytes before it) | data[len]
 //! ```
 //! Integers are big-endian. `kind` 1 is a chunk; kind 2 is a tombstone that
 //! deletes every earlier chunk of `blob` (its index, len and data_crc are 0).
+//!
+//! Writes go to the newest segment, the active one; past `SEGMENT_BYTES_MAX`
+//! it is closed and the next started. Compaction (`compaction.rs`) rewrites
+//! a closed segment that is mostly dead, or merges a run of small
+//! consecutive ones: the live records and the tombstones still needed are
+//! copied, in their order, into `segment-NNNNNNNN.hseg.compacting` (NNNNNNNN
+//! the id of the newest segment rewritten), which is fsynced and renamed
+//! over that segment (then the folder fsynced) before the index moves to
+//! it; the older segments merged are deleted after. A rewritten segment
+//! keeps its id, so replay order is unchanged; a segment left with nothing
+//! is deleted, so ids may have gaps. A leftover `.compacting` file is a copy
+//! that never took effect, and `Store::open` removes it. The record format
+//! is unchanged: a compacted segment is an ordinary one without its dead
+//! records. `CAPACITY_BYTES` caps the segment files' bytes.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -24,17 +42,25 @@ use common::chunk::{BlobId, ChunkId, crc32c};
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 use common::wire::Chunk;
 
+use crate::compaction::{Move, Schedule, SegmentStat};
 use crate::error::StorageError;
 use crate::index::{Index, RECORD_HEADER_BYTES, Run};
+use crate::segments::{Contents, Segments};
 
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HRBSEG01";
+pub const SEGMENT_MAGIC_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
 
-const KIND_CHUNK: u8 = 1;
-const KIND_TOMBSTONE: u8 = 2;
+pub const KIND_CHUNK: u8 = 1;
+pub const KIND_TOMBSTONE: u8 = 2;
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".hseg";
+/// Ends the name of compaction's copy of a segment (after `SEGMENT_SUFFIX`).
+const TEMP_SUFFIX: &str = ".compacting";
+
+/// Blobs listed per hold of the state lock by `Store::blob_counts`.
+pub const BLOB_LISTING_PAGE_BLOBS_MAX: usize = 4096;
 
 const _: () = assert!(
     SEGMENT_BYTES_MAX
@@ -51,6 +77,8 @@ pub struct Store {
     sync_lock: Mutex<()>,
     /// The position up to which everything is on stable storage.
     synced_through: Mutex<Position>,
+    /// Where requests ask the compaction thread for a pass.
+    pub compaction: Schedule,
 }
 
 /// A place in the log: segment id, then offset in it.
@@ -58,10 +86,11 @@ type Position = (u32, u64);
 
 struct State {
     index: Index,
-    segments: BTreeMap<u32, Arc<File>>,
-    disk_bytes: u64,
+    segments: Segments,
+    /// An open handle per segment. Compaction swaps a segment's handle;
+    /// a read holding the old one keeps reading the old file.
+    files: BTreeMap<u32, Arc<File>>,
     active_id: u32,
-    active_len: u64,
 }
 
 /// What `Store::open` found and did, for the start-up log.
@@ -79,19 +108,28 @@ pub struct StoreUsage {
     pub capacity_bytes: Option<u64>,
 }
 
+/// A record header as compaction reads it, and where it sits.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordAt {
+    pub offset: u64,
+    pub kind: u8,
+    pub id: ChunkId,
+    pub len: u32,
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, rebuilding the index from the
-    /// segments. A torn tail of the newest segment is cut off.
+    /// segments. A torn tail of the newest segment is cut off; a copy
+    /// compaction left behind is removed.
     pub fn open(dir: &Path, capacity_bytes: Option<u64>) -> io::Result<(Store, Recovery)> {
+        let mut notes = remove_leftover_copies(dir)?;
         let segment_ids = list_segments(dir)?;
         let mut state = State {
             index: Index::default(),
-            segments: BTreeMap::new(),
-            disk_bytes: 0,
+            segments: Segments::default(),
+            files: BTreeMap::new(),
             active_id: 0,
-            active_len: 0,
         };
-        let mut notes = Vec::new();
         let last_id = segment_ids.last().copied();
         for &segment_id in &segment_ids {
             let path = segment_path(dir, segment_id);
@@ -123,22 +161,23 @@ impl Store {
                     ));
                 }
             }
-            state.disk_bytes += len;
-            state.segments.insert(segment_id, Arc::new(file));
+            state.segments.add(segment_id, len);
+            state.files.insert(segment_id, Arc::new(file));
             state.active_id = segment_id;
-            state.active_len = len;
         }
         let segments_count = segment_ids.len();
+        let active_len = state.segments.len(state.active_id);
         let store = Store {
             dir: dir.to_path_buf(),
             capacity_bytes,
-            synced_through: Mutex::new((state.active_id, state.active_len)),
+            synced_through: Mutex::new((state.active_id, active_len)),
             state: Mutex::new(state),
             sync_lock: Mutex::new(()),
+            compaction: Schedule::default(),
         };
         {
             let mut state = store.lock_state();
-            if state.segments.is_empty() || state.active_len < SEGMENT_MAGIC.len() as u64 {
+            if state.files.is_empty() || active_len < SEGMENT_MAGIC_BYTES {
                 store.start_segment(&mut state)?;
             }
         }
@@ -169,21 +208,38 @@ impl Store {
         }
         let mut records =
             Vec::with_capacity(chunks.len() * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES));
-        let mut incoming_bytes = 0u64;
         for chunk in chunks {
             assert!(chunk.is_intact(), "the wire decoder checks every CRC");
             encode_record(&mut records, KIND_CHUNK, chunk.id, chunk.crc, &chunk.data);
-            incoming_bytes += chunk.data.len() as u64;
         }
-        let ticket = {
+        let mut reclaim_asked = false;
+        let ticket = loop {
             let mut state = self.lock_state();
             if let Some(capacity_bytes) = self.capacity_bytes {
-                let free_bytes = capacity_bytes.saturating_sub(state.index.live_bytes());
-                if incoming_bytes > free_bytes {
-                    return Err(StorageError::Full {
-                        needed_bytes: incoming_bytes,
-                        free_bytes,
-                    });
+                let needed_bytes = append_cost_bytes(&state, records.len() as u64);
+                let free_bytes = capacity_bytes.saturating_sub(state.segments.disk_bytes());
+                if needed_bytes > free_bytes {
+                    // The capacity caps the files, dead records included
+                    // until compaction removes them. (Counting it against
+                    // what compaction would leave instead would let the
+                    // files outgrow CAPACITY_BYTES whenever compaction
+                    // lags.) So a put that does not fit asks for a pass
+                    // that frees the shortfall and waits for it, once and
+                    // for at most `REQUEST_WAIT`, then checks again; it
+                    // asks only when the dead bytes can cover the
+                    // shortfall, so a store full of live data refuses at
+                    // once.
+                    let shortfall_bytes = needed_bytes - free_bytes;
+                    if reclaim_asked || reclaimable_bytes(&state) < shortfall_bytes {
+                        return Err(StorageError::Full {
+                            needed_bytes,
+                            free_bytes,
+                        });
+                    }
+                    drop(state);
+                    self.compaction.request_pass(shortfall_bytes);
+                    reclaim_asked = true;
+                    continue;
                 }
             }
             let records_offset = self.append(&mut state, &records)?;
@@ -201,9 +257,10 @@ impl Store {
                 };
                 offset += run.record_bytes();
                 state.index.insert(first.blob, first.index, run);
+                state.segments.note_chunk(first.blob, segment);
             }
             assert_eq!(offset, records_offset + records.len() as u64);
-            (state.active_id, state.active_len)
+            break (state.active_id, state.segments.len(state.active_id));
         };
         self.sync_through(ticket).map_err(StorageError::from_io)
     }
@@ -229,7 +286,7 @@ impl Store {
                     (
                         piece.first_index,
                         piece.run,
-                        Arc::clone(&state.segments[&piece.run.segment]),
+                        Arc::clone(&state.files[&piece.run.segment]),
                     )
                 })
                 .collect()
@@ -292,30 +349,185 @@ impl Store {
             );
             self.append(&mut state, &record)?;
             state.index.remove_blob(blob);
-            (state.active_id, state.active_len)
+            let segment = state.active_id;
+            state.segments.note_tombstone(blob, segment);
+            (state.active_id, state.segments.len(state.active_id))
         };
-        self.sync_through(ticket).map_err(StorageError::from_io)
+        self.sync_through(ticket).map_err(StorageError::from_io)?;
+        if self.capacity_bytes.is_some() {
+            // Under a capacity, the room a delete frees is only real once
+            // compaction has reclaimed it, and the naming server asks for
+            // this server's status right after deleting a failed create's
+            // chunks to place the next one. Answer after a pass (bounded),
+            // so that status already shows the room.
+            self.compaction.request_pass(0);
+        }
+        Ok(())
     }
 
     pub fn usage(&self) -> StoreUsage {
         let state = self.lock_state();
         StoreUsage {
             live_bytes: state.index.live_bytes(),
-            disk_bytes: state.disk_bytes,
+            disk_bytes: state.segments.disk_bytes(),
             chunks_count: state.index.chunks_count(),
             capacity_bytes: self.capacity_bytes,
         }
+    }
+
+    /// Up to `BLOB_LISTING_PAGE_BLOBS_MAX` blobs from `from` on, in order,
+    /// each with its number of chunks: one page of `GET /blobs`.
+    pub fn blob_counts(&self, from: BlobId) -> Vec<(BlobId, u64)> {
+        self.lock_state()
+            .index
+            .blob_counts(from, BLOB_LISTING_PAGE_BLOBS_MAX)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The active segment's id and, per segment, what compaction would keep.
+    pub fn segment_stats(&self) -> (u32, Vec<SegmentStat>) {
+        let state = self.lock_state();
+        let stats = state
+            .segments
+            .ids()
+            .map(|id| SegmentStat {
+                id,
+                len: state.segments.len(id),
+                kept_bytes: SEGMENT_MAGIC_BYTES
+                    + state.index.segment_record_bytes(id)
+                    + state.segments.needed_tombstone_bytes(id),
+            })
+            .collect();
+        (state.active_id, stats)
+    }
+
+    /// Closes the active segment if it is still `segment_id`, so that
+    /// compaction may rewrite it; returns whether it did.
+    pub fn seal_active(&self, segment_id: u32) -> io::Result<bool> {
+        let mut state = self.lock_state();
+        if state.active_id != segment_id {
+            return Ok(false);
+        }
+        self.start_segment(&mut state)?;
+        Ok(true)
+    }
+
+    /// The file and length of closed segment `segment_id`, if it exists.
+    pub fn closed_segment(&self, segment_id: u32) -> Option<(Arc<File>, u64)> {
+        let state = self.lock_state();
+        if segment_id == state.active_id {
+            return None;
+        }
+        let file = state.files.get(&segment_id)?;
+        Some((Arc::clone(file), state.segments.len(segment_id)))
+    }
+
+    /// Which of `records`, read from closed segment `source_id`, the copy
+    /// that takes id `target_id` must keep: chunks the index still serves
+    /// from there, and tombstones whose blob a segment older than the copy
+    /// may hold records of. One short hold of the state lock.
+    pub fn records_to_keep(
+        &self,
+        (source_id, target_id): (u32, u32),
+        records: &[RecordAt],
+    ) -> Vec<bool> {
+        let state = self.lock_state();
+        records
+            .iter()
+            .map(|record| match record.kind {
+                KIND_CHUNK => state.index.is_at(record.id, source_id, record.offset),
+                _ => state.segments.tombstone_needed(record.id.blob, target_id),
+            })
+            .collect()
+    }
+
+    /// Record bytes of `segment_ids` the index serves that `moves` did not
+    /// copy; zero means the copy is complete. Records only die, never come
+    /// back, so a zero stays zero until the copy is installed.
+    pub fn live_bytes_not_moved(&self, segment_ids: &[u32], moves: &[Move]) -> u64 {
+        let state = self.lock_state();
+        let moved: u64 = moves
+            .iter()
+            .flat_map(|copied| {
+                state.index.still_at(
+                    copied.blob,
+                    copied.first_index,
+                    copied.count,
+                    copied.segment,
+                    copied.offset,
+                )
+            })
+            .map(|(_, run)| run.record_bytes())
+            .sum();
+        let live: u64 = segment_ids
+            .iter()
+            .map(|&id| state.index.segment_record_bytes(id))
+            .sum();
+        live - moved
+    }
+
+    /// Switches segment `target_id` to its compacted `file` of `len` bytes,
+    /// already renamed over it, which holds the copy of `source_ids` (target
+    /// included): the runs still at their old places move to their new ones
+    /// (a delete or rewrite since the copy wins), and reads get `file`. The
+    /// other sources stay known until `forget_segment`.
+    pub fn install_compacted(
+        &self,
+        (target_id, file, len): (u32, File, u64),
+        moves: &[Move],
+        source_ids: &[u32],
+        (old, new): (&Contents, &Contents),
+    ) {
+        let mut state = self.lock_state();
+        assert!(
+            source_ids.iter().all(|&id| id != state.active_id),
+            "only closed segments compact"
+        );
+        let live_bytes: u64 = source_ids
+            .iter()
+            .map(|&id| state.index.segment_record_bytes(id))
+            .sum();
+        let moved_bytes: u64 = moves
+            .iter()
+            .map(|copied| {
+                state.index.relocate(
+                    copied.blob,
+                    copied.first_index,
+                    copied.count,
+                    (copied.segment, copied.offset),
+                    (target_id, copied.new_offset),
+                )
+            })
+            .sum();
+        // `live_bytes_not_moved` was zero before the rename, and records
+        // only die: every run left in the group was moved just now.
+        assert_eq!(moved_bytes, live_bytes, "segments {source_ids:?}");
+        state.files.insert(target_id, Arc::new(file));
+        state.segments.replace(target_id, len, old, new);
+    }
+
+    /// Forgets `segment_id`, whose file compaction deleted (it held `old`,
+    /// nothing replay needs).
+    pub fn forget_segment(&self, segment_id: u32, old: &Contents) {
+        let mut state = self.lock_state();
+        assert_ne!(segment_id, state.active_id, "only closed segments compact");
+        assert_eq!(state.index.segment_record_bytes(segment_id), 0);
+        state.files.remove(&segment_id);
+        state.segments.remove(segment_id, old);
     }
 
     /// Appends `bytes` to the active segment, starting a new one when it is
     /// full; returns the offset they were written at. On error nothing is
     /// left half-written: the segment is cut back.
     fn append(&self, state: &mut MutexGuard<'_, State>, bytes: &[u8]) -> Result<u64, StorageError> {
-        if state.active_len + bytes.len() as u64 > SEGMENT_BYTES_MAX {
+        if state.segments.len(state.active_id) + bytes.len() as u64 > SEGMENT_BYTES_MAX {
             self.start_segment(state).map_err(StorageError::from_io)?;
         }
-        let file = Arc::clone(&state.segments[&state.active_id]);
-        let offset = state.active_len;
+        let file = Arc::clone(&state.files[&state.active_id]);
+        let offset = state.segments.len(state.active_id);
         if let Err(err) = file.write_all_at(bytes, offset) {
             // Cut back whatever part landed, so the next record starts on a
             // record boundary; if even that fails the tail is torn, and the
@@ -323,18 +535,18 @@ impl Store {
             let _ = file.set_len(offset);
             return Err(StorageError::from_io(err));
         }
-        state.active_len += bytes.len() as u64;
-        state.disk_bytes += bytes.len() as u64;
+        let active_id = state.active_id;
+        state.segments.grow(active_id, bytes.len() as u64);
         Ok(offset)
     }
 
     /// Closes the active segment (fsynced, so tickets in it stay covered)
     /// and starts the next one, fsyncing the folder so it survives a crash.
     fn start_segment(&self, state: &mut MutexGuard<'_, State>) -> io::Result<()> {
-        if let Some(active) = state.segments.get(&state.active_id) {
+        if let Some(active) = state.files.get(&state.active_id) {
             active.sync_data()?;
         }
-        let next_id = state.segments.keys().next_back().map_or(1, |id| id + 1);
+        let next_id = state.files.keys().next_back().map_or(1, |id| id + 1);
         let path = segment_path(&self.dir, next_id);
         let file = OpenOptions::new()
             .read(true)
@@ -343,11 +555,10 @@ impl Store {
             .open(&path)?;
         file.write_all_at(&SEGMENT_MAGIC, 0)?;
         file.sync_all()?;
-        File::open(&self.dir)?.sync_all()?;
-        state.segments.insert(next_id, Arc::new(file));
+        sync_dir(&self.dir)?;
+        state.files.insert(next_id, Arc::new(file));
+        state.segments.add(next_id, SEGMENT_MAGIC_BYTES);
         state.active_id = next_id;
-        state.active_len = SEGMENT_MAGIC.len() as u64;
-        state.disk_bytes += SEGMENT_MAGIC.len() as u64;
         Ok(())
     }
 
@@ -365,8 +576,8 @@ impl Store {
         let (target, file) = {
             let state = self.lock_state();
             (
-                (state.active_id, state.active_len),
-                Arc::clone(&state.segments[&state.active_id]),
+                (state.active_id, state.segments.len(state.active_id)),
+                Arc::clone(&state.files[&state.active_id]),
             )
         };
         // Earlier segments were fsynced when they were closed.
@@ -390,6 +601,39 @@ impl Store {
     }
 }
 
+/// Bytes an append of `records_bytes` adds to the disk, counting the magic
+/// of the segment it may have to start.
+fn append_cost_bytes(state: &State, records_bytes: u64) -> u64 {
+    let starts_segment = state.segments.len(state.active_id) + records_bytes > SEGMENT_BYTES_MAX;
+    records_bytes
+        + if starts_segment {
+            SEGMENT_MAGIC_BYTES
+        } else {
+            0
+        }
+}
+
+/// Bytes compaction could free: every segment's dead records and unneeded
+/// tombstones. Rewriting the active segment first starts a new one, whose
+/// magic is counted against it.
+fn reclaimable_bytes(state: &State) -> u64 {
+    state
+        .segments
+        .ids()
+        .map(|id| {
+            let kept_bytes = SEGMENT_MAGIC_BYTES
+                + state.index.segment_record_bytes(id)
+                + state.segments.needed_tombstone_bytes(id);
+            let reclaimable = state.segments.len(id).saturating_sub(kept_bytes);
+            if id == state.active_id {
+                reclaimable.saturating_sub(SEGMENT_MAGIC_BYTES)
+            } else {
+                reclaimable
+            }
+        })
+        .sum()
+}
+
 struct SegmentScan {
     /// Length of the prefix made of whole, valid records.
     valid_len: u64,
@@ -410,7 +654,7 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
             notes,
         });
     }
-    let mut offset = SEGMENT_MAGIC.len() as u64;
+    let mut offset = SEGMENT_MAGIC_BYTES;
     let mut data = vec![0u8; CHUNK_SIZE_BYTES];
     // Consecutive records of one blob are gathered into one run of the index.
     let mut pending: Option<(ChunkId, Run)> = None;
@@ -429,6 +673,7 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
         }
         match record.kind {
             KIND_CHUNK if crc32c(data) == record.data_crc => {
+                state.segments.note_chunk(record.id.blob, segment_id);
                 let extends = pending.as_ref().is_some_and(|(first, run)| {
                     first.blob == record.id.blob
                         && u64::from(first.index) + u64::from(run.count)
@@ -455,6 +700,9 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
             }
             KIND_CHUNK => {
                 flush_pending(&mut pending, state);
+                // Not served, but still a record of its blob on disk: a
+                // tombstone that kills it must stay (see `segments.rs`).
+                state.segments.note_chunk(record.id.blob, segment_id);
                 notes.push(format!(
                     "chunk {} at offset {offset} is corrupt; not served",
                     record.id
@@ -463,6 +711,7 @@ fn scan_segment(file: &File, segment_id: u32, state: &mut State) -> io::Result<S
             _ => {
                 flush_pending(&mut pending, state);
                 state.index.remove_blob(record.id.blob);
+                state.segments.note_tombstone(record.id.blob, segment_id);
             }
         }
         offset += (RECORD_HEADER_BYTES + record.len as usize) as u64;
@@ -500,11 +749,11 @@ fn runs_of(chunks: &[Chunk]) -> Vec<(ChunkId, &[Chunk])> {
     runs
 }
 
-struct RecordHeader {
-    kind: u8,
-    id: ChunkId,
-    len: u32,
-    data_crc: u32,
+pub struct RecordHeader {
+    pub kind: u8,
+    pub id: ChunkId,
+    pub len: u32,
+    pub data_crc: u32,
 }
 
 fn encode_record(out: &mut Vec<u8>, kind: u8, id: ChunkId, data_crc: u32, data: &[u8]) {
@@ -524,7 +773,8 @@ fn encode_record(out: &mut Vec<u8>, kind: u8, id: ChunkId, data_crc: u32, data: 
     out.extend_from_slice(data);
 }
 
-fn decode_record_header(header: &[u8; RECORD_HEADER_BYTES]) -> Option<RecordHeader> {
+/// The header's fields if its CRC and shape are sound, else `None`.
+pub fn decode_record_header(header: &[u8; RECORD_HEADER_BYTES]) -> Option<RecordHeader> {
     let word = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
@@ -560,8 +810,20 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     }
 }
 
-fn segment_path(dir: &Path, segment_id: u32) -> PathBuf {
+pub fn segment_path(dir: &Path, segment_id: u32) -> PathBuf {
     dir.join(format!("{SEGMENT_PREFIX}{segment_id:08}{SEGMENT_SUFFIX}"))
+}
+
+/// Where compaction writes the copy of `segment_id` before renaming it over.
+pub fn temp_path(dir: &Path, segment_id: u32) -> PathBuf {
+    dir.join(format!(
+        "{SEGMENT_PREFIX}{segment_id:08}{SEGMENT_SUFFIX}{TEMP_SUFFIX}"
+    ))
+}
+
+/// Makes renames, creations and deletions in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 fn list_segments(dir: &Path) -> io::Result<Vec<u32>> {
@@ -577,6 +839,30 @@ fn list_segments(dir: &Path) -> io::Result<Vec<u32>> {
     }
     ids.sort_unstable();
     Ok(ids)
+}
+
+/// Removes the copies an interrupted compaction left: never renamed, they
+/// never took effect. Returns a note per file.
+fn remove_leftover_copies(dir: &Path) -> io::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_copy = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with(SEGMENT_PREFIX) && name.ends_with(TEMP_SUFFIX));
+        if is_copy {
+            fs::remove_file(&path)?;
+            notes.push(format!(
+                "{}: removed an unfinished compaction copy",
+                path.display()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(notes)
 }
 
 #[cfg(test)]

@@ -151,11 +151,24 @@ fn status_counts_files_chunks_and_space() {
                 .starts_with("http://127.0.0.1:")
         );
     }
-    let used: u64 = servers
-        .iter()
-        .map(|server| server["used_bytes"].as_u64().unwrap())
-        .sum();
-    assert_eq!(used, 2 * 2049, "every byte stored twice");
+    // used_bytes is what the segment files take on disk, as the next
+    // heartbeat reports it: every file byte twice, plus a 28-byte record
+    // header per chunk and an 8-byte header per segment.
+    let expected_used = 2 * (2049 + 3 * 28) + 3 * 8;
+    let used = || -> u64 {
+        let status = cluster.status_json();
+        status["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|server| server["used_bytes"].as_u64().unwrap())
+            .sum()
+    };
+    crate::cluster::wait_until(
+        std::time::Duration::from_secs(10),
+        "used bytes to be reported",
+        || used() == expected_used,
+    );
     assert_eq!(cluster.request("GET", "/health", &[]).status, 200);
     let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
     assert!(metrics.contains("harbour_files 2"), "{metrics}");

@@ -114,3 +114,87 @@ fn removing_a_blob_forgets_all_its_runs_and_nothing_else() {
     assert_eq!(index.live_bytes(), 3);
     assert!(index.locate(BlobId(10), 0, 1).is_ok());
 }
+
+#[test]
+fn relocating_moves_only_the_parts_still_at_their_old_place() {
+    let stride = RECORD_STRIDE_BYTES;
+    let mut index = Index::default();
+    index.insert(BLOB, 0, run(1, 100, 6, 9));
+    index.insert(BlobId(10), 0, run(1, 100 + 6 * stride, 1, 5));
+    let segment_bytes = index.segment_record_bytes(1);
+    assert_eq!(segment_bytes, (5 * stride + 28 + 9) + (28 + 5));
+    // Chunk 2 was rewritten elsewhere while the segment was copied.
+    index.insert(BLOB, 2, run(2, 8, 1, 1024));
+    assert_eq!(
+        index.still_at(BLOB, 0, 6, 1, 100),
+        vec![
+            (0, run(1, 100, 2, 1024)),
+            (3, run(1, 100 + 3 * stride, 3, 9))
+        ]
+    );
+    // The copy put the six records at offset 8 of the new file.
+    let moved = index.relocate(BLOB, 0, 6, (1, 100), (1, 8));
+    assert_eq!(moved, 4 * stride + 28 + 9);
+    assert_eq!(
+        layout(&index, 6),
+        vec![
+            Some((1, 8, 1024)),
+            Some((1, 8 + stride, 1024)),
+            Some((2, 8, 1024)),
+            Some((1, 8 + 3 * stride, 1024)),
+            Some((1, 8 + 4 * stride, 1024)),
+            Some((1, 8 + 5 * stride, 9)),
+        ]
+    );
+    // Nothing is left at the old place: a second relocation moves nothing.
+    assert_eq!(index.relocate(BLOB, 0, 6, (1, 100), (1, 8)), 0);
+    assert!(index.is_at(
+        ChunkId {
+            blob: BLOB,
+            index: 5
+        },
+        1,
+        8 + 5 * stride
+    ));
+    assert!(!index.is_at(
+        ChunkId {
+            blob: BLOB,
+            index: 2
+        },
+        1,
+        8 + 2 * stride
+    ));
+    assert_eq!(index.chunks_count(), 7);
+    assert_eq!(
+        index.segment_record_bytes(1) + index.segment_record_bytes(2),
+        segment_bytes
+    );
+    // A merge moves runs to another segment, and their bytes with them.
+    let moved = index.relocate(BlobId(10), 0, 1, (1, 100 + 6 * stride), (3, 8));
+    assert_eq!(moved, 28 + 5);
+    assert_eq!(index.segment_record_bytes(3), 28 + 5);
+    assert_eq!(
+        index.locate(BlobId(10), 0, 1).unwrap()[0].run,
+        run(3, 8, 1, 5)
+    );
+}
+
+#[test]
+fn blob_counts_list_blobs_in_order_a_page_at_a_time() {
+    let mut index = Index::default();
+    index.insert(BlobId(3), 0, run(1, 0, 4, 1024));
+    index.insert(BlobId(3), 10, run(1, 0, 2, 1));
+    index.insert(BlobId(1), 0, run(1, 0, 1, 1));
+    index.insert(BlobId(8), 0, run(1, 0, 7, 1));
+    assert_eq!(
+        index.blob_counts(BlobId(0), 10),
+        vec![(BlobId(1), 1), (BlobId(3), 6), (BlobId(8), 7)]
+    );
+    assert_eq!(
+        index.blob_counts(BlobId(0), 2),
+        vec![(BlobId(1), 1), (BlobId(3), 6)]
+    );
+    assert_eq!(index.blob_counts(BlobId(4), 2), vec![(BlobId(8), 7)]);
+    assert_eq!(index.blob_counts(BlobId(9), 2), vec![]);
+    assert_eq!(index.blob_counts(BlobId(0), 0), vec![]);
+}

@@ -2,43 +2,12 @@
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::chunk::{BlobId, ChunkId};
-use common::wire::Chunk;
+use common::chunk::BlobId;
 
-use super::{RECORD_HEADER_BYTES, SEGMENT_MAGIC, Store, segment_path};
+use super::{RECORD_HEADER_BYTES, SEGMENT_MAGIC, Store, segment_path, temp_path};
 use crate::error::StorageError;
-
-fn temp_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "harbour-store-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn chunks(blob: u64, sizes: &[usize]) -> Vec<Chunk> {
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(index, &len)| {
-            let data = (0..len).map(|i| (i * 7 + index) as u8).collect();
-            Chunk::new(
-                ChunkId {
-                    blob: BlobId(blob),
-                    index: index as u32,
-                },
-                data,
-            )
-        })
-        .collect()
-}
+use crate::test_support::{chunks, segment_files_bytes, temp_dir, with_compactor};
 
 #[test]
 fn stores_reads_and_deletes_runs() {
@@ -141,17 +110,110 @@ fn a_flipped_data_byte_is_reported_as_corruption_never_served() {
 }
 
 #[test]
-fn capacity_refuses_a_batch_that_does_not_fit_and_frees_on_delete() {
+fn capacity_caps_disk_bytes_and_a_delete_gives_its_room_back() {
     let dir = temp_dir();
-    let (store, _) = Store::open(&dir, Some(2048)).unwrap();
+    // Magic (8) + two records of 1024 (2 * 1052) + a tombstone (28) fit;
+    // one record more does not.
+    let (store, _) = Store::open(&dir, Some(3000)).unwrap();
+    with_compactor(&store, || {
+        store.put_batch(&chunks(1, &[1024, 1024])).unwrap();
+        assert_eq!(store.usage().disk_bytes, 8 + 2 * 1052);
+        assert!(matches!(
+            store.put_batch(&chunks(2, &[1024])),
+            Err(StorageError::Full {
+                needed_bytes: 1052,
+                free_bytes: 888
+            })
+        ));
+        assert!(store.get_run(BlobId(2), 0, 1).is_err());
+        // Under a capacity a delete answers once compaction has freed its
+        // room: the segment it filled is sealed and, all dead, deleted.
+        store.delete_blob(BlobId(1)).unwrap();
+        assert_eq!(store.usage().disk_bytes, 8);
+        assert_eq!(segment_files_bytes(&dir), 8);
+        store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
+        assert_eq!(
+            store.get_run(BlobId(2), 0, 2).unwrap(),
+            chunks(2, &[1024, 1024])
+        );
+    });
+    drop(store);
+    let (store, _) = Store::open(&dir, Some(3000)).unwrap();
+    assert!(store.get_run(BlobId(1), 0, 1).is_err());
+    assert_eq!(
+        store.get_run(BlobId(2), 0, 2).unwrap(),
+        chunks(2, &[1024, 1024])
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_put_over_capacity_first_reclaims_dead_records() {
+    let dir = temp_dir();
+    let (store, _) = Store::open(&dir, Some(4300)).unwrap();
+    with_compactor(&store, || {
+        // A retried batch leaves a dead copy of chunk 1/0; the segment is
+        // still two-thirds live, too dense for an ordinary pass.
+        store.put_batch(&chunks(1, &[1024])).unwrap();
+        store.put_batch(&chunks(1, &[1024])).unwrap();
+        store.put_batch(&chunks(3, &[1024])).unwrap();
+        assert_eq!(store.usage().disk_bytes, 8 + 3 * 1052);
+        // 3164 + 2104 > 4300, but not once the dead 1052 are gone.
+        store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
+        assert_eq!(store.usage().disk_bytes, 8 + 8 + 4 * 1052);
+        assert_eq!(store.usage().disk_bytes, segment_files_bytes(&dir));
+        // Past what compaction can free, the answer is 507 at once.
+        assert!(matches!(
+            store.put_batch(&chunks(4, &[1024])),
+            Err(StorageError::Full { .. })
+        ));
+        assert_eq!(store.get_run(BlobId(1), 0, 1).unwrap(), chunks(1, &[1024]));
+        assert_eq!(store.get_run(BlobId(3), 0, 1).unwrap(), chunks(3, &[1024]));
+        assert_eq!(
+            store.get_run(BlobId(2), 0, 2).unwrap(),
+            chunks(2, &[1024, 1024])
+        );
+    });
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_a_compaction_thread_a_full_store_refuses_at_once() {
+    let dir = temp_dir();
+    let (store, _) = Store::open(&dir, Some(2000)).unwrap();
     store.put_batch(&chunks(1, &[1024])).unwrap();
+    store.delete_blob(BlobId(1)).unwrap();
     assert!(matches!(
-        store.put_batch(&chunks(2, &[1024, 1])),
+        store.put_batch(&chunks(2, &[1024])),
         Err(StorageError::Full { .. })
     ));
-    assert!(store.get_run(BlobId(2), 0, 1).is_err());
-    store.delete_blob(BlobId(1)).unwrap();
-    store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_leftover_compaction_copy_is_removed_at_start_up() {
+    let dir = temp_dir();
+    {
+        let (store, _) = Store::open(&dir, None).unwrap();
+        store.put_batch(&chunks(1, &[100, 200])).unwrap();
+    }
+    let leftover = temp_path(&dir, 1);
+    fs::write(&leftover, b"HRBSEG01 and half a record").unwrap();
+    let (store, recovery) = Store::open(&dir, None).unwrap();
+    assert!(!leftover.exists());
+    assert!(
+        recovery
+            .notes
+            .iter()
+            .any(|note| note.contains("unfinished compaction copy")),
+        "{:?}",
+        recovery.notes
+    );
+    assert_eq!(recovery.segments_count, 1);
+    assert_eq!(
+        store.get_run(BlobId(1), 0, 2).unwrap(),
+        chunks(1, &[100, 200])
+    );
     fs::remove_dir_all(dir).unwrap();
 }
 
