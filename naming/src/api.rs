@@ -198,17 +198,20 @@ impl Api {
         let cluster = &self.naming.cluster;
         let servers = cluster.status_rows();
         let metadata = self.naming.metadata();
+        // A replica counts when its server is alive and not known to lack it.
+        let reconciler = &self.naming.reconciler;
         let under_replicated = metadata
             .versions()
-            .flat_map(|version| version.runs.iter())
-            .filter(|run| {
-                run.replicas
+            .flat_map(|version| version.runs.iter().map(move |run| (version.blob, run)))
+            .filter(|(blob, run)| {
+                let healthy = run
+                    .replicas
                     .iter()
-                    .filter(|&&id| cluster.is_alive(id))
-                    .count()
-                    < cluster.replication
+                    .filter(|&&id| cluster.is_alive(id) && !reconciler.is_missing(id, *blob))
+                    .count();
+                healthy < cluster.replication
             })
-            .map(|run| u64::from(run.count))
+            .map(|(_, run)| u64::from(run.count))
             .sum();
         ClusterStatus {
             servers,

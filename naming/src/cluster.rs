@@ -117,6 +117,11 @@ impl Cluster {
         });
     }
 
+    /// Every server's id.
+    pub fn ids(&self) -> impl Iterator<Item = ServerId> + use<> {
+        (0..self.servers.len()).map(|idx| ServerId::try_from(idx).expect("checked in new"))
+    }
+
     /// Every server's URL, in id order.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         self.servers.iter().map(|server| server.url.as_str())

@@ -24,6 +24,9 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// The journal grows by this much between checkpoints.
     pub checkpoint_bytes: u64,
+    /// How often storage servers' blobs are reconciled with the metadata;
+    /// an orphan is deleted after staying orphaned this long.
+    pub reconcile_interval: Duration,
     pub dead_after: Duration,
     pub effective_lines: Vec<String>,
 }
@@ -82,7 +85,13 @@ const CHECKPOINT_BYTES: Param = Param {
     default: Some("67108864"),
     help: "journal growth after which the metadata is checkpointed (bounds restart time)",
 };
-const PARAMS: [Param; 10] = [
+const RECONCILE: Param = Param {
+    flag: "--reconcile-ms",
+    env: "RECONCILE_MS",
+    default: Some("30000"),
+    help: "how often storage servers' blobs are compared with the metadata (orphans are deleted after this long)",
+};
+const PARAMS: [Param; 11] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -93,6 +102,7 @@ const PARAMS: [Param; 10] = [
     HEARTBEAT,
     DEAD_AFTER,
     CHECKPOINT_BYTES,
+    RECONCILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -150,6 +160,9 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         Ok(bytes) if bytes >= 1 => Ok(bytes),
         _ => Err("must be a positive whole number of bytes".to_owned()),
     })?;
+    let reconcile_ms = reader
+        .get(&RECONCILE, parse_millis)?
+        .expect("has a default");
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -162,6 +175,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         workers_count: workers_count.expect("has a default"),
         heartbeat_interval: Duration::from_millis(heartbeat_ms),
         checkpoint_bytes: checkpoint_bytes.expect("has a default"),
+        reconcile_interval: Duration::from_millis(reconcile_ms),
         dead_after: Duration::from_millis(dead_after_ms),
         effective_lines,
     }))

@@ -12,6 +12,7 @@ mod metadata;
 mod metrics;
 mod naming;
 mod placement;
+mod reconcile;
 mod replicate;
 mod storage_client;
 mod upload;
@@ -66,7 +67,8 @@ fn run(config: &Config) -> Result<(), String> {
     server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
 }
 
-/// The heartbeat, the garbage sweep and the checkpointer: service threads that live as long
+/// The heartbeat, the garbage sweep, reconciliation and the checkpointer:
+/// service threads that live as long
 /// as the process, each doing bounded work per tick.
 fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let heartbeat = crossbeam_channel::tick(config.heartbeat_interval);
@@ -83,6 +85,26 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     thread::spawn(move || {
         for _ in sweep.iter() {
             sweep_naming.garbage.sweep(&sweep_naming);
+        }
+    });
+    let reconcile_naming = Arc::clone(&naming);
+    let reconcile_interval = config.reconcile_interval;
+    thread::spawn(move || {
+        // A first pass at start-up finds what a crash left behind.
+        for _ in
+            std::iter::once(()).chain(crossbeam_channel::tick(reconcile_interval).iter().map(drop))
+        {
+            let report = reconcile_naming
+                .reconciler
+                .pass(&reconcile_naming, reconcile_interval);
+            if report.orphans_deleted > 0 || report.missing > 0 {
+                println!("reconcile: {report:?}");
+            }
+            let metrics = &reconcile_naming.metrics;
+            metrics.count(
+                &metrics.orphan_blobs_deleted_total,
+                report.orphans_deleted as u64,
+            );
         }
     });
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);

@@ -38,6 +38,9 @@ pub struct Metadata {
     files: BTreeMap<FileName, Arc<FileVersion>>,
     /// Names with a create (without overwrite) under way: a second one fails at once.
     creating: HashSet<FileName>,
+    /// Blobs being written by creates that have not committed (or failed)
+    /// yet: reconciliation must not take them for orphans.
+    blobs_in_flight: HashSet<BlobId>,
     chunks_count: u64,
 }
 
@@ -154,6 +157,20 @@ impl Metadata {
                 size: version.size_bytes,
             })
             .collect()
+    }
+
+    pub fn begin_blob(&mut self, blob: BlobId) {
+        let inserted = self.blobs_in_flight.insert(blob);
+        assert!(inserted);
+    }
+
+    pub fn end_blob(&mut self, blob: BlobId) {
+        let removed = self.blobs_in_flight.remove(&blob);
+        assert!(removed);
+    }
+
+    pub fn blobs_in_flight(&self) -> impl Iterator<Item = &BlobId> {
+        self.blobs_in_flight.iter()
     }
 
     pub fn files_count(&self) -> u64 {

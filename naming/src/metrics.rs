@@ -16,6 +16,7 @@ pub struct Metrics {
     pub bytes_read_total: AtomicU64,
     pub replica_read_failures_total: AtomicU64,
     pub blobs_reclaimed_total: AtomicU64,
+    pub orphan_blobs_deleted_total: AtomicU64,
 }
 
 impl Metrics {
@@ -28,7 +29,7 @@ impl Metrics {
 pub fn render(naming: &Naming, server: &ServerStats) -> String {
     let mut out = String::new();
     let metrics = &naming.metrics;
-    let counters: [(&str, &str, &AtomicU64); 12] = [
+    let counters: [(&str, &str, &AtomicU64); 13] = [
         (
             "harbour_files_created_total",
             "Files created or overwritten.",
@@ -63,6 +64,11 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
             "harbour_blobs_reclaimed_total",
             "Dropped file versions whose chunks were deleted everywhere.",
             &metrics.blobs_reclaimed_total,
+        ),
+        (
+            "harbour_orphan_blobs_deleted_total",
+            "Blobs no file referenced, deleted from a storage server by reconciliation.",
+            &metrics.orphan_blobs_deleted_total,
         ),
         (
             "harbour_http_requests_total",
@@ -101,12 +107,17 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
         let metadata = naming.metadata();
         (metadata.files_count(), metadata.chunks_count())
     };
-    let gauges: [(&str, &str, u64); 3] = [
+    let gauges: [(&str, &str, u64); 4] = [
         ("harbour_files", "Files in the namespace.", files),
         (
             "harbour_chunks",
             "Chunks of all files (each stored on `replication` servers).",
             chunks,
+        ),
+        (
+            "harbour_missing_replicas",
+            "Blob replicas the metadata expects that a storage server lacks.",
+            naming.reconciler.missing_count() as u64,
         ),
         (
             "harbour_garbage_pending",
@@ -135,7 +146,7 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP harbour_storage_used_bytes Chunk bytes stored on the server.\n# TYPE harbour_storage_used_bytes gauge"
+        "# HELP harbour_storage_used_bytes Bytes of the server's segment files, what CAPACITY_BYTES caps.\n# TYPE harbour_storage_used_bytes gauge"
     );
     for row in &rows {
         let _ = writeln!(

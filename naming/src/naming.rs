@@ -19,6 +19,7 @@ use crate::journal::record::Record;
 use crate::journal::{Journal, Lsn};
 use crate::metadata::{FileVersion, Metadata, NameTaken, ServerId};
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::storage_client::StorageClient;
 
 /// Blob ids are reserved in the journal this many at a time: one fsync per
@@ -31,6 +32,7 @@ pub struct Naming {
     pub cluster: Cluster,
     pub storage: StorageClient,
     pub garbage: Garbage,
+    pub reconciler: Reconciler,
     pub metrics: Metrics,
     next_blob: AtomicU64,
     /// Blob ids below this are journaled as possibly handed out. Raised
@@ -38,6 +40,18 @@ pub struct Naming {
     blobs_reserved_up_to: AtomicU64,
     /// A checkpoint is taken once the journal has grown by this much.
     checkpoint_bytes: u64,
+}
+
+/// A blob being written; ends its in-flight mark when dropped.
+pub struct BlobInFlight<'a> {
+    naming: &'a Naming,
+    pub blob: BlobId,
+}
+
+impl Drop for BlobInFlight<'_> {
+    fn drop(&mut self) {
+        self.naming.metadata().end_blob(self.blob);
+    }
 }
 
 /// How the naming server is put together at start-up.
@@ -93,6 +107,7 @@ impl Naming {
             cluster: Cluster::new(&servers, setup.replication, setup.dead_after),
             storage: setup.storage,
             garbage: Garbage::default(),
+            reconciler: Reconciler::default(),
             metrics: Metrics::default(),
             next_blob: AtomicU64::new(first_blob),
             blobs_reserved_up_to: AtomicU64::new(reserved_up_to),
@@ -109,26 +124,27 @@ impl Naming {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A blob id never handed out before, across restarts too: a new file
-    /// must never adopt an old one's leftover chunks.
-    pub fn new_blob(&self) -> BlobId {
+    /// A blob id never handed out before, across restarts too (a new file
+    /// must never adopt an old one's leftover chunks), marked in flight
+    /// until the guard drops, so reconciliation leaves its chunks alone.
+    pub fn new_blob(&self) -> BlobInFlight<'_> {
         let id = self.next_blob.fetch_add(1, Ordering::Relaxed);
-        if id >= self.blobs_reserved_up_to.load(Ordering::Acquire) {
-            let lsn = {
-                let _metadata = self.metadata();
-                let reserved = self.blobs_reserved_up_to.load(Ordering::Acquire);
-                (id >= reserved).then(|| {
-                    let up_to = id.max(reserved) + BLOB_RESERVATION_COUNT;
-                    let lsn = self.journal.append(&Record::ReserveBlobs { up_to });
-                    (lsn, up_to)
-                })
-            };
-            if let Some((lsn, up_to)) = lsn {
-                self.durable(lsn);
-                self.blobs_reserved_up_to.fetch_max(up_to, Ordering::AcqRel);
-            }
+        let mut metadata = self.metadata();
+        let reserved = self.blobs_reserved_up_to.load(Ordering::Acquire);
+        let reservation = (id >= reserved).then(|| {
+            let up_to = id + BLOB_RESERVATION_COUNT;
+            (self.journal.append(&Record::ReserveBlobs { up_to }), up_to)
+        });
+        metadata.begin_blob(BlobId(id));
+        drop(metadata);
+        if let Some((lsn, up_to)) = reservation {
+            self.durable(lsn);
+            self.blobs_reserved_up_to.fetch_max(up_to, Ordering::AcqRel);
         }
-        BlobId(id)
+        BlobInFlight {
+            naming: self,
+            blob: BlobId(id),
+        }
     }
 
     /// Makes `version` the file `name`, durably. Returns the version it

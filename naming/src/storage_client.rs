@@ -3,7 +3,7 @@
 //! `REQUEST_TIMEOUT_MS`. Failures are sorted here, where the server is known.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{self, Read};
 use std::time::Duration;
 
 use common::api::{ErrorBody, StorageStatus};
@@ -13,6 +13,11 @@ use common::wire::{self, Chunk};
 use ureq::Agent;
 
 use crate::error::ApiError;
+
+/// Budget of one blob listing (12 bytes a blob: a million in 12 MB).
+const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest blob listing read: 16 million blobs.
+const LIST_BYTES_MAX: u64 = 12 * 16 * 1024 * 1024;
 
 pub struct StorageClient {
     agent: Agent,
@@ -106,6 +111,43 @@ impl StorageClient {
             .call()
             .map_err(classify)?;
         expect_success(response).map(drop)
+    }
+
+    /// Every blob `server` holds, with its chunk count (`GET /blobs`:
+    /// 12-byte records, blob u64 | count u32, big-endian). A long list
+    /// gets a longer budget than a batch.
+    pub fn list_blobs(&self, server: &str) -> Result<Vec<(BlobId, u32)>, CallError> {
+        let response = self
+            .agent
+            .get(&format!("{server}/blobs"))
+            .config()
+            .timeout_global(Some(LIST_TIMEOUT))
+            .build()
+            .call()
+            .map_err(classify)?;
+        let mut response = expect_success(response)?;
+        let mut reader = io::BufReader::new(
+            response
+                .body_mut()
+                .with_config()
+                .limit(LIST_BYTES_MAX)
+                .reader(),
+        );
+        let mut blobs = Vec::new();
+        let mut record = [0u8; 12];
+        loop {
+            match reader.read_exact(&mut record) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(err) => return Err(CallError::BadAnswer(err.to_string())),
+            }
+            let blob = BlobId(u64::from_be_bytes(record[..8].try_into().expect("8 bytes")));
+            blobs.push((
+                blob,
+                u32::from_be_bytes(record[8..].try_into().expect("4 bytes")),
+            ));
+        }
+        Ok(blobs)
     }
 
     pub fn status(&self, server: &str) -> Result<StorageStatus, CallError> {

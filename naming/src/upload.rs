@@ -64,7 +64,9 @@ impl Reservation<'_> {
     /// visible, and its chunks are deleted (or queued for deletion).
     pub fn upload(mut self, body: &mut dyn Read) -> Result<Created, ApiError> {
         let naming = self.naming;
-        let blob = naming.new_blob();
+        // Held until the version is committed or its chunks discarded.
+        let in_flight = naming.new_blob();
+        let blob = in_flight.blob;
         let mut touched = BTreeSet::new();
         let stored =
             upload_batches(naming, blob, body, &mut touched).and_then(|version| {

@@ -157,3 +157,138 @@ fn bench_throughput_and_memory() {
         peak[2] / 1024
     );
 }
+
+/// A frame of the naming journal format (ARCHITECTURE.md): len | crc | payload.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&common::chunk::crc32c(payload).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Writes a checkpoint of `files` files of `chunks_per_file` full chunks,
+/// each one run on servers 0 and 1, straight in the documented format.
+fn write_checkpoint(meta_dir: &std::path::Path, urls: &[String], files: u64, chunks_per_file: u32) {
+    fs::create_dir_all(meta_dir).unwrap();
+    let mut out = std::io::BufWriter::new(File::create(meta_dir.join("checkpoint")).unwrap());
+    out.write_all(b"HRBCKPT1").unwrap();
+    out.write_all(&1u64.to_be_bytes()).unwrap();
+    let mut records = 0u64;
+    for (id, url) in urls.iter().enumerate() {
+        let mut payload = vec![4u8];
+        payload.extend_from_slice(&(id as u16).to_be_bytes());
+        put_str(&mut payload, url);
+        out.write_all(&frame(&payload)).unwrap();
+        records += 1;
+    }
+    let mut reserve = vec![3u8];
+    reserve.extend_from_slice(&(files + 1).to_be_bytes());
+    out.write_all(&frame(&reserve)).unwrap();
+    records += 1;
+    for idx in 0..files {
+        let mut payload = vec![1u8];
+        put_str(&mut payload, &format!("bench/{idx:08}"));
+        payload.extend_from_slice(&(idx + 1).to_be_bytes());
+        payload.extend_from_slice(&(u64::from(chunks_per_file) * 1024).to_be_bytes());
+        payload.extend_from_slice(&1u32.to_be_bytes());
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        payload.extend_from_slice(&chunks_per_file.to_be_bytes());
+        payload.push(2);
+        payload.extend_from_slice(&0u16.to_be_bytes());
+        payload.extend_from_slice(&1u16.to_be_bytes());
+        out.write_all(&frame(&payload)).unwrap();
+        records += 1;
+    }
+    let mut end = vec![5u8];
+    end.extend_from_slice(&records.to_be_bytes());
+    out.write_all(&frame(&end)).unwrap();
+    out.flush().unwrap();
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn bench_naming_restart_with_a_million_files() {
+    if !enabled() {
+        return;
+    }
+    let files = 1_000_000u64;
+    let chunks_per_file = 4u32;
+    let dir = test_dir();
+    let urls = [
+        "http://127.0.0.1:9".to_owned(),
+        "http://127.0.0.1:10".to_owned(),
+    ];
+    // Baseline: the same process shape with an empty namespace.
+    let empty = crate::cluster::Server::start(
+        "harbour-naming",
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--storage-servers",
+            &urls.join(","),
+            "--meta-dir",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .chain([dir.join("empty-meta").to_string_lossy().into_owned()])
+        .collect(),
+        dir.join("empty.log"),
+    );
+    let empty_rss = rss_bytes(empty.pid());
+    drop(empty);
+    let meta_dir = dir.join("meta");
+    write_checkpoint(&meta_dir, &urls, files, chunks_per_file);
+    let checkpoint_bytes = fs::metadata(meta_dir.join("checkpoint")).unwrap().len();
+    let started = Instant::now();
+    let naming = crate::cluster::Server::start(
+        "harbour-naming",
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--storage-servers",
+            &urls.join(","),
+            "--meta-dir",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .chain([meta_dir.to_string_lossy().into_owned()])
+        .collect(),
+        dir.join("naming.log"),
+    );
+    let restart = started.elapsed();
+    let rss = rss_bytes(naming.pid());
+    let chunks = files * u64::from(chunks_per_file);
+    println!(
+        "naming restart, {files} files ({chunks} chunks, checkpoint {:.1} MiB): {:.2} s to listening",
+        checkpoint_bytes as f64 / MIB,
+        restart.as_secs_f64()
+    );
+    println!(
+        "naming memory: {:.1} MiB RSS vs {:.1} MiB empty: {:.0} bytes per file, {:.1} bytes per chunk",
+        rss as f64 / MIB,
+        empty_rss as f64 / MIB,
+        (rss - empty_rss) as f64 / files as f64,
+        (rss - empty_rss) as f64 / chunks as f64
+    );
+    drop(naming);
+    let _ = fs::remove_dir_all(dir);
+}

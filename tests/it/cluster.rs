@@ -26,6 +26,8 @@ pub struct Spec {
     pub dead_after_ms: u64,
     /// `--checkpoint-bytes` of the naming server.
     pub checkpoint_bytes: u64,
+    /// `--reconcile-ms` of the naming server (also the orphans' grace period).
+    pub reconcile_ms: u64,
 }
 
 impl Default for Spec {
@@ -39,6 +41,7 @@ impl Default for Spec {
             heartbeat_ms: 200,
             dead_after_ms: 1000,
             checkpoint_bytes: 64 * 1024 * 1024,
+            reconcile_ms: 30_000,
         }
     }
 }
@@ -115,6 +118,8 @@ impl Cluster {
             spec.dead_after_ms.to_string(),
             "--checkpoint-bytes".to_owned(),
             spec.checkpoint_bytes.to_string(),
+            "--reconcile-ms".to_owned(),
+            spec.reconcile_ms.to_string(),
         ];
         let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
         let agent: ureq::Agent = ureq::Agent::config_builder()

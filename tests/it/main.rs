@@ -6,6 +6,7 @@
 mod bench;
 mod cli;
 mod cluster;
+mod compaction;
 mod compose;
 mod config;
 mod durability;
@@ -14,4 +15,5 @@ mod files;
 mod full_disk;
 mod hostile;
 mod memory;
+mod reconcile;
 mod tidy;

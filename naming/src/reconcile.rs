@@ -1,0 +1,140 @@
+//! Reconciliation: each storage server's list of blobs is compared with the
+//! metadata. Blobs that no committed file references and no create is
+//! writing (left by a crash mid-create, or a delete whose storage call
+//! failed) are deleted once they have stayed orphaned for a grace period;
+//! replicas the metadata expects but a server lacks are recorded as
+//! missing, and count as under-replicated in `status`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::chunk::BlobId;
+
+use crate::metadata::ServerId;
+use crate::naming::Naming;
+
+/// What reconciliation has learned, kept between passes.
+#[derive(Default)]
+pub struct Reconciler {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Orphans seen, with when they were first seen orphaned.
+    orphans: HashMap<(ServerId, BlobId), Instant>,
+    /// Replicas the metadata expects that the server does not hold whole.
+    missing: HashSet<(ServerId, BlobId)>,
+}
+
+/// What one pass found and did, for the log and the metrics.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub servers_listed: usize,
+    pub orphans_deleted: usize,
+    pub orphans_waiting: usize,
+    pub missing: usize,
+}
+
+impl Reconciler {
+    /// One pass over every live server: list, compare, act.
+    pub fn pass(&self, naming: &Naming, grace: Duration) -> PassReport {
+        let mut report = PassReport::default();
+        // List first, then look at the metadata: a blob committed in
+        // between is referenced by then, and one still being written is in
+        // flight, so neither is taken for an orphan.
+        let listings: Vec<(ServerId, Vec<(BlobId, u32)>)> = naming
+            .cluster
+            .ids()
+            .filter(|&id| naming.cluster.is_alive(id))
+            .filter_map(|id| {
+                naming
+                    .storage
+                    .list_blobs(naming.cluster.url(id))
+                    .ok()
+                    .map(|blobs| (id, blobs))
+            })
+            .collect();
+        report.servers_listed = listings.len();
+        let (expected, in_flight) = {
+            let metadata = naming.metadata();
+            (
+                expected_chunks(&metadata),
+                metadata
+                    .blobs_in_flight()
+                    .copied()
+                    .collect::<HashSet<BlobId>>(),
+            )
+        };
+        let now = Instant::now();
+        let mut doomed: Vec<(ServerId, BlobId)> = Vec::new();
+        let mut state = self.lock();
+        let listed_servers: HashSet<ServerId> = listings.iter().map(|(id, _)| *id).collect();
+        state
+            .orphans
+            .retain(|(server, _), _| listed_servers.contains(server));
+        state
+            .missing
+            .retain(|(server, _)| !listed_servers.contains(server));
+        for (server, blobs) in &listings {
+            let held: HashMap<BlobId, u32> = blobs.iter().copied().collect();
+            for (&(expected_server, blob), &chunks) in &expected {
+                if expected_server == *server && held.get(&blob).copied().unwrap_or(0) < chunks {
+                    state.missing.insert((*server, blob));
+                }
+            }
+            for &(blob, _) in blobs {
+                let key = (*server, blob);
+                if expected.contains_key(&key) || in_flight.contains(&blob) {
+                    state.orphans.remove(&key);
+                    continue;
+                }
+                let first_seen = *state.orphans.entry(key).or_insert(now);
+                if now.duration_since(first_seen) >= grace {
+                    doomed.push(key);
+                }
+            }
+        }
+        for key in &doomed {
+            state.orphans.remove(key);
+        }
+        report.orphans_waiting = state.orphans.len();
+        report.missing = state.missing.len();
+        drop(state);
+        for (server, blob) in doomed {
+            naming.garbage.discard_now(naming, blob, [server].into());
+            report.orphans_deleted += 1;
+        }
+        report
+    }
+
+    /// Whether `server` is known to lack chunks of `blob` it should hold.
+    pub fn is_missing(&self, server: ServerId, blob: BlobId) -> bool {
+        self.lock().missing.contains(&(server, blob))
+    }
+
+    pub fn missing_count(&self) -> usize {
+        self.lock().missing.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Plain sets; a poisoned lock still holds usable ones.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// For every (server, blob) the metadata places chunks on, how many.
+fn expected_chunks(metadata: &crate::metadata::Metadata) -> HashMap<(ServerId, BlobId), u32> {
+    let mut expected = HashMap::new();
+    for version in metadata.versions() {
+        for run in &version.runs {
+            for &server in run.replicas.iter() {
+                *expected.entry((server, version.blob)).or_insert(0) += run.count;
+            }
+        }
+    }
+    expected
+}

@@ -1,0 +1,93 @@
+//! Reconciliation of storage servers with the metadata: chunks no file
+//! references (a crash mid-create, a delete whose storage call failed) are
+//! reclaimed after a grace period; replicas a server lost are counted as
+//! under-replicated.
+
+use std::time::Duration;
+
+use common::chunk::{BlobId, ChunkId};
+use common::wire::{Chunk, encode_batch};
+
+use crate::cluster::{Cluster, Spec, request_to, test_bytes, wait_until};
+
+/// The blobs a storage server lists at `GET /blobs`.
+fn listed_blobs(cluster: &Cluster, idx: usize) -> Vec<(u64, u32)> {
+    let answer = request_to(
+        &cluster.agent,
+        &format!("{}/blobs", cluster.storage_url(idx)),
+        "GET",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    answer
+        .body
+        .chunks(12)
+        .map(|record| {
+            (
+                u64::from_be_bytes(record[..8].try_into().unwrap()),
+                u32::from_be_bytes(record[8..].try_into().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn orphaned_chunks_are_reclaimed_and_lost_replicas_counted() {
+    let cluster = Cluster::start(Spec {
+        storage: 2,
+        reconcile_ms: 300,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(3000, 1);
+    assert_eq!(cluster.put("kept", &bytes).status, 201);
+    // Chunks of a blob no file references, as a crash mid-create leaves them.
+    let orphan: Vec<Chunk> = (0..3u32)
+        .map(|index| {
+            Chunk::new(
+                ChunkId {
+                    blob: BlobId(0xfeed_0000),
+                    index,
+                },
+                vec![7; 1024],
+            )
+        })
+        .collect();
+    let stored = request_to(
+        &cluster.agent,
+        &format!("{}/chunks", cluster.storage_url(0)),
+        "PUT",
+        &encode_batch(&orphan),
+    )
+    .unwrap();
+    assert_eq!(stored.status, 201);
+    assert_eq!(listed_blobs(&cluster, 0).len(), 2);
+    wait_until(
+        Duration::from_secs(15),
+        "the orphan to be reclaimed",
+        || listed_blobs(&cluster, 0).len() == 1,
+    );
+    assert_eq!(cluster.get("kept").body, bytes);
+    assert_eq!(cluster.status_json()["under_replicated"], 0);
+
+    // A server that lost a replica behind the naming server's back.
+    let (blob, _) = listed_blobs(&cluster, 1)[0];
+    let deleted = request_to(
+        &cluster.agent,
+        &format!("{}/blobs/{blob:016x}", cluster.storage_url(1)),
+        "DELETE",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(deleted.status, 204);
+    wait_until(
+        Duration::from_secs(15),
+        "the lost replica to be counted",
+        || cluster.status_json()["under_replicated"] == 3,
+    );
+    assert_eq!(
+        cluster.get("kept").body,
+        bytes,
+        "the other replica still serves it"
+    );
+}
