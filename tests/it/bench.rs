@@ -172,9 +172,16 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Writes a checkpoint of `files` files of `chunks_per_file` full chunks,
-/// each one run on servers 0 and 1, straight in the documented format.
-fn write_checkpoint(meta_dir: &std::path::Path, urls: &[String], files: u64, chunks_per_file: u32) {
+/// Writes a checkpoint of `files` files of `chunks_per_file` full chunks in
+/// `runs_per_file` runs (alternating replica sets, as rotation places
+/// them), straight in the documented format.
+fn write_checkpoint(
+    meta_dir: &std::path::Path,
+    urls: &[String],
+    files: u64,
+    chunks_per_file: u32,
+    runs_per_file: u32,
+) {
     fs::create_dir_all(meta_dir).unwrap();
     let mut out = std::io::BufWriter::new(File::create(meta_dir.join("checkpoint")).unwrap());
     out.write_all(b"HRBCKPT1").unwrap();
@@ -196,12 +203,16 @@ fn write_checkpoint(meta_dir: &std::path::Path, urls: &[String], files: u64, chu
         put_str(&mut payload, &format!("bench/{idx:08}"));
         payload.extend_from_slice(&(idx + 1).to_be_bytes());
         payload.extend_from_slice(&(u64::from(chunks_per_file) * 1024).to_be_bytes());
-        payload.extend_from_slice(&1u32.to_be_bytes());
-        payload.extend_from_slice(&0u32.to_be_bytes());
-        payload.extend_from_slice(&chunks_per_file.to_be_bytes());
-        payload.push(2);
-        payload.extend_from_slice(&0u16.to_be_bytes());
-        payload.extend_from_slice(&1u16.to_be_bytes());
+        payload.extend_from_slice(&runs_per_file.to_be_bytes());
+        let run_chunks = chunks_per_file / runs_per_file;
+        for run in 0..runs_per_file {
+            payload.extend_from_slice(&(run * run_chunks).to_be_bytes());
+            payload.extend_from_slice(&run_chunks.to_be_bytes());
+            let (first, second) = if run % 2 == 0 { (0u16, 1u16) } else { (1, 0) };
+            payload.push(2);
+            payload.extend_from_slice(&first.to_be_bytes());
+            payload.extend_from_slice(&second.to_be_bytes());
+        }
         out.write_all(&frame(&payload)).unwrap();
         records += 1;
     }
@@ -230,8 +241,12 @@ fn bench_naming_restart_with_a_million_files() {
     if !enabled() {
         return;
     }
-    let files = 1_000_000u64;
-    let chunks_per_file = 4u32;
+    // Small files: the cost per file. Large files: the cost per chunk.
+    naming_restart(1_000_000, 4, 1);
+    naming_restart(10_000, 4096, 16);
+}
+
+fn naming_restart(files: u64, chunks_per_file: u32, runs_per_file: u32) {
     let dir = test_dir();
     let urls = [
         "http://127.0.0.1:9".to_owned(),
@@ -256,7 +271,7 @@ fn bench_naming_restart_with_a_million_files() {
     let empty_rss = rss_bytes(empty.pid());
     drop(empty);
     let meta_dir = dir.join("meta");
-    write_checkpoint(&meta_dir, &urls, files, chunks_per_file);
+    write_checkpoint(&meta_dir, &urls, files, chunks_per_file, runs_per_file);
     let checkpoint_bytes = fs::metadata(meta_dir.join("checkpoint")).unwrap().len();
     let started = Instant::now();
     let naming = crate::cluster::Server::start(
@@ -278,7 +293,7 @@ fn bench_naming_restart_with_a_million_files() {
     let rss = rss_bytes(naming.pid());
     let chunks = files * u64::from(chunks_per_file);
     println!(
-        "naming restart, {files} files ({chunks} chunks, checkpoint {:.1} MiB): {:.2} s to listening",
+        "naming restart, {files} files ({chunks} chunks in {runs_per_file} runs a file, checkpoint {:.1} MiB): {:.2} s to listening",
         checkpoint_bytes as f64 / MIB,
         restart.as_secs_f64()
     );
@@ -290,5 +305,108 @@ fn bench_naming_restart_with_a_million_files() {
         (rss - empty_rss) as f64 / chunks as f64
     );
     drop(naming);
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bench_storage_restart_and_space_with_a_million_chunks() {
+    if !enabled() {
+        return;
+    }
+    use common::chunk::{BlobId, ChunkId};
+    use common::wire::{Chunk, encode_batch};
+
+    let blobs = 4096u64;
+    let chunks_per_blob = 256u32;
+    let dir = test_dir();
+    let args = |data: &std::path::Path| -> Vec<String> {
+        vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data.to_string_lossy().into_owned(),
+        ]
+    };
+    let data_dir = dir.join("data");
+    let mut storage =
+        crate::cluster::Server::start("harbour-storage", args(&data_dir), dir.join("storage.log"));
+    let agent = crate::cluster::Cluster::test_agent();
+    let base = format!("http://{}", storage.addr);
+    let started = Instant::now();
+    let payload = test_bytes(1024, 3);
+    for blob in 0..blobs {
+        let batch: Vec<Chunk> = (0..chunks_per_blob)
+            .map(|index| {
+                Chunk::new(
+                    ChunkId {
+                        blob: BlobId(blob + 1),
+                        index,
+                    },
+                    payload.clone(),
+                )
+            })
+            .collect();
+        let answer = crate::cluster::request_to(
+            &agent,
+            &format!("{base}/chunks"),
+            "PUT",
+            &encode_batch(&batch),
+        )
+        .unwrap();
+        assert_eq!(answer.status, 201);
+    }
+    let chunks = blobs * u64::from(chunks_per_blob);
+    let put_secs = started.elapsed().as_secs_f64();
+    println!(
+        "storage: {chunks} chunks stored in {put_secs:.1} s ({:.0} chunks/s, batches of {chunks_per_blob})",
+        chunks as f64 / put_secs
+    );
+    let status = |agent: &ureq::Agent, addr: std::net::SocketAddr| {
+        crate::cluster::request_to(agent, &format!("http://{addr}/status"), "GET", &[])
+            .unwrap()
+            .json()
+    };
+    let before = status(&agent, storage.addr);
+    println!(
+        "storage: {:.1} MiB on disk for {:.1} MiB of chunks ({:.3}x)",
+        before["used_bytes"].as_f64().unwrap() / MIB,
+        before["live_bytes"].as_f64().unwrap() / MIB,
+        before["used_bytes"].as_f64().unwrap() / before["live_bytes"].as_f64().unwrap()
+    );
+    let started = Instant::now();
+    storage.restart();
+    println!(
+        "storage restart with {chunks} chunks: {:.2} s to listening, RSS {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        rss_bytes(storage.pid()) as f64 / MIB
+    );
+
+    // Delete three blobs of every four, then let compaction reclaim the space.
+    let base = format!("http://{}", storage.addr);
+    for blob in (0..blobs).filter(|blob| blob % 4 != 0) {
+        let answer = crate::cluster::request_to(
+            &agent,
+            &format!("{base}/blobs/{:016x}", blob + 1),
+            "DELETE",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(answer.status, 204);
+    }
+    let started = Instant::now();
+    let mut ratio = f64::MAX;
+    crate::cluster::wait_until(Duration::from_secs(300), "compaction", || {
+        let now = status(&agent, storage.addr);
+        ratio = now["used_bytes"].as_f64().unwrap() / now["live_bytes"].as_f64().unwrap();
+        ratio < 1.1
+    });
+    let after = status(&agent, storage.addr);
+    println!(
+        "storage after deleting 3/4 and compaction ({:.1} s): {:.1} MiB on disk for {:.1} MiB of chunks ({ratio:.3}x)",
+        started.elapsed().as_secs_f64(),
+        after["used_bytes"].as_f64().unwrap() / MIB,
+        after["live_bytes"].as_f64().unwrap() / MIB,
+    );
+    drop(storage);
     let _ = fs::remove_dir_all(dir);
 }

@@ -122,13 +122,7 @@ impl Cluster {
             spec.reconcile_ms.to_string(),
         ];
         let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(120)))
-            .timeout_per_read(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .proxy(None)
-            .build()
-            .into();
+        let agent = Cluster::test_agent();
         let cluster = Cluster {
             dir,
             spec,
@@ -138,6 +132,17 @@ impl Cluster {
         };
         cluster.wait_healthy();
         cluster
+    }
+
+    /// The tests' HTTP client: generous timeouts, statuses as values.
+    pub fn test_agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into()
     }
 
     pub fn url(&self) -> String {
