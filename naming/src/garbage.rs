@@ -4,7 +4,7 @@
 //! does not answer, and given up on after `DELETE_ATTEMPTS_MAX` (start-up
 //! reconciliation is the backstop for those).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
@@ -93,6 +93,12 @@ impl Garbage {
                 );
             }
         }
+    }
+
+    /// Blobs queued here: their deletion waits for readers, so nobody else
+    /// may take them for orphans and delete them under a read.
+    pub fn blobs(&self) -> HashSet<BlobId> {
+        self.lock().iter().map(|doomed| doomed.blob).collect()
     }
 
     pub fn pending_count(&self) -> usize {

@@ -57,6 +57,9 @@ impl Reconciler {
             })
             .collect();
         report.servers_listed = listings.len();
+        // Blobs being written, and dropped versions a read may still be
+        // streaming (the garbage queue deletes those once it is done), are
+        // never orphans here.
         let (expected, in_flight) = {
             let metadata = naming.metadata();
             (
@@ -67,6 +70,7 @@ impl Reconciler {
                     .collect::<HashSet<BlobId>>(),
             )
         };
+        let queued = naming.garbage.blobs();
         let now = Instant::now();
         let mut doomed: Vec<(ServerId, BlobId)> = Vec::new();
         let mut state = self.lock();
@@ -86,7 +90,10 @@ impl Reconciler {
             }
             for &(blob, _) in blobs {
                 let key = (*server, blob);
-                if expected.contains_key(&key) || in_flight.contains(&blob) {
+                if expected.contains_key(&key)
+                    || in_flight.contains(&blob)
+                    || queued.contains(&blob)
+                {
                     state.orphans.remove(&key);
                     continue;
                 }

@@ -138,7 +138,8 @@ fn crash_round(cluster: &mut Cluster, round: u64) {
         rng
     };
     let kill_after_ops = 5 + (next() % 40) as usize;
-    let kill_storage = next() % 2 == 0;
+    // Kill no storage server, one, or all of them with the naming server.
+    let storage_kills = (next() % 3) as usize;
     let model: Mutex<BTreeMap<String, Allowed>> = Mutex::new(BTreeMap::new());
     let acknowledged = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -193,8 +194,10 @@ fn crash_round(cluster: &mut Cluster, round: u64) {
             thread::yield_now();
         }
         shared.naming_ref().kill_now();
-        if kill_storage {
-            shared.storage_ref((round % 3) as usize).kill_now();
+        match storage_kills {
+            0 => {}
+            1 => shared.storage_ref((round % 3) as usize).kill_now(),
+            _ => (0..3).for_each(|idx| shared.storage_ref(idx).kill_now()),
         }
         stop.store(true, Ordering::Relaxed);
     });
@@ -223,7 +226,8 @@ fn crash_round(cluster: &mut Cluster, round: u64) {
         );
     }
     eprintln!(
-        "crash round {round}: killed after {kill_after_ops} acknowledged ops (storage too: {kill_storage}), {} names checked",
+        "crash round {round}: killed after {kill_after_ops} acknowledged ops (storage servers killed: {}), {} names checked",
+        [0, 1, 3][storage_kills],
         model.len()
     );
 }
