@@ -92,8 +92,10 @@ impl Cluster {
 
     /// Counts bytes just stored on `id`, so placement sees them before the
     /// next heartbeat does.
-    pub fn note_stored(&self, id: ServerId, bytes: u64) {
-        self.servers[usize::from(id)].lock().used_bytes += bytes;
+    pub fn note_stored(&self, id: ServerId, bytes: u64, chunks: u64) {
+        let mut health = self.servers[usize::from(id)].lock();
+        health.used_bytes += bytes;
+        health.chunks += chunks;
     }
 
     /// Asks every server for its status, in parallel; each call is bounded

@@ -101,6 +101,19 @@ impl Journal {
             generations.push(checkpoint_generation);
         }
         let newest = *generations.last().expect("one at least");
+        // A crash while the newest journal was being created can leave it
+        // without its whole header: nothing was ever appended to it.
+        let newest_path = journal_path(dir, newest);
+        let newest_file_len = fs::metadata(&newest_path)
+            .map_err(|err| io_error(&newest_path, err))?
+            .len();
+        if newest_file_len < FILE_HEADER_BYTES {
+            recovered.notes.push(format!(
+                "{}: recreated a journal cut inside its header",
+                newest_path.display()
+            ));
+            create_journal(dir, newest)?;
+        }
         let mut bytes_since_checkpoint = 0;
         let mut newest_len = 0;
         for &generation in &generations {

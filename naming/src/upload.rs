@@ -173,7 +173,9 @@ fn upload_batches(
                 .map_err(|_| ApiError::Internal("the replication thread panicked".to_owned()))?;
             replicated?;
             for &target in &targets {
-                naming.cluster.note_stored(target, batch_bytes);
+                naming
+                    .cluster
+                    .note_stored(target, batch_bytes, chunks_count as u64);
             }
             let count = u32::try_from(chunks_count).expect("a batch count fits u32");
             metadata::push_run(&mut runs, count, &targets);

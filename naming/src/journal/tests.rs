@@ -202,3 +202,31 @@ fn concurrent_appends_share_fsyncs_and_all_survive() {
     assert_eq!(names(&dir).len(), 400);
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_newest_journal_cut_inside_its_header_is_recreated() {
+    let dir = temp_dir();
+    {
+        let (journal, _) = Journal::open(&dir).unwrap();
+        write(&journal, vec![commit("a", 1, 10)]);
+        let generation = journal.rotate().unwrap();
+        journal
+            .write_checkpoint(generation, vec![commit("a", 1, 10)].into_iter())
+            .unwrap();
+        // A crash while rotating again: the next journal exists, headerless.
+        fs::write(journal_path(&dir, generation + 1), b"HRBJ").unwrap();
+    }
+    let (journal, recovered) = Journal::open(&dir).unwrap();
+    assert!(
+        recovered
+            .notes
+            .iter()
+            .any(|note| note.contains("recreated")),
+        "{:?}",
+        recovered.notes
+    );
+    write(&journal, vec![commit("b", 2, 10)]);
+    drop(journal);
+    assert_eq!(names(&dir), ["a", "b"]);
+    fs::remove_dir_all(dir).unwrap();
+}
