@@ -3,13 +3,14 @@
 #   make stop-cluster  stop exactly the processes run-cluster started
 #   make test          every check CI runs
 #   make bench         throughput figures (not part of test)
+#   make test-docker   the compose cluster across containers (after make test in CI)
 
 CARGO       ?= cargo
 RELEASE_DIR := target/release
 RUN_DIR     := run
 NAMING_URL  := http://127.0.0.1:8000
 
-.PHONY: build run-cluster stop-cluster test bench clean
+.PHONY: build run-cluster stop-cluster test bench clean docker-images docker-up docker-down test-docker
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -76,6 +77,22 @@ bench: build
 	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage
 	HARBOUR_BENCH=1 HARBOUR_SLOW_TESTS=1 HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) \
 	  $(CARGO) test --release -p tests -- --nocapture --test-threads=1 bench_ streams_through
+
+# Base images the Dockerfile names, made locally when no registry is
+# reachable (a user with a registry can skip this: docker pulls them).
+docker-images:
+	.ci/docker-images
+
+docker-up: docker-images
+	docker-compose up --build -d
+
+docker-down:
+	docker-compose down
+
+# The compose cluster for real: build, start, drive it from the host, tear down.
+test-docker: docker-images
+	$(CARGO) build --workspace --bins
+	HARBOUR_DOCKER_TESTS=1 $(CARGO) test -p tests -- --nocapture --test-threads=1 docker_compose
 
 clean: stop-cluster
 	rm -rf $(RUN_DIR)

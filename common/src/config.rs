@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// One setting: its flag, its environment variable, its default (as it
@@ -24,15 +25,24 @@ pub enum Parsed<C> {
 }
 
 /// The whole `main` of a server: parse the settings (a bad one exits 2),
-/// print `--help` or run, and turn a failure into one `error:` line and exit 1.
+/// print `--help` or run, and turn a failure into one `error:` line and a
+/// non-zero exit. With `--health-check` it instead asks the server its
+/// settings describe (`listen_of`) for `GET /health` and succeeds if it
+/// answers 200: a container health check that needs no extra tools.
 pub fn server_main<C>(
     parse: impl FnOnce(pico_args::Arguments) -> Result<Parsed<C>, ConfigError>,
+    listen_of: impl FnOnce(&C) -> SocketAddr,
     run: impl FnOnce(&C) -> Result<(), String>,
 ) -> ExitCode {
-    let config = match parse(pico_args::Arguments::from_env()) {
+    let mut args = pico_args::Arguments::from_env();
+    let health_check = args.contains("--health-check");
+    let config = match parse(args) {
         Ok(Parsed::Run(config)) => config,
         Ok(Parsed::Help(text)) => {
             print!("{text}");
+            println!(
+                "\n  --health-check       ask the running server for GET /health; exit 0 if healthy"
+            );
             return ExitCode::SUCCESS;
         }
         Err(err) => {
@@ -40,7 +50,12 @@ pub fn server_main<C>(
             return ExitCode::from(2);
         }
     };
-    match run(&config) {
+    let outcome = if health_check {
+        crate::server::health_check(listen_of(&config))
+    } else {
+        run(&config)
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

@@ -5,8 +5,8 @@
 //! error carries `{"error": "..."}`.
 
 use std::fmt;
-use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -195,6 +195,39 @@ pub fn serve(
             }
         }
     })
+}
+
+/// How long `--health-check` waits for the server's answer.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /health` on the server listening at `listen` (a wildcard address
+/// means this host): Ok when it answers 200 within `HEALTH_CHECK_TIMEOUT`.
+pub fn health_check(listen: SocketAddr) -> Result<(), String> {
+    let target = match listen.ip().is_unspecified() {
+        true => SocketAddr::from(([127, 0, 0, 1], listen.port())),
+        false => listen,
+    };
+    let mut stream = TcpStream::connect_timeout(&target, HEALTH_CHECK_TIMEOUT)
+        .map_err(|err| format!("health check: cannot reach {target}: {err}"))?;
+    let exchange = stream
+        .set_read_timeout(Some(HEALTH_CHECK_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(HEALTH_CHECK_TIMEOUT)))
+        .and_then(|()| {
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        });
+    exchange.map_err(|err| format!("health check: {target}: {err}"))?;
+    let mut status_line = [0u8; 12];
+    stream
+        .read_exact(&mut status_line)
+        .map_err(|err| format!("health check: {target}: {err}"))?;
+    match &status_line {
+        b"HTTP/1.1 200" | b"HTTP/1.0 200" => Ok(()),
+        other => Err(format!(
+            "health check: {target} answered {:?}",
+            String::from_utf8_lossy(other)
+        )),
+    }
 }
 
 /// Reads a whole body of at most `limit_bytes`; one byte more is an error,

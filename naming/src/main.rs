@@ -29,7 +29,7 @@ use crate::naming::{Naming, Setup};
 use crate::storage_client::StorageClient;
 
 fn main() -> ExitCode {
-    common::config::server_main(config::parse, run)
+    common::config::server_main(config::parse, |config: &Config| config.listen, run)
 }
 
 fn run(config: &Config) -> Result<(), String> {

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::store::Store;
 
 fn main() -> ExitCode {
-    common::config::server_main(config::parse, run)
+    common::config::server_main(config::parse, |config: &Config| config.listen, run)
 }
 
 fn run(config: &Config) -> Result<(), String> {

@@ -14,11 +14,7 @@ use crate::cluster::{Cluster, Spec, test_bytes, test_dir};
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn enabled() -> bool {
-    let on = std::env::var_os("HARBOUR_BENCH").is_some();
-    if !on {
-        eprintln!("skipped: benchmarks run with HARBOUR_BENCH=1 (make bench)");
-    }
-    on
+    crate::cluster::opted_in("HARBOUR_BENCH", "benchmarks (make bench)")
 }
 
 /// Sequential write of `bytes` into a file, then one fsync: the disk's speed.

@@ -575,9 +575,15 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u8> {
 /// Whether slow tests run (`HARBOUR_SLOW_TESTS=1`, which CI sets); says so
 /// on stderr when they do not.
 pub fn slow_tests(what: &str) -> bool {
-    let enabled = std::env::var_os("HARBOUR_SLOW_TESTS").is_some();
+    opted_in("HARBOUR_SLOW_TESTS", what)
+}
+
+/// Whether the environment variable `var` is set, which opts a test in;
+/// says on stderr what was skipped when it is not.
+pub fn opted_in(var: &str, what: &str) -> bool {
+    let enabled = std::env::var_os(var).is_some();
     if !enabled {
-        eprintln!("skipped {what}: set HARBOUR_SLOW_TESTS=1 to run it");
+        eprintln!("skipped {what}: set {var}=1 to run it");
     }
     enabled
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod compaction;
 mod compose;
 mod config;
+mod docker;
 mod durability;
 mod faults;
 mod files;

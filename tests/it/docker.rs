@@ -1,0 +1,274 @@
+//! `make test-docker`: the compose cluster for real, across containers,
+//! driven from the host with the `harbour` binary against
+//! http://localhost:8000. Runs only with HARBOUR_DOCKER_TESTS=1 (the
+//! target builds the images first). Everything it starts is removed at the
+//! end, also when it fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cli, opted_in, test_bytes, test_dir, wait_until};
+
+const PROJECT: &str = "harbourtest";
+const NAMING_URL: &str = "http://localhost:8000";
+
+/// The compose project; `down -v` in `Drop`, whatever happened.
+struct Compose {
+    root: PathBuf,
+    overrides: Vec<&'static str>,
+}
+
+impl Compose {
+    fn new() -> Compose {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let compose = Compose {
+            root,
+            overrides: Vec::new(),
+        };
+        // A project left by an earlier, killed run would hold the ports.
+        compose.run(&["down", "-v", "--remove-orphans"]);
+        compose
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("docker-compose");
+        command
+            .current_dir(&self.root)
+            .args(["-p", PROJECT, "-f", "docker-compose.yml"]);
+        for file in &self.overrides {
+            command.args(["-f", file]);
+        }
+        command.args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run docker-compose")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "docker-compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn container(&self, service: &str) -> String {
+        let output = self.run(&["ps", "-q", service]);
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        for service in ["storage1", "storage2", "naming"] {
+            let id = self.container(service);
+            if !id.is_empty() {
+                let _ = Command::new("docker").args(["unpause", &id]).output();
+            }
+        }
+        self.overrides.clear();
+        let _ = self.run(&["down", "-v", "--remove-orphans"]);
+    }
+}
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::new(args).env("NAME_SERVER", NAMING_URL)
+}
+
+fn wait_for_servers(alive: usize, within: Duration) {
+    wait_until(within, "the compose cluster to be healthy", || {
+        let run = cli(&["status", "--json", "--timeout-ms", "2000"]).run();
+        if run.code != 0 {
+            return false;
+        }
+        let status: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+        let servers = status["servers"].as_array().cloned().unwrap_or_default();
+        servers
+            .iter()
+            .filter(|server| server["alive"] == true)
+            .count()
+            == alive
+    });
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn docker_compose_cluster_works_across_containers() {
+    if !opted_in(
+        "HARBOUR_DOCKER_TESTS",
+        "the compose cluster (make test-docker)",
+    ) {
+        return;
+    }
+    let dir = test_dir();
+    let mut compose = Compose::new();
+    let started = Instant::now();
+    compose.ok(&["up", "-d", "--build"]);
+    wait_for_servers(2, Duration::from_secs(180));
+    println!(
+        "compose: up --build to healthy in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "image: {}",
+        docker(&[
+            "images",
+            "harbour:local",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.Size}}"
+        ])
+        .trim()
+    );
+
+    // Every operation, text and binary, 0 B to several MiB.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (idx, len) in [0usize, 1, 1023, 1024, 1025, 3 * 1024 * 1024 + 5]
+        .into_iter()
+        .enumerate()
+    {
+        files.push((format!("bin/{len}.bin"), test_bytes(len, idx as u64)));
+    }
+    files.push(("text/hello.txt".to_owned(), b"hello, harbour\n".to_vec()));
+    for (name, bytes) in &files {
+        let local = dir.join("upload");
+        fs::write(&local, bytes).unwrap();
+        cli(&["create", name, local.to_str().unwrap()]).assert_ok();
+        let out = dir.join("download");
+        cli(&["read", name, out.to_str().unwrap()]).assert_ok();
+        assert!(fs::read(&out).unwrap() == *bytes, "{name} byte-exact");
+        let size = cli(&["size", name]).assert_ok().stdout_text();
+        assert_eq!(
+            size.split_whitespace().next(),
+            Some(bytes.len().to_string().as_str())
+        );
+    }
+    let list = cli(&["list", "--json"]).assert_ok().stdout_text();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        files.len()
+    );
+    let stat = cli(&["stat", "--json", "bin/1025.bin"])
+        .assert_ok()
+        .stdout_text();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stat).unwrap()["chunk_count"],
+        2
+    );
+    cli(&["status"]).assert_ok();
+    cli(&["create", "doomed", "-"]).stdin(b"x").assert_ok();
+    cli(&["delete", "doomed"]).assert_ok();
+    cli(&["read", "doomed", "-"]).assert_fails(1, "doomed: no such file");
+
+    for service in ["naming", "storage1", "storage2"] {
+        let stats = docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.MemUsage}}",
+            &compose.container(service),
+        ]);
+        println!("idle memory of {service}: {}", stats.trim());
+    }
+    let big = test_bytes(64 * 1024 * 1024, 64);
+    let local = dir.join("big");
+    fs::write(&local, &big).unwrap();
+    let started = Instant::now();
+    cli(&["create", "big.bin", local.to_str().unwrap()]).assert_ok();
+    let up = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    cli(&["read", "big.bin", dir.join("big.out").to_str().unwrap()]).assert_ok();
+    let down = started.elapsed().as_secs_f64();
+    assert!(fs::read(dir.join("big.out")).unwrap() == big);
+    println!(
+        "compose: 64 MiB up {:.1} MiB/s, down {:.1} MiB/s",
+        64.0 / up,
+        64.0 / down
+    );
+    files.push(("big.bin".to_owned(), big));
+
+    // down and up again, volumes kept: every file is still there.
+    compose.ok(&["down"]);
+    compose.ok(&["up", "-d"]);
+    wait_for_servers(2, Duration::from_secs(120));
+    for (name, bytes) in &files {
+        let read = cli(&["read", name, "-"]).assert_ok();
+        assert!(read.stdout == *bytes, "{name} survives down/up");
+    }
+
+    // One storage container stopped: reads still succeed from the other.
+    compose.ok(&["stop", "storage2"]);
+    for (name, bytes) in &files {
+        assert!(
+            cli(&["read", name, "-"]).assert_ok().stdout == *bytes,
+            "{name} with storage2 stopped"
+        );
+    }
+    compose.ok(&["start", "storage2"]);
+    wait_for_servers(2, Duration::from_secs(60));
+
+    // One paused: no request hangs past its timeout; reads fail over.
+    let paused = compose.container("storage1");
+    docker(&["pause", &paused]);
+    let started = Instant::now();
+    let read = cli(&["read", "bin/3145733.bin", "-"]).assert_ok();
+    let elapsed = started.elapsed();
+    docker(&["unpause", &paused]);
+    println!(
+        "read past a paused storage container: {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    assert!(read.stdout == files[5].1);
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "a paused replica delayed a read by {elapsed:?}"
+    );
+    wait_for_servers(2, Duration::from_secs(60));
+
+    // A storage container with a small CAPACITY_BYTES: a clear 507, nothing left.
+    compose.overrides.push("tests/compose/small-capacity.yml");
+    compose.ok(&["up", "-d", "storage2"]);
+    wait_for_servers(2, Duration::from_secs(60));
+    let too_big = dir.join("too-big");
+    fs::write(&too_big, test_bytes(2 * 1024 * 1024, 7)).unwrap();
+    cli(&["create", "too-big.bin", too_big.to_str().unwrap()]).assert_fails(
+        1,
+        "too-big.bin: insufficient storage on the cluster (HTTP 507)",
+    );
+    cli(&["read", "too-big.bin", "-"]).assert_fails(1, "no such file");
+    let list = cli(&["list", "--json"]).assert_ok().stdout_text();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        files.len()
+    );
+    drop(compose);
+    let _ = fs::remove_dir_all(dir);
+}
