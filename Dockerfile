@@ -9,12 +9,15 @@ COPY . .
 RUN cargo build --release --locked --workspace --bins
 
 FROM ${RUNTIME_IMAGE}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin harbour \
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin harbour \
     && mkdir -p /data /meta \
     && chown harbour:harbour /data /meta
 COPY --from=builder /src/target/release/harbour-naming /src/target/release/harbour-storage /src/target/release/harbour /usr/local/bin/
 USER harbour
+# Overridden per service in docker-compose.yml; the naming server by default.
+HEALTHCHECK --interval=5s --timeout=5s --retries=5 CMD ["harbour-naming", "--health-check"]
+# Data under /data, metadata under /meta: mount a volume on each (the compose
+# file names them). No VOLUME line, so no anonymous volumes pile up.
 ENV DATA_DIR=/data META_DIR=/meta
-VOLUME ["/data", "/meta"]
 EXPOSE 8000 8001 8002
 CMD ["harbour-naming"]
