@@ -242,6 +242,26 @@ fn bench_naming_restart_with_a_million_files() {
     naming_restart(10_000, 4096, 16);
 }
 
+fn start_naming(
+    urls: &[String],
+    meta_dir: &std::path::Path,
+    log: std::path::PathBuf,
+) -> crate::cluster::Server {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--storage-servers",
+        &urls.join(","),
+        "--meta-dir",
+    ];
+    let args = args
+        .iter()
+        .map(|arg| arg.to_string())
+        .chain([meta_dir.to_string_lossy().into_owned()])
+        .collect();
+    crate::cluster::Server::start("harbour-naming", args, log)
+}
+
 fn naming_restart(files: u64, chunks_per_file: u32, runs_per_file: u32) {
     let dir = test_dir();
     let urls = [
@@ -249,42 +269,14 @@ fn naming_restart(files: u64, chunks_per_file: u32, runs_per_file: u32) {
         "http://127.0.0.1:10".to_owned(),
     ];
     // Baseline: the same process shape with an empty namespace.
-    let empty = crate::cluster::Server::start(
-        "harbour-naming",
-        [
-            "--listen",
-            "127.0.0.1:0",
-            "--storage-servers",
-            &urls.join(","),
-            "--meta-dir",
-        ]
-        .iter()
-        .map(|arg| arg.to_string())
-        .chain([dir.join("empty-meta").to_string_lossy().into_owned()])
-        .collect(),
-        dir.join("empty.log"),
-    );
+    let empty = start_naming(&urls, &dir.join("empty-meta"), dir.join("empty.log"));
     let empty_rss = rss_bytes(empty.pid());
     drop(empty);
     let meta_dir = dir.join("meta");
     write_checkpoint(&meta_dir, &urls, files, chunks_per_file, runs_per_file);
     let checkpoint_bytes = fs::metadata(meta_dir.join("checkpoint")).unwrap().len();
     let started = Instant::now();
-    let naming = crate::cluster::Server::start(
-        "harbour-naming",
-        [
-            "--listen",
-            "127.0.0.1:0",
-            "--storage-servers",
-            &urls.join(","),
-            "--meta-dir",
-        ]
-        .iter()
-        .map(|arg| arg.to_string())
-        .chain([meta_dir.to_string_lossy().into_owned()])
-        .collect(),
-        dir.join("naming.log"),
-    );
+    let naming = start_naming(&urls, &meta_dir, dir.join("naming.log"));
     let restart = started.elapsed();
     let rss = rss_bytes(naming.pid());
     let chunks = files * u64::from(chunks_per_file);

@@ -248,6 +248,33 @@ impl Cluster {
         Cli::new(args).env("NAME_SERVER", &self.url())
     }
 
+    /// Puts full chunks `indexes` of `blob` straight onto storage server
+    /// `idx`, behind the naming server's back.
+    pub fn put_chunks_directly(
+        &self,
+        idx: usize,
+        blob: u64,
+        indexes: std::ops::Range<u32>,
+    ) -> Answer {
+        let chunks: Vec<common::wire::Chunk> = indexes
+            .map(|index| {
+                let id = common::chunk::ChunkId {
+                    blob: common::chunk::BlobId(blob),
+                    index,
+                };
+                common::wire::Chunk::new(id, vec![7; 1024])
+            })
+            .collect();
+        let url = format!("{}/chunks", self.storage_url(idx));
+        request_to(
+            &self.agent,
+            &url,
+            "PUT",
+            &common::wire::encode_batch(&chunks),
+        )
+        .expect("PUT /chunks")
+    }
+
     /// Total chunks stored on every storage server, by their own count.
     pub fn stored_chunks(&self) -> u64 {
         (0..self.storages.len())

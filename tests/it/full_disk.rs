@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use common::chunk::{BlobId, ChunkId};
-use common::wire::{Chunk, encode_batch};
-
-use crate::cluster::{Cluster, Spec, request_to, test_bytes, wait_until};
+use crate::cluster::{Cluster, Spec, test_bytes, wait_until};
 
 #[test]
 fn a_create_larger_than_the_cluster_fails_507_and_leaves_nothing() {
@@ -51,43 +48,8 @@ fn a_storage_server_over_capacity_answers_507_and_the_create_fails_507() {
     };
     let cluster = Cluster::start(spec);
     // Fill storage 0 behind the naming server's back.
-    let filler: Vec<Chunk> = (0..60u32)
-        .map(|index| {
-            Chunk::new(
-                ChunkId {
-                    blob: BlobId(0xdead),
-                    index,
-                },
-                vec![1; 1024],
-            )
-        })
-        .collect();
-    let stored = request_to(
-        &cluster.agent,
-        &format!("{}/chunks", cluster.storage_url(0)),
-        "PUT",
-        &encode_batch(&filler),
-    )
-    .unwrap();
-    assert_eq!(stored.status, 201);
-    let overflow: Vec<Chunk> = (60..70u32)
-        .map(|index| {
-            Chunk::new(
-                ChunkId {
-                    blob: BlobId(0xdead),
-                    index,
-                },
-                vec![1; 1024],
-            )
-        })
-        .collect();
-    let refused = request_to(
-        &cluster.agent,
-        &format!("{}/chunks", cluster.storage_url(0)),
-        "PUT",
-        &encode_batch(&overflow),
-    )
-    .unwrap();
+    assert_eq!(cluster.put_chunks_directly(0, 0xdead, 0..60).status, 201);
+    let refused = cluster.put_chunks_directly(0, 0xdead, 60..70);
     assert_eq!(refused.status, 507);
     assert!(refused.error().contains("insufficient storage"));
 

@@ -5,9 +5,6 @@
 
 use std::time::Duration;
 
-use common::chunk::{BlobId, ChunkId};
-use common::wire::{Chunk, encode_batch};
-
 use crate::cluster::{Cluster, Spec, request_to, test_bytes, wait_until};
 
 /// The blobs a storage server lists at `GET /blobs`.
@@ -42,25 +39,10 @@ fn orphaned_chunks_are_reclaimed_and_lost_replicas_counted() {
     let bytes = test_bytes(3000, 1);
     assert_eq!(cluster.put("kept", &bytes).status, 201);
     // Chunks of a blob no file references, as a crash mid-create leaves them.
-    let orphan: Vec<Chunk> = (0..3u32)
-        .map(|index| {
-            Chunk::new(
-                ChunkId {
-                    blob: BlobId(0xfeed_0000),
-                    index,
-                },
-                vec![7; 1024],
-            )
-        })
-        .collect();
-    let stored = request_to(
-        &cluster.agent,
-        &format!("{}/chunks", cluster.storage_url(0)),
-        "PUT",
-        &encode_batch(&orphan),
-    )
-    .unwrap();
-    assert_eq!(stored.status, 201);
+    assert_eq!(
+        cluster.put_chunks_directly(0, 0xfeed_0000, 0..3).status,
+        201
+    );
     assert_eq!(listed_blobs(&cluster, 0).len(), 2);
     wait_until(
         Duration::from_secs(15),
