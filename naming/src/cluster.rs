@@ -54,6 +54,21 @@ impl Cluster {
         }
     }
 
+    /// Every live server and the bytes it can still take.
+    fn live_candidates(&self) -> Vec<Candidate> {
+        self.ids()
+            .filter(|&id| self.is_alive(id))
+            .map(|id| {
+                let health = self.servers[usize::from(id)].lock();
+                let free_bytes = match health.capacity_bytes {
+                    Some(capacity) => capacity.saturating_sub(health.used_bytes),
+                    None => u64::MAX,
+                };
+                Candidate { id, free_bytes }
+            })
+            .collect()
+    }
+
     pub fn url(&self, id: ServerId) -> &str {
         &self.servers[usize::from(id)].url
     }
@@ -67,18 +82,7 @@ impl Cluster {
 
     /// Chooses the servers for a batch of `batch_bytes`.
     pub fn place(&self, batch_bytes: u64) -> Result<Vec<ServerId>, ApiError> {
-        let live: Vec<Candidate> = (0..self.servers.len())
-            .map(|idx| ServerId::try_from(idx).expect("checked in new"))
-            .filter(|&id| self.is_alive(id))
-            .map(|id| {
-                let health = self.servers[usize::from(id)].lock();
-                let free_bytes = match health.capacity_bytes {
-                    Some(capacity) => capacity.saturating_sub(health.used_bytes),
-                    None => u64::MAX,
-                };
-                Candidate { id, free_bytes }
-            })
-            .collect();
+        let live = self.live_candidates();
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
         placement::choose(&live, self.replication, batch_bytes, rotation).map_err(|err| match err {
             PlacementError::NotEnoughServers { live, needed } => ApiError::NotEnoughServers { live, needed },
@@ -88,6 +92,29 @@ impl Cluster {
                 ),
             },
         })
+    }
+
+    /// Chooses `count` more live servers with room for `batch_bytes`, none
+    /// of them in `excluded`; `None` if there are not that many.
+    pub fn place_excluding(
+        &self,
+        count: usize,
+        batch_bytes: u64,
+        excluded: &[ServerId],
+    ) -> Option<Vec<ServerId>> {
+        let candidates: Vec<Candidate> = self
+            .live_candidates()
+            .into_iter()
+            .filter(|candidate| !excluded.contains(&candidate.id))
+            .collect();
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
+        placement::choose(&candidates, count, batch_bytes, rotation).ok()
+    }
+
+    /// Forgets that `id` was heard from: it is dead to placement and reads
+    /// until the next heartbeat reaches it.
+    pub fn mark_unreachable(&self, id: ServerId) {
+        self.servers[usize::from(id)].lock().last_heard = None;
     }
 
     /// Counts bytes just stored on `id`, so placement sees them before the

@@ -31,6 +31,11 @@ pub enum ApiError {
         live: usize,
         needed: usize,
     },
+    /// A batch could not be stored on `replication` distinct servers: some
+    /// failed, and no live server was left to take their place.
+    ReplicasUnavailable {
+        detail: String,
+    },
     InsufficientStorage {
         detail: String,
     },
@@ -61,7 +66,7 @@ impl HttpError for ApiError {
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::Internal(_) => 500,
             ApiError::StorageFailed { .. } | ApiError::ChunkUnavailable { .. } => 502,
-            ApiError::NotEnoughServers { .. } => 503,
+            ApiError::NotEnoughServers { .. } | ApiError::ReplicasUnavailable { .. } => 503,
             ApiError::StorageTimeout { .. } => 504,
             ApiError::InsufficientStorage { .. } => 507,
         }
@@ -96,6 +101,12 @@ impl fmt::Display for ApiError {
                 f,
                 "{live} storage servers are available, {needed} are needed for the replication factor"
             ),
+            ApiError::ReplicasUnavailable { detail } => {
+                write!(
+                    f,
+                    "could not store the data on enough storage servers: {detail}"
+                )
+            }
             ApiError::InsufficientStorage { detail } => write!(f, "insufficient storage: {detail}"),
             ApiError::StorageTimeout { server, timeout_ms } => {
                 write!(f, "storage server {server} timed out after {timeout_ms} ms")

@@ -160,18 +160,15 @@ fn upload_batches(
         while !data.is_empty() {
             let chunks_count = data.len().div_ceil(CHUNK_SIZE_BYTES);
             let targets = naming.cluster.place(data.len() as u64)?;
-            touched.extend(targets.iter().copied());
             let encoded = encode(blob, next_index, &data);
             let batch_bytes = data.len() as u64;
-            let in_flight = scope.spawn(move || {
-                let replicated = replicate(naming, &targets, &encoded);
-                (replicated, targets)
-            });
+            let in_flight = scope.spawn(move || replicate(naming, targets, &encoded, batch_bytes));
             let next = read_batch(body, &mut size_bytes);
-            let (replicated, targets) = in_flight
+            let replicated = in_flight
                 .join()
                 .map_err(|_| ApiError::Internal("the replication thread panicked".to_owned()))?;
-            replicated?;
+            touched.extend(replicated.attempted.iter().copied());
+            let targets = replicated.outcome?;
             for &target in &targets {
                 naming
                     .cluster

@@ -88,9 +88,18 @@ fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_
     let answer = cluster.put("f", &test_bytes(100 * 1024, 4));
     let elapsed = started.elapsed();
     eprintln!("create against a frozen server failed after {elapsed:?}");
-    assert_eq!(answer.status, 504);
-    let expected = format!("{} timed out after 2000 ms", cluster.storage_url(1));
-    assert!(answer.error().contains(&expected), "{}", answer.error());
+    // With two servers at replication 2 nothing can replace it: 503,
+    // saying which server failed how.
+    assert_eq!(answer.status, 503);
+    let error = answer.error();
+    assert!(
+        error.contains(&format!(
+            "{} timed out after 2000 ms",
+            cluster.storage_url(1)
+        )),
+        "{error}"
+    );
+    assert!(error.contains("no other live storage server"), "{error}");
     assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
     cluster.storage(1).thaw();
     cluster.wait_healthy();
@@ -233,4 +242,43 @@ fn with_fewer_live_servers_than_the_replication_factor_creates_fail_503() {
         "{}",
         answer.error()
     );
+}
+
+#[test]
+fn a_create_routes_around_a_frozen_storage_server_when_another_can_take_its_place() {
+    let spec = Spec {
+        dead_after_ms: 60_000,
+        ..Spec::default()
+    };
+    let mut cluster = Cluster::start(spec);
+    cluster.storage(2).freeze();
+    let bytes = test_bytes(1024 * 1024 + 3, 8);
+    let started = Instant::now();
+    let answer = cluster.put("f", &bytes);
+    eprintln!("create around a frozen server took {:?}", started.elapsed());
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let stat = cluster.request("GET", "/stat/f", &[]).json();
+    let frozen = cluster.storage_url(2);
+    for chunk in stat["chunks"].as_array().unwrap() {
+        let replicas: Vec<&str> = chunk["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(replicas.len(), 2);
+        assert_ne!(replicas[0], replicas[1]);
+        assert!(
+            !replicas.contains(&frozen.as_str()),
+            "chunk {} placed on the frozen server",
+            chunk["index"]
+        );
+    }
+    assert!(cluster.get("f").body == bytes);
+    cluster.storage(2).thaw();
 }
