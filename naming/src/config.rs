@@ -27,6 +27,8 @@ pub struct Config {
     /// How often storage servers' blobs are reconciled with the metadata;
     /// an orphan is deleted after staying orphaned this long.
     pub reconcile_interval: Duration,
+    /// The most bytes per second re-replication copies.
+    pub replication_bytes_per_sec: u64,
     pub dead_after: Duration,
     pub effective_lines: Vec<String>,
 }
@@ -91,7 +93,13 @@ const RECONCILE: Param = Param {
     default: Some("30000"),
     help: "how often storage servers' blobs are compared with the metadata (orphans are deleted after this long)",
 };
-const PARAMS: [Param; 11] = [
+const REPLICATION_RATE: Param = Param {
+    flag: "--replication-max-bytes-per-sec",
+    env: "REPLICATION_MAX_BYTES_PER_SEC",
+    default: Some("67108864"),
+    help: "the most bytes per second re-replication copies, so client traffic keeps flowing",
+};
+const PARAMS: [Param; 12] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -103,6 +111,7 @@ const PARAMS: [Param; 11] = [
     DEAD_AFTER,
     CHECKPOINT_BYTES,
     RECONCILE,
+    REPLICATION_RATE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -163,6 +172,11 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let reconcile_ms = reader
         .get(&RECONCILE, parse_millis)?
         .expect("has a default");
+    let replication_bytes_per_sec =
+        reader.get(&REPLICATION_RATE, |raw| match raw.parse::<u64>() {
+            Ok(rate) if rate >= 1 => Ok(rate),
+            _ => Err("must be a positive whole number of bytes per second".to_owned()),
+        })?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -176,6 +190,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         heartbeat_interval: Duration::from_millis(heartbeat_ms),
         checkpoint_bytes: checkpoint_bytes.expect("has a default"),
         reconcile_interval: Duration::from_millis(reconcile_ms),
+        replication_bytes_per_sec: replication_bytes_per_sec.expect("has a default"),
         dead_after: Duration::from_millis(dead_after_ms),
         effective_lines,
     }))

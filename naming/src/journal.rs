@@ -289,6 +289,17 @@ fn apply(recovered: &mut Recovered, record: Record) -> Result<(), String> {
         Record::Delete { name } => {
             recovered.metadata.remove(&name);
         }
+        Record::Relocate {
+            blob,
+            first_index,
+            count,
+            replicas,
+        } => {
+            // A file deleted after its repair was journaled has nothing to move.
+            let _ = recovered
+                .metadata
+                .relocate(blob, first_index, count, &replicas);
+        }
         Record::ReserveBlobs { up_to } => {
             recovered.blobs_reserved_up_to = recovered.blobs_reserved_up_to.max(up_to);
         }

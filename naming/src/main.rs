@@ -13,6 +13,7 @@ mod metrics;
 mod naming;
 mod placement;
 mod reconcile;
+mod repair;
 mod replicate;
 mod storage_client;
 mod upload;
@@ -67,7 +68,8 @@ fn run(config: &Config) -> Result<(), String> {
     server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
 }
 
-/// The heartbeat, the garbage sweep, reconciliation and the checkpointer:
+/// The heartbeat, the garbage sweep, reconciliation, re-replication and the
+/// checkpointer:
 /// service threads that live as long
 /// as the process, each doing bounded work per tick.
 fn spawn_background(naming: Arc<Naming>, config: &Config) {
@@ -105,6 +107,16 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                 &metrics.orphan_blobs_deleted_total,
                 report.orphans_deleted as u64,
             );
+        }
+    });
+    let repair_naming = Arc::clone(&naming);
+    let repair_tick = crossbeam_channel::tick(config.heartbeat_interval);
+    let mut throttle = repair::Throttle::new(config.replication_bytes_per_sec);
+    thread::spawn(move || {
+        for _ in repair_tick.iter() {
+            let repaired = repair::pass(&repair_naming, &mut throttle);
+            let metrics = &repair_naming.metrics;
+            metrics.count(&metrics.chunks_re_replicated_total, repaired);
         }
     });
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);

@@ -4,7 +4,7 @@
 //! `replication` distinct servers; the runs of a version cover its chunks
 //! exactly once, in order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -36,6 +36,8 @@ pub struct Run {
 #[derive(Default)]
 pub struct Metadata {
     files: BTreeMap<FileName, Arc<FileVersion>>,
+    /// Which file each committed blob is, for repairs that know a blob.
+    names_by_blob: HashMap<BlobId, FileName>,
     /// Names with a create (without overwrite) under way: a second one fails at once.
     creating: HashSet<FileName>,
     /// Blobs being written by creates that have not committed (or failed)
@@ -132,9 +134,11 @@ impl Metadata {
             }
         }
         self.chunks_count += version.chunks_count();
+        self.names_by_blob.insert(version.blob, name.clone());
         let replaced = self.files.insert(name.clone(), version);
         if let Some(old) = &replaced {
             self.chunks_count -= old.chunks_count();
+            self.names_by_blob.remove(&old.blob);
         }
         Ok(replaced)
     }
@@ -142,7 +146,58 @@ impl Metadata {
     pub fn remove(&mut self, name: &FileName) -> Option<Arc<FileVersion>> {
         let removed = self.files.remove(name)?;
         self.chunks_count -= removed.chunks_count();
+        self.names_by_blob.remove(&removed.blob);
         Some(removed)
+    }
+
+    /// Moves chunks `first_index..first_index + count` of `blob` to
+    /// `replicas` (a repair). False if no committed file has that blob any
+    /// more (deleted or replaced meanwhile): then nothing changes.
+    pub fn relocate(
+        &mut self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        replicas: &[ServerId],
+    ) -> bool {
+        let Some(name) = self.names_by_blob.get(&blob) else {
+            return false;
+        };
+        let current = &self.files[name];
+        let end = u64::from(first_index) + u64::from(count);
+        assert!(count >= 1);
+        assert!(end <= current.chunks_count());
+        let mut runs = Vec::with_capacity(current.runs.len() + 2);
+        for run in &current.runs {
+            let run_end = run.first_index + run.count;
+            // The parts of `run` before and after the moved range keep their
+            // replicas; the moved range takes the new ones, once.
+            let keep_before = run.first_index..run_end.min(first_index);
+            if !keep_before.is_empty() {
+                push_run(
+                    &mut runs,
+                    keep_before.end - keep_before.start,
+                    &run.replicas,
+                );
+            }
+            let moved = run.first_index.max(first_index)..run_end.min(first_index + count);
+            if !moved.is_empty() {
+                push_run(&mut runs, moved.end - moved.start, replicas);
+            }
+            let keep_after = run.first_index.max(first_index + count)..run_end;
+            if !keep_after.is_empty() {
+                push_run(&mut runs, keep_after.end - keep_after.start, &run.replicas);
+            }
+        }
+        let version = FileVersion {
+            blob,
+            size_bytes: current.size_bytes,
+            runs,
+        };
+        version.assert_well_formed(replicas.len());
+        let name = name.clone();
+        self.files.insert(name, Arc::new(version));
+        true
     }
 
     /// Files whose names start with `prefix`, sorted by name.

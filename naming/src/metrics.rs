@@ -17,6 +17,7 @@ pub struct Metrics {
     pub replica_read_failures_total: AtomicU64,
     pub blobs_reclaimed_total: AtomicU64,
     pub orphan_blobs_deleted_total: AtomicU64,
+    pub chunks_re_replicated_total: AtomicU64,
 }
 
 impl Metrics {
@@ -29,7 +30,7 @@ impl Metrics {
 pub fn render(naming: &Naming, server: &ServerStats) -> String {
     let mut out = String::new();
     let metrics = &naming.metrics;
-    let counters: [(&str, &str, &AtomicU64); 13] = [
+    let counters: [(&str, &str, &AtomicU64); 14] = [
         (
             "harbour_files_created_total",
             "Files created or overwritten.",
@@ -69,6 +70,11 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
             "harbour_orphan_blobs_deleted_total",
             "Blobs no file referenced, deleted from a storage server by reconciliation.",
             &metrics.orphan_blobs_deleted_total,
+        ),
+        (
+            "harbour_chunks_re_replicated_total",
+            "Chunks copied to a new server because they had too few healthy replicas.",
+            &metrics.chunks_re_replicated_total,
         ),
         (
             "harbour_http_requests_total",

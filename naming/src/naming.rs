@@ -184,6 +184,31 @@ impl Naming {
         Some(removed)
     }
 
+    /// Moves a range of a blob's chunks to `replicas`, durably, if a file
+    /// still has that blob; false if it was deleted or replaced meanwhile.
+    pub fn relocate(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        replicas: Vec<ServerId>,
+    ) -> bool {
+        let lsn = {
+            let mut metadata = self.metadata();
+            if !metadata.relocate(blob, first_index, count, &replicas) {
+                return false;
+            }
+            self.journal.append(&Record::Relocate {
+                blob,
+                first_index,
+                count,
+                replicas,
+            })
+        };
+        self.durable(lsn);
+        true
+    }
+
     /// Writes a checkpoint if the journal has grown past `checkpoint_bytes`.
     pub fn checkpoint_if_due(&self) -> io::Result<()> {
         if self.journal.bytes_since_checkpoint() < self.checkpoint_bytes {

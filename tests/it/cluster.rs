@@ -294,7 +294,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for server in self.storages.iter_mut().chain([&mut self.naming]) {
-            server.thaw();
+            server.thaw_quietly();
             server.kill();
         }
         if std::thread::panicking() {
@@ -398,6 +398,15 @@ impl Server {
         }
     }
 
+    /// `thaw` for cleanup: the process may have exited on its own.
+    fn thaw_quietly(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .output();
+        }
+    }
+
     /// Kills the process and starts it again on the same port and folders.
     pub fn restart(&mut self) {
         self.kill();
@@ -451,7 +460,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.thaw();
+        self.thaw_quietly();
         self.kill();
     }
 }

@@ -17,4 +17,5 @@ mod full_disk;
 mod hostile;
 mod memory;
 mod reconcile;
+mod replication;
 mod tidy;

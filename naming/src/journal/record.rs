@@ -20,6 +20,7 @@ const KIND_DELETE: u8 = 2;
 const KIND_RESERVE_BLOBS: u8 = 3;
 const KIND_SERVER: u8 = 4;
 const KIND_END: u8 = 5;
+const KIND_RELOCATE: u8 = 6;
 
 /// One change to the metadata, as the journal keeps it.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub enum Record {
     Server {
         id: ServerId,
         url: String,
+    },
+    /// Chunks `first_index..first_index + count` of `blob` now live on
+    /// `replicas` (a repair moved them).
+    Relocate {
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        replicas: Vec<ServerId>,
     },
     /// Closes a checkpoint: it holds `records_count` records before this one.
     End {
@@ -109,6 +118,21 @@ impl Record {
                 out.extend_from_slice(&id.to_be_bytes());
                 put_str(&mut out, url);
             }
+            Record::Relocate {
+                blob,
+                first_index,
+                count,
+                replicas,
+            } => {
+                out.push(KIND_RELOCATE);
+                out.extend_from_slice(&blob.0.to_be_bytes());
+                out.extend_from_slice(&first_index.to_be_bytes());
+                out.extend_from_slice(&count.to_be_bytes());
+                out.push(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
+                for replica in replicas {
+                    out.extend_from_slice(&replica.to_be_bytes());
+                }
+            }
             Record::End { records_count } => {
                 out.push(KIND_END);
                 out.extend_from_slice(&records_count.to_be_bytes());
@@ -164,6 +188,24 @@ impl Record {
                 id: cursor.u16()?,
                 url: cursor.string()?,
             },
+            KIND_RELOCATE => {
+                let blob = BlobId(cursor.u64()?);
+                let first_index = cursor.u32()?;
+                let count = cursor.u32()?;
+                let replicas_count = cursor.u8()? as usize;
+                if count == 0 || replicas_count == 0 || replicas_count > REPLICATION_MAX {
+                    return Err(malformed("relocation out of range"));
+                }
+                let replicas = (0..replicas_count)
+                    .map(|_| cursor.u16())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Record::Relocate {
+                    blob,
+                    first_index,
+                    count,
+                    replicas,
+                }
+            }
             KIND_END => Record::End {
                 records_count: cursor.u64()?,
             },
@@ -324,7 +366,13 @@ mod tests {
             Record::Delete {
                 name: FileName::parse("dir/ü b").unwrap(),
             },
-            Record::End { records_count: 5 },
+            Record::Relocate {
+                blob: BlobId(78),
+                first_index: 3,
+                count: 2,
+                replicas: vec![2, 1],
+            },
+            Record::End { records_count: 6 },
         ]
     }
 

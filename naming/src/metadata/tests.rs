@@ -123,3 +123,53 @@ fn list_filters_by_prefix_in_name_order() {
     assert_eq!(names("b/"), ["b/1", "b/2"]);
     assert_eq!(names("zz"), Vec::<String>::new());
 }
+
+#[test]
+fn relocating_a_range_splits_runs_and_merges_equal_neighbours() {
+    let mut metadata = Metadata::default();
+    let a = name("a");
+    let mut runs = Vec::new();
+    push_run(&mut runs, 256, &[0, 1]);
+    push_run(&mut runs, 256, &[1, 2]);
+    push_run(&mut runs, 10, &[0, 2]);
+    let version = Arc::new(FileVersion {
+        blob: BlobId(5),
+        size_bytes: 522 * 1024,
+        runs,
+    });
+    metadata.commit_create(&a, true, version).unwrap();
+    // Chunks 200..300 move to {2, 1}: cuts the first run, takes part of the second.
+    assert!(metadata.relocate(BlobId(5), 200, 100, &[2, 1]));
+    assert_eq!(
+        metadata.get(&a).unwrap().runs,
+        vec![
+            Run {
+                first_index: 0,
+                count: 200,
+                replicas: vec![0, 1].into()
+            },
+            Run {
+                first_index: 200,
+                count: 100,
+                replicas: vec![2, 1].into()
+            },
+            Run {
+                first_index: 300,
+                count: 212,
+                replicas: vec![1, 2].into()
+            },
+            Run {
+                first_index: 512,
+                count: 10,
+                replicas: vec![0, 2].into()
+            },
+        ]
+    );
+    // Moving the last run onto the previous run's replicas merges them.
+    assert!(metadata.relocate(BlobId(5), 512, 10, &[1, 2]));
+    assert_eq!(metadata.get(&a).unwrap().runs.len(), 3);
+    metadata.get(&a).unwrap().assert_well_formed(2);
+    // A blob no file has any more is left alone.
+    metadata.remove(&a);
+    assert!(!metadata.relocate(BlobId(5), 0, 1, &[2, 1]));
+}
