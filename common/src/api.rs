@@ -76,4 +76,8 @@ pub struct StorageStatus {
     /// records). Absent from servers that predate it, hence the default.
     #[serde(default)]
     pub live_bytes: u64,
+    /// Chunks the background scrub found corrupt (and dropped, so they are
+    /// repaired from another replica) since start-up.
+    #[serde(default)]
+    pub corrupt_chunks_found: u64,
 }

@@ -121,6 +121,11 @@ impl Reconciler {
         self.lock().missing.contains(&(server, blob))
     }
 
+    /// Forgets that `server` lacks `blob`: a repair just gave it a copy.
+    pub fn clear_missing(&self, server: ServerId, blob: BlobId) {
+        self.lock().missing.remove(&(server, blob));
+    }
+
     pub fn missing_count(&self) -> usize {
         self.lock().missing.len()
     }

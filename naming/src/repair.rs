@@ -22,8 +22,6 @@ struct Task {
     first_index: u32,
     count: u32,
     healthy: Vec<ServerId>,
-    /// Every server the range is placed on now, healthy or not.
-    replicas: Vec<ServerId>,
 }
 
 /// Paces copies to `bytes_per_sec`.
@@ -98,7 +96,6 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
                     first_index: run.first_index,
                     count: run.count,
                     healthy,
-                    replicas: run.replicas.to_vec(),
                 });
                 if tasks.len() == TASKS_PER_PASS_MAX {
                     break;
@@ -122,9 +119,11 @@ fn repair_range(
 ) -> Option<u64> {
     let needed = naming.cluster.replication - task.healthy.len();
     let bytes = u64::from(count) * CHUNK_SIZE_BYTES as u64;
+    // A live server that lost its copy (scrubbed as corrupt, say) may take
+    // it back; only the healthy replicas are excluded.
     let targets = naming
         .cluster
-        .place_excluding(needed, bytes, &task.replicas)?;
+        .place_excluding(needed, bytes, &task.healthy)?;
     let chunks = task.healthy.iter().find_map(|&source| {
         naming
             .storage
@@ -156,7 +155,11 @@ fn repair_range(
     }
     let mut replicas = task.healthy.clone();
     replicas.extend(targets);
-    naming
-        .relocate(task.blob, first, count, replicas)
-        .then_some(u64::from(count))
+    let relocated = naming.relocate(task.blob, first, count, replicas.clone());
+    // The servers that took copies hold them whole now: until the next
+    // reconciliation says otherwise, they are not missing it.
+    for target in &replicas[task.healthy.len()..] {
+        naming.reconciler.clear_missing(*target, task.blob);
+    }
+    relocated.then_some(u64::from(count))
 }

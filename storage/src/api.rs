@@ -24,6 +24,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use common::api::StorageStatus;
 use common::chunk::BlobId;
@@ -33,6 +34,7 @@ use common::wire;
 use tiny_http::{Method, Request};
 
 use crate::error::{STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, StorageError};
+use crate::scrub::ScrubStats;
 use crate::store::{BLOB_LISTING_PAGE_BLOBS_MAX, Store};
 
 /// Bytes of one record of `GET /blobs`.
@@ -41,6 +43,7 @@ pub const BLOB_ENTRY_BYTES: usize = 12;
 pub struct Api {
     /// Shared with the compaction thread and with `GET /blobs` streams.
     pub store: Arc<Store>,
+    pub scrub: Arc<ScrubStats>,
 }
 
 impl Handler for Api {
@@ -75,6 +78,7 @@ impl Api {
                     capacity_bytes: usage.capacity_bytes,
                     chunks: usage.chunks_count,
                     live_bytes: usage.live_bytes,
+                    corrupt_chunks_found: self.scrub.corrupt_chunks_found.load(Ordering::Relaxed),
                 };
                 Ok(Reply::json(STATUS_OK, &status))
             }

@@ -15,6 +15,8 @@ pub struct Config {
     pub capacity_bytes: Option<u64>,
     pub io_timeout: Duration,
     pub workers_count: usize,
+    /// The most bytes per second the background scrub reads.
+    pub scrub_bytes_per_sec: u64,
     /// Lines saying each effective value and its source, printed at start.
     pub effective_lines: Vec<String>,
 }
@@ -43,7 +45,13 @@ const WORKERS: Param = Param {
     default: Some("16"),
     help: "request worker threads",
 };
-const PARAMS: [Param; 5] = [LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS];
+const SCRUB_RATE: Param = Param {
+    flag: "--scrub-bytes-per-sec",
+    env: "SCRUB_BYTES_PER_SEC",
+    default: Some("8388608"),
+    help: "the most bytes per second the background scrub reads to find rotten chunks",
+};
+const PARAMS: [Param; 6] = [LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS, SCRUB_RATE];
 
 const _: () = assert!(INBOUND_IO_TIMEOUT_MS_DEFAULT == 30_000 && STORAGE_WORKERS_COUNT == 16);
 
@@ -66,6 +74,10 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     })?;
     let io_timeout = reader.get(&IO_TIMEOUT, parse_millis)?;
     let workers_count = reader.get(&WORKERS, parse_workers)?;
+    let scrub_bytes_per_sec = reader.get(&SCRUB_RATE, |raw| match raw.parse::<u64>() {
+        Ok(rate) if rate >= 1 => Ok(rate),
+        _ => Err("must be a positive whole number of bytes per second".to_owned()),
+    })?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -74,6 +86,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         capacity_bytes,
         io_timeout: Duration::from_millis(io_timeout.expect("has a default")),
         workers_count: workers_count.expect("has a default"),
+        scrub_bytes_per_sec: scrub_bytes_per_sec.expect("has a default"),
         effective_lines,
     }))
 }

@@ -8,6 +8,7 @@
 //! live. No IO here.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use common::chunk::{BlobId, ChunkId};
 use common::limits::CHUNK_SIZE_BYTES;
@@ -103,6 +104,20 @@ impl Index {
             self.forget(&run);
         }
         !keys.is_empty()
+    }
+
+    /// The run after `cursor` in (blob, first index) order, or the first.
+    pub fn run_after(&self, cursor: Option<(BlobId, u32)>) -> Option<((BlobId, u32), Run)> {
+        let mut runs = match cursor {
+            Some(key) => self.runs.range((Bound::Excluded(key), Bound::Unbounded)),
+            None => self.runs.range(..),
+        };
+        runs.next().map(|(key, run)| (*key, *run))
+    }
+
+    /// Forgets one chunk (found corrupt): it is missing from now on.
+    pub fn forget_chunk(&mut self, id: ChunkId) {
+        self.remove_range(id.blob, id.index, id.index + 1);
     }
 
     pub fn has_blob(&self, blob: BlobId) -> bool {

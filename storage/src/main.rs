@@ -1,11 +1,12 @@
 //! harbour-storage: wiring only. Parse the config, open the chunk store,
-//! start its compaction thread, serve its API.
+//! start its compaction and scrub threads, serve its API.
 
 mod api;
 mod compaction;
 mod config;
 mod error;
 mod index;
+mod scrub;
 mod segments;
 mod store;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use std::fs::{self, File};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::{self, ExitCode};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use common::limits::QUEUE_DEPTH_MAX;
@@ -72,9 +74,12 @@ fn run(config: &Config) -> Result<(), String> {
         io_timeout: config.io_timeout,
     };
     let store = Arc::new(store);
+    let scrub_stats = Arc::new(scrub::ScrubStats::default());
     let api = api::Api {
         store: Arc::clone(&store),
+        scrub: Arc::clone(&scrub_stats),
     };
+    let stopping = AtomicBool::new(false);
     let stats = ServerStats::default();
     let served = thread::scope(|scope| {
         scope.spawn(|| {
@@ -86,8 +91,10 @@ fn run(config: &Config) -> Result<(), String> {
                 process::exit(1);
             }
         });
+        scope.spawn(|| scrub::run(&store, &scrub_stats, config.scrub_bytes_per_sec, &stopping));
         let served = server::serve(&server_config, &api, &stats);
         store.compaction.stop();
+        stopping.store(true, Ordering::Relaxed);
         served
     });
     served.map_err(|err| err.to_string())?;

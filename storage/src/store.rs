@@ -44,7 +44,7 @@ use common::wire::Chunk;
 
 use crate::compaction::{Move, Schedule, SegmentStat};
 use crate::error::StorageError;
-use crate::index::{Index, RECORD_HEADER_BYTES, Run};
+use crate::index::{Index, RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES, Run};
 use crate::segments::{Contents, Segments};
 
 /// A segment is closed and a new one started past this size.
@@ -297,39 +297,55 @@ impl Store {
                 vec![0u8; usize::try_from(run.record_bytes()).expect("a run fits memory")];
             file.read_exact_at(&mut records, run.offset)
                 .map_err(StorageError::from_io)?;
-            let mut at = 0;
-            for index in piece_first..piece_first + run.count {
-                let id = ChunkId { blob, index };
-                let corrupt = StorageError::Corrupt { chunk: id };
-                let header: &[u8; RECORD_HEADER_BYTES] = records[at..at + RECORD_HEADER_BYTES]
-                    .try_into()
-                    .expect("RECORD_HEADER_BYTES long");
-                let record =
-                    decode_record_header(header).ok_or(StorageError::Corrupt { chunk: id })?;
-                let expected_len = if index + 1 == piece_first + run.count {
-                    run.last_len
-                } else {
-                    CHUNK_SIZE_BYTES as u32
-                };
-                if record.kind != KIND_CHUNK || record.id != id || record.len != expected_len {
-                    return Err(corrupt);
-                }
-                let data_start = at + RECORD_HEADER_BYTES;
-                let data = records[data_start..data_start + record.len as usize].to_vec();
-                let chunk = Chunk {
-                    id,
-                    crc: record.data_crc,
-                    data,
-                };
-                if !chunk.is_intact() {
-                    return Err(corrupt);
-                }
-                chunks.push(chunk);
-                at = data_start + record.len as usize;
+            for chunk in verify_records(blob, piece_first, &run, &records) {
+                chunks.push(chunk.map_err(|chunk| StorageError::Corrupt { chunk })?);
             }
         }
         assert_eq!(chunks.len(), count as usize);
         Ok(chunks)
+    }
+
+    /// Scrubs the run after `cursor` in index order: reads it, checks every
+    /// record, and drops the corrupt chunks from the index, so they count
+    /// as missing and the naming server copies them back from a good
+    /// replica. `next` is `None` once the whole index was visited.
+    pub fn scrub_step(&self, cursor: Option<(BlobId, u32)>) -> io::Result<ScrubStep> {
+        let found = {
+            let state = self.lock_state();
+            state
+                .index
+                .run_after(cursor)
+                .map(|(key, run)| (key, run, Arc::clone(&state.files[&run.segment])))
+        };
+        let Some(((blob, first_index), run, file)) = found else {
+            return Ok(ScrubStep {
+                next: None,
+                bytes_read: 0,
+                corrupt: Vec::new(),
+            });
+        };
+        let mut records =
+            vec![0u8; usize::try_from(run.record_bytes()).expect("a run fits memory")];
+        file.read_exact_at(&mut records, run.offset)?;
+        let corrupt: Vec<ChunkId> = verify_records(blob, first_index, &run, &records)
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if !corrupt.is_empty() {
+            let mut state = self.lock_state();
+            for id in &corrupt {
+                let offset = run.offset + u64::from(id.index - first_index) * RECORD_STRIDE_BYTES;
+                // A chunk rewritten or deleted since the read is not ours to drop.
+                if state.index.is_at(*id, run.segment, offset) {
+                    state.index.forget_chunk(*id);
+                }
+            }
+        }
+        Ok(ScrubStep {
+            next: Some((blob, first_index)),
+            bytes_read: records.len() as u64,
+            corrupt,
+        })
     }
 
     /// Deletes every chunk of `blob`; deleting what is not here succeeds.
@@ -727,6 +743,56 @@ fn flush_pending(pending: &mut Option<(ChunkId, Run)>, state: &mut State) {
     if let Some((first, run)) = pending.take() {
         state.index.insert(first.blob, first.index, run);
     }
+}
+
+/// What one scrub step read and found.
+pub struct ScrubStep {
+    pub next: Option<(BlobId, u32)>,
+    pub bytes_read: u64,
+    pub corrupt: Vec<ChunkId>,
+}
+
+/// Checks the records of `run` (chunks from `first_index` of `blob`), read
+/// whole into `records`: each chunk, or the id of one that fails its header
+/// (kind, id, length, header CRC) or data CRC.
+fn verify_records(
+    blob: BlobId,
+    first_index: u32,
+    run: &Run,
+    records: &[u8],
+) -> Vec<Result<Chunk, ChunkId>> {
+    let mut chunks = Vec::with_capacity(run.count as usize);
+    for k in 0..run.count {
+        let id = ChunkId {
+            blob,
+            index: first_index + k,
+        };
+        let at = k as usize * RECORD_STRIDE_BYTES as usize;
+        let expected_len = if k + 1 == run.count {
+            run.last_len
+        } else {
+            CHUNK_SIZE_BYTES as u32
+        };
+        let header: &[u8; RECORD_HEADER_BYTES] = records[at..at + RECORD_HEADER_BYTES]
+            .try_into()
+            .expect("RECORD_HEADER_BYTES long");
+        let verified = decode_record_header(header)
+            .filter(|record| {
+                record.kind == KIND_CHUNK && record.id == id && record.len == expected_len
+            })
+            .map(|record| {
+                let data_start = at + RECORD_HEADER_BYTES;
+                let data = records[data_start..data_start + record.len as usize].to_vec();
+                Chunk {
+                    id,
+                    crc: record.data_crc,
+                    data,
+                }
+            })
+            .filter(Chunk::is_intact);
+        chunks.push(verified.ok_or(id));
+    }
+    chunks
 }
 
 /// Splits a batch into runs the index can keep as one entry each:

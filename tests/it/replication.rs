@@ -83,3 +83,67 @@ fn a_dead_server_is_re_replicated_back_to_full_then_a_second_death_loses_nothing
         );
     }
 }
+
+#[test]
+fn scrubbing_finds_rotten_chunks_and_they_are_repaired_from_a_good_replica() {
+    let cluster = Cluster::start(Spec {
+        storage: 2,
+        reconcile_ms: 300,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(600 * 1024 + 9, 12);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    let chunks = bytes.len().div_ceil(1024);
+    // Rot some records of storage 0, behind everyone's back.
+    for entry in std::fs::read_dir(cluster.storage_dir(0)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "hseg") {
+            let mut data = std::fs::read(&path).unwrap();
+            for at in (5000..data.len()).step_by(50_000) {
+                data[at] ^= 0x40;
+            }
+            std::fs::write(&path, data).unwrap();
+        }
+    }
+    let storage_status = |idx: usize| {
+        crate::cluster::request_to(
+            &cluster.agent,
+            &format!("{}/status", cluster.storage_url(idx)),
+            "GET",
+            &[],
+        )
+        .unwrap()
+        .json()
+    };
+    wait_until(Duration::from_secs(20), "the scrub to find the rot", || {
+        storage_status(0)["corrupt_chunks_found"].as_u64().unwrap() > 0
+    });
+    // Both replicas serve every chunk intact again.
+    let listing = crate::cluster::request_to(
+        &cluster.agent,
+        &format!("{}/blobs", cluster.storage_url(1)),
+        "GET",
+        &[],
+    )
+    .unwrap();
+    let blob = u64::from_be_bytes(listing.body[..8].try_into().unwrap());
+    wait_until(
+        Duration::from_secs(30),
+        "the rotten chunks to be repaired",
+        || {
+            (0..2).all(|idx| {
+                (0..chunks).step_by(256).all(|first| {
+                    let count = (chunks - first).min(256);
+                    let url = format!(
+                        "{}/chunks/{blob:016x}?first={first}&count={count}",
+                        cluster.storage_url(idx)
+                    );
+                    crate::cluster::request_to(&cluster.agent, &url, "GET", &[])
+                        .is_ok_and(|answer| answer.status == 200)
+                })
+            })
+        },
+    );
+    assert!(cluster.get("f").body == bytes);
+    assert_eq!(cluster.status_json()["under_replicated"], 0);
+}
