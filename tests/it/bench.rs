@@ -398,3 +398,63 @@ fn bench_storage_restart_and_space_with_a_million_chunks() {
     drop(storage);
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bench_recovery_after_a_storage_death() {
+    if !enabled() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let mut cluster = crate::cluster::Cluster::start(Spec::default());
+    let files = 16;
+    let file_bytes = 64 * 1024 * 1024;
+    let contents: Vec<Vec<u8>> = (0..files)
+        .map(|idx| test_bytes(file_bytes, idx as u64))
+        .collect();
+    for (idx, bytes) in contents.iter().enumerate() {
+        assert_eq!(cluster.put(&format!("r/{idx}"), bytes).status, 201);
+    }
+    let total_mib = (files * file_bytes) as f64 / MIB;
+    cluster.storage(0).kill();
+    let killed = Instant::now();
+    let done = AtomicBool::new(false);
+    let read_bytes = AtomicU64::new(0);
+    let recovery = thread::scope(|scope| {
+        let cluster = &cluster;
+        let (done, read_bytes, contents) = (&done, &read_bytes, &contents);
+        scope.spawn(move || {
+            let mut idx = 0;
+            while !done.load(Ordering::Relaxed) {
+                let read = cluster.get(&format!("r/{}", idx % files));
+                assert!(read.body == contents[idx % files]);
+                read_bytes.fetch_add(read.body.len() as u64, Ordering::Relaxed);
+                idx += 1;
+            }
+        });
+        let mut saw_under_replicated = false;
+        crate::cluster::wait_until(Duration::from_secs(600), "full replication again", || {
+            let under = cluster.status_json()["under_replicated"].as_u64().unwrap();
+            saw_under_replicated |= under > 0;
+            saw_under_replicated && under == 0
+        });
+        let recovery = killed.elapsed();
+        done.store(true, Ordering::Relaxed);
+        recovery
+    });
+    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
+    let copied = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("harbour_chunks_re_replicated_total "))
+        .and_then(|count| count.parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "recovery: {total_mib:.0} MiB at R=2 on 3 servers, one killed: under-replicated back to 0 after {:.1} s ({copied} chunks copied, {:.1} MiB/s)",
+        recovery.as_secs_f64(),
+        copied as f64 / 1024.0 / recovery.as_secs_f64()
+    );
+    println!(
+        "recovery: client reads meanwhile {:.1} MiB/s",
+        read_bytes.load(Ordering::Relaxed) as f64 / MIB / recovery.as_secs_f64()
+    );
+}
