@@ -37,6 +37,9 @@ pub enum Command {
         name: String,
     },
     Status,
+    Drain {
+        server_url: String,
+    },
     Help,
 }
 
@@ -63,6 +66,7 @@ Usage:
   harbour list   [PREFIX]                        # one name per line, with its size
   harbour stat   NAME                            # chunks, replicas and where they live
   harbour status                                 # servers, liveness, space, under-replicated chunks
+  harbour drain  STORAGE_URL                     # move every chunk off a storage server before removing it
 
 Options:
   --json        print one JSON document (size, list, stat, status)
@@ -167,6 +171,9 @@ fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Comma
                     "list takes at most one PREFIX".to_owned(),
                 ));
             }
+        },
+        "drain" => Command::Drain {
+            server_url: one(arity(&["STORAGE_URL"])?),
         },
         "help" => Command::Help,
         other => return Err(ClientError::Usage(format!("unknown command {other:?}"))),

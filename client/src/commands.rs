@@ -27,6 +27,7 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::List { prefix } => list(&client, &prefix, json),
         Command::Stat { name } => stat(&client, &name, json),
         Command::Status => status(&client, json),
+        Command::Drain { server_url } => drain(&client, &server_url, json),
         Command::Help => {
             print!("{}", crate::cli::help_page());
             Ok(())
@@ -153,6 +154,28 @@ fn status(client: &NamingClient, json: bool) -> Result<(), ClientError> {
         .map_err(|refusal| refused("status", refusal))?;
     let status: ClusterStatus = read_json(client, &mut response)?;
     output::status(&status, json);
+    Ok(())
+}
+
+fn drain(client: &NamingClient, server_url: &str, json: bool) -> Result<(), ClientError> {
+    let url = client.url(&format!(
+        "/drain?server={}",
+        percent::encode(server_url, false)
+    ));
+    let mut response = client.post(&url)?.map_err(|refusal| match refusal.status {
+        404 => ClientError::Failed(format!(
+            "{server_url}: not a storage server of this cluster"
+        )),
+        _ => refused(server_url, refusal),
+    })?;
+    let answer: serde_json::Value = read_json(client, &mut response)?;
+    if json {
+        println!("{answer}");
+    } else {
+        println!(
+            "draining {server_url}: its chunks are being copied to other servers; `harbour status` shows them fall to 0"
+        );
+    }
     Ok(())
 }
 

@@ -77,6 +77,10 @@ impl NamingClient {
         self.answer(self.agent.get(url).call())
     }
 
+    pub fn post(&self, url: &str) -> Result<Answer, ClientError> {
+        self.answer(self.agent.post(url).send_empty())
+    }
+
     pub fn head(&self, url: &str) -> Result<Answer, ClientError> {
         self.answer(self.agent.head(url).call())
     }

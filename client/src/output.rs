@@ -50,7 +50,7 @@ pub fn status(status: &ClusterStatus, json: bool) {
     );
     println!(
         "{:<32} {:<6} {:>14} {:>14} {:>10}",
-        "SERVER", "ALIVE", "USED", "CAPACITY", "CHUNKS"
+        "SERVER", "ALIVE", "USED", "CAPACITY", "PLACED"
     );
     for server in &status.servers {
         let capacity = server
@@ -59,10 +59,14 @@ pub fn status(status: &ClusterStatus, json: bool) {
         println!(
             "{:<32} {:<6} {:>14} {:>14} {:>10}",
             server.url,
-            if server.alive { "yes" } else { "NO" },
+            match (server.alive, server.draining) {
+                (true, false) => "yes",
+                (true, true) => "drain",
+                (false, _) => "NO",
+            },
             server.used_bytes,
             capacity,
-            server.chunks
+            server.placed_chunks
         );
     }
 }

@@ -60,6 +60,12 @@ pub struct ServerStatus {
     pub chunks: u64,
     /// Milliseconds since the server last answered; `None` if it never did.
     pub last_heard_ms: Option<u64>,
+    /// Being drained: it takes no new chunks and its chunks move elsewhere.
+    #[serde(default)]
+    pub draining: bool,
+    /// Chunks the metadata places on this server (0 once a drain is done).
+    #[serde(default)]
+    pub placed_chunks: u64,
 }
 
 /// `GET /status` of a storage server (internal).

@@ -60,6 +60,7 @@ impl Api {
         match (method, path.as_str()) {
             (Method::Get, "/files") => self.list(request),
             (Method::Get, "/status") => Ok(Reply::json(STATUS_OK, &self.status())),
+            (Method::Post, "/drain") => self.drain(request),
             (Method::Get | Method::Head, "/health") => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
             }
@@ -68,7 +69,9 @@ impl Api {
                 "text/plain; version=0.0.4",
                 metrics::render(&self.naming, &self.stats).into_bytes(),
             )),
-            (_, "/files" | "/status" | "/health" | "/metrics") => Err(ApiError::MethodNotAllowed),
+            (_, "/files" | "/status" | "/health" | "/metrics" | "/drain") => {
+                Err(ApiError::MethodNotAllowed)
+            }
             _ => Err(ApiError::NoRoute),
         }
     }
@@ -194,10 +197,31 @@ impl Api {
         ))
     }
 
+    /// `POST /drain?server=URL`: the server takes no new chunks and its
+    /// chunks are copied elsewhere; `status` shows its placed chunks fall.
+    fn drain(&self, request: &Request) -> Result<Reply, ApiError> {
+        let raw = server::query_param(request, "server")
+            .ok_or_else(|| ApiError::BadRequest("drain needs ?server=URL".to_owned()))?;
+        let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let url = url.trim_end_matches('/').to_owned();
+        self.naming
+            .drain(&url)
+            .ok_or_else(|| ApiError::UnknownServer { url: url.clone() })?;
+        Ok(Reply::json(
+            STATUS_OK,
+            &serde_json::json!({ "server": url, "draining": true }),
+        ))
+    }
+
     fn status(&self) -> ClusterStatus {
         let cluster = &self.naming.cluster;
-        let servers = cluster.status_rows();
+        let mut servers = cluster.status_rows();
         let metadata = self.naming.metadata();
+        for run in metadata.versions().flat_map(|version| version.runs.iter()) {
+            for &id in run.replicas.iter() {
+                servers[usize::from(id)].placed_chunks += u64::from(run.count);
+            }
+        }
         // A replica counts when its server is alive and not known to lack it.
         let reconciler = &self.naming.reconciler;
         let under_replicated = metadata

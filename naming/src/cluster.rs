@@ -2,7 +2,7 @@
 //! each (liveness, used and capacity bytes), and the heartbeat that keeps
 //! that fresh. A server is alive while it answered within `dead_after`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ pub struct Cluster {
 struct StorageServer {
     url: String,
     health: Mutex<Health>,
+    /// Being emptied before removal: gets no new chunks, and its replicas
+    /// are copied elsewhere.
+    draining: AtomicBool,
 }
 
 #[derive(Clone, Default)]
@@ -44,6 +47,7 @@ impl Cluster {
             .map(|url| StorageServer {
                 url: url.clone(),
                 health: Mutex::new(Health::default()),
+                draining: AtomicBool::new(false),
             })
             .collect();
         Cluster {
@@ -57,7 +61,7 @@ impl Cluster {
     /// Every live server and the bytes it can still take.
     fn live_candidates(&self) -> Vec<Candidate> {
         self.ids()
-            .filter(|&id| self.is_alive(id))
+            .filter(|&id| self.is_alive(id) && !self.is_draining(id))
             .map(|id| {
                 let health = self.servers[usize::from(id)].lock();
                 let free_bytes = match health.capacity_bytes {
@@ -67,6 +71,23 @@ impl Cluster {
                 Candidate { id, free_bytes }
             })
             .collect()
+    }
+
+    pub fn is_draining(&self, id: ServerId) -> bool {
+        self.servers[usize::from(id)]
+            .draining
+            .load(Ordering::Relaxed)
+    }
+
+    pub fn set_draining(&self, id: ServerId) {
+        self.servers[usize::from(id)]
+            .draining
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// The id of the server at `url`, if it is one of ours.
+    pub fn id_of(&self, url: &str) -> Option<ServerId> {
+        self.ids().find(|&id| self.url(id) == url)
     }
 
     pub fn url(&self, id: ServerId) -> &str {
@@ -173,6 +194,8 @@ impl Cluster {
                     used_bytes: health.used_bytes,
                     capacity_bytes: health.capacity_bytes,
                     chunks: health.chunks,
+                    draining: self.is_draining(id),
+                    placed_chunks: 0,
                     last_heard_ms: health.last_heard.map(|heard| {
                         u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX)
                     }),

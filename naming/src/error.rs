@@ -36,6 +36,9 @@ pub enum ApiError {
     ReplicasUnavailable {
         detail: String,
     },
+    UnknownServer {
+        url: String,
+    },
     InsufficientStorage {
         detail: String,
     },
@@ -59,7 +62,7 @@ impl HttpError for ApiError {
     fn status(&self) -> u16 {
         match self {
             ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
-            ApiError::NoRoute | ApiError::NotFound { .. } => 404,
+            ApiError::NoRoute | ApiError::NotFound { .. } | ApiError::UnknownServer { .. } => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Exists { .. } => 409,
             ApiError::LengthRequired => 411,
@@ -106,6 +109,9 @@ impl fmt::Display for ApiError {
                     f,
                     "could not store the data on enough storage servers: {detail}"
                 )
+            }
+            ApiError::UnknownServer { url } => {
+                write!(f, "{url} is not a storage server of this cluster")
             }
             ApiError::InsufficientStorage { detail } => write!(f, "insufficient storage: {detail}"),
             ApiError::StorageTimeout { server, timeout_ms } => {

@@ -63,6 +63,8 @@ pub struct Recovered {
     pub servers: Vec<String>,
     /// Blob ids below this may have been handed out before.
     pub blobs_reserved_up_to: u64,
+    /// Servers being drained.
+    pub draining: Vec<crate::metadata::ServerId>,
     /// What start-up found and did, for the log.
     pub notes: Vec<String>,
 }
@@ -81,6 +83,7 @@ impl Journal {
             metadata: Metadata::default(),
             servers: Vec::new(),
             blobs_reserved_up_to: 0,
+            draining: Vec::new(),
             notes: Vec::new(),
         };
         let _ = fs::remove_file(dir.join(CHECKPOINT_TEMP_NAME));
@@ -299,6 +302,11 @@ fn apply(recovered: &mut Recovered, record: Record) -> Result<(), String> {
             let _ = recovered
                 .metadata
                 .relocate(blob, first_index, count, &replicas);
+        }
+        Record::Drain { id } => {
+            if !recovered.draining.contains(&id) {
+                recovered.draining.push(id);
+            }
         }
         Record::ReserveBlobs { up_to } => {
             recovered.blobs_reserved_up_to = recovered.blobs_reserved_up_to.max(up_to);

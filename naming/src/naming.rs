@@ -101,6 +101,7 @@ impl Naming {
             recovered.metadata.chunks_count(),
             servers.len()
         ));
+        let draining = recovered.draining;
         let naming = Naming {
             metadata: Mutex::new(recovered.metadata),
             journal,
@@ -113,6 +114,9 @@ impl Naming {
             blobs_reserved_up_to: AtomicU64::new(reserved_up_to),
             checkpoint_bytes: setup.checkpoint_bytes,
         };
+        for id in draining {
+            naming.cluster.set_draining(id);
+        }
         Ok((naming, notes))
     }
 
@@ -209,6 +213,19 @@ impl Naming {
         true
     }
 
+    /// Starts draining the server at `url`, durably; `None` if no server
+    /// has that URL.
+    pub fn drain(&self, url: &str) -> Option<ServerId> {
+        let id = self.cluster.id_of(url)?;
+        let lsn = {
+            let _metadata = self.metadata();
+            self.journal.append(&Record::Drain { id })
+        };
+        self.durable(lsn);
+        self.cluster.set_draining(id);
+        Some(id)
+    }
+
     /// Writes a checkpoint if the journal has grown past `checkpoint_bytes`.
     pub fn checkpoint_if_due(&self) -> io::Result<()> {
         if self.journal.bytes_since_checkpoint() < self.checkpoint_bytes {
@@ -233,6 +250,12 @@ impl Naming {
                     url: url.to_owned(),
                 })
                 .collect();
+            records.extend(
+                self.cluster
+                    .ids()
+                    .filter(|&id| self.cluster.is_draining(id))
+                    .map(|id| Record::Drain { id }),
+            );
             records.push(Record::ReserveBlobs {
                 up_to: self.blobs_reserved_up_to.load(Ordering::Acquire),
             });

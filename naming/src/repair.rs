@@ -2,7 +2,10 @@
 //! factor (a replica is healthy on a live server that is not known to lack
 //! it) are copied from a healthy replica to other live servers, those with
 //! the fewest healthy replicas first, at a bounded rate so client traffic
-//! keeps flowing. Each repaired range is journaled before it counts.
+//! keeps flowing. A draining server's replicas count as missing, so its
+//! chunks move elsewhere (read from it while it still serves them) without
+//! ever dropping below the replication factor. Each repaired range is
+//! journaled before it counts.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,8 @@ struct Task {
     first_index: u32,
     count: u32,
     healthy: Vec<ServerId>,
+    /// Replicas to copy from: the healthy ones and a draining server's.
+    sources: Vec<ServerId>,
 }
 
 /// Paces copies to `bytes_per_sec`.
@@ -83,19 +88,27 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
     let mut tasks: Vec<Task> = Vec::new();
     for version in metadata.versions() {
         for run in &version.runs {
-            let healthy: Vec<ServerId> = run
+            // Replicas that can be read: on a live server that holds them.
+            let sources: Vec<ServerId> = run
                 .replicas
                 .iter()
                 .copied()
                 .filter(|&id| cluster.is_alive(id) && !reconciler.is_missing(id, version.blob))
                 .collect();
-            // With no healthy replica there is nothing to copy from.
-            if healthy.len() < cluster.replication && !healthy.is_empty() {
+            // Of those, the ones that count: a draining server's do not.
+            let healthy: Vec<ServerId> = sources
+                .iter()
+                .copied()
+                .filter(|&id| !cluster.is_draining(id))
+                .collect();
+            // With no readable replica there is nothing to copy from.
+            if healthy.len() < cluster.replication && !sources.is_empty() {
                 tasks.push(Task {
                     blob: version.blob,
                     first_index: run.first_index,
                     count: run.count,
                     healthy,
+                    sources,
                 });
                 if tasks.len() == TASKS_PER_PASS_MAX {
                     break;
@@ -124,7 +137,7 @@ fn repair_range(
     let targets = naming
         .cluster
         .place_excluding(needed, bytes, &task.healthy)?;
-    let chunks = task.healthy.iter().find_map(|&source| {
+    let chunks = task.sources.iter().find_map(|&source| {
         naming
             .storage
             .get_run(naming.cluster.url(source), task.blob, first, count)

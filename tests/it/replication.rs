@@ -147,3 +147,57 @@ fn scrubbing_finds_rotten_chunks_and_they_are_repaired_from_a_good_replica() {
     assert!(cluster.get("f").body == bytes);
     assert_eq!(cluster.status_json()["under_replicated"], 0);
 }
+
+#[test]
+fn a_drained_server_holds_nothing_and_can_be_removed_without_loss() {
+    let mut cluster = Cluster::start(Spec::default());
+    let files: Vec<(String, Vec<u8>)> = [1usize, 5000, 700 * 1024]
+        .iter()
+        .map(|&len| (format!("d{len}"), test_bytes(len, len as u64)))
+        .collect();
+    for (name, bytes) in &files {
+        assert_eq!(cluster.put(name, bytes).status, 201);
+    }
+    let drained = cluster.storage_url(0);
+    assert!(
+        cluster.status_json()["servers"][0]["placed_chunks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let answer = cluster.cli(&["drain", &drained]).assert_ok();
+    assert!(
+        answer.stdout_text().contains("draining"),
+        "{}",
+        answer.stdout_text()
+    );
+    cluster
+        .cli(&["drain", "http://127.0.0.1:1"])
+        .assert_fails(1, "not a storage server of this cluster");
+    wait_until(Duration::from_secs(30), "the drain to finish", || {
+        let status = cluster.status_json();
+        status["servers"][0]["placed_chunks"] == 0 && status["under_replicated"] == 0
+    });
+    assert_eq!(cluster.status_json()["servers"][0]["draining"], true);
+    // New files avoid it too.
+    assert_eq!(cluster.put("after", b"placed elsewhere").status, 201);
+    assert_eq!(cluster.status_json()["servers"][0]["placed_chunks"], 0);
+    cluster.storage(0).kill();
+    for (name, bytes) in &files {
+        let stat = cluster.request("GET", &format!("/stat/{name}"), &[]).json();
+        for chunk in stat["chunks"].as_array().unwrap() {
+            assert_eq!(chunk["replicas"].as_array().unwrap().len(), 2, "{name}");
+        }
+        assert!(
+            cluster.get(name).body == *bytes,
+            "{name} after removing the drained server"
+        );
+    }
+    // The drain survives a restart of the naming server.
+    cluster.naming().restart();
+    wait_until(Duration::from_secs(10), "the naming server", || {
+        cluster
+            .try_request("GET", "/status", &[])
+            .is_ok_and(|answer| answer.json()["servers"][0]["draining"] == true)
+    });
+}

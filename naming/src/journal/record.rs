@@ -21,6 +21,7 @@ const KIND_RESERVE_BLOBS: u8 = 3;
 const KIND_SERVER: u8 = 4;
 const KIND_END: u8 = 5;
 const KIND_RELOCATE: u8 = 6;
+const KIND_DRAIN: u8 = 7;
 
 /// One change to the metadata, as the journal keeps it.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +50,10 @@ pub enum Record {
         first_index: u32,
         count: u32,
         replicas: Vec<ServerId>,
+    },
+    /// Server `id` is being drained.
+    Drain {
+        id: ServerId,
     },
     /// Closes a checkpoint: it holds `records_count` records before this one.
     End {
@@ -133,6 +138,10 @@ impl Record {
                     out.extend_from_slice(&replica.to_be_bytes());
                 }
             }
+            Record::Drain { id } => {
+                out.push(KIND_DRAIN);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
             Record::End { records_count } => {
                 out.push(KIND_END);
                 out.extend_from_slice(&records_count.to_be_bytes());
@@ -206,6 +215,7 @@ impl Record {
                     replicas,
                 }
             }
+            KIND_DRAIN => Record::Drain { id: cursor.u16()? },
             KIND_END => Record::End {
                 records_count: cursor.u64()?,
             },
@@ -372,7 +382,8 @@ mod tests {
                 count: 2,
                 replicas: vec![2, 1],
             },
-            Record::End { records_count: 6 },
+            Record::Drain { id: 1 },
+            Record::End { records_count: 7 },
         ]
     }
 
