@@ -149,6 +149,19 @@ pub fn serve(
     handler: &dyn Handler,
     stats: &ServerStats,
 ) -> Result<(), ServeError> {
+    serve_on(bind(config)?, config, handler, stats)
+}
+
+/// A bound listener, ready for `serve_on`: binding first lets a caller
+/// learn the real address (port 0 picks one) before serving.
+pub struct Listener {
+    server: Server,
+    pub addr: SocketAddr,
+}
+
+/// Binds `config.listen` and prints `listening on http://ADDR` (the test
+/// harness and `make run-cluster` wait for that line).
+pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
     let limits = tiny_http::ConnectionLimits {
         read_timeout: Some(config.io_timeout),
         write_timeout: Some(config.io_timeout),
@@ -161,10 +174,20 @@ pub fn serve(
             listen: config.listen,
             message: err.to_string(),
         })?;
-    match server.server_addr().to_ip() {
-        Some(addr) => println!("listening on http://{addr}"),
-        None => println!("listening on {}", server.server_addr()),
-    }
+    let addr = server.server_addr().to_ip().unwrap_or(config.listen);
+    println!("listening on http://{addr}");
+    Ok(Listener { server, addr })
+}
+
+/// Serves on `listener` until tiny_http's accept thread dies; returns only
+/// with an error.
+pub fn serve_on(
+    listener: Listener,
+    config: &ServerConfig,
+    handler: &dyn Handler,
+    stats: &ServerStats,
+) -> Result<(), ServeError> {
+    let server = listener.server;
     assert!(config.workers_count >= 1);
     assert!(config.queue_depth >= 1);
     thread::scope(|scope| {
@@ -228,6 +251,37 @@ pub fn health_check(listen: SocketAddr) -> Result<(), String> {
             String::from_utf8_lossy(other)
         )),
     }
+}
+
+/// `POST base_url + path` with an empty body, for the one call a storage
+/// server makes itself (joining a cluster) without an HTTP client crate;
+/// the answer's status code, within `timeout` for each step.
+pub fn post_empty(base_url: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+    let authority = base_url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base_url}: not an http:// URL"))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .map_err(|err| format!("{base_url}: {err}"))?
+        .next()
+        .ok_or_else(|| format!("{base_url}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|err| format!("{base_url}: {err}"))?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let exchange = stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .and_then(|()| stream.write_all(request.as_bytes()));
+    exchange.map_err(|err| format!("{base_url}: {err}"))?;
+    let mut status_line = [0u8; 12];
+    stream
+        .read_exact(&mut status_line)
+        .map_err(|err| format!("{base_url}: {err}"))?;
+    std::str::from_utf8(&status_line[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{base_url}: not an HTTP answer"))
 }
 
 /// Reads a whole body of at most `limit_bytes`; one byte more is an error,

@@ -61,6 +61,7 @@ impl Api {
             (Method::Get, "/files") => self.list(request),
             (Method::Get, "/status") => Ok(Reply::json(STATUS_OK, &self.status())),
             (Method::Post, "/drain") => self.drain(request),
+            (Method::Post, "/servers") => self.join(request),
             (Method::Get | Method::Head, "/health") => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
             }
@@ -69,7 +70,7 @@ impl Api {
                 "text/plain; version=0.0.4",
                 metrics::render(&self.naming, &self.stats).into_bytes(),
             )),
-            (_, "/files" | "/status" | "/health" | "/metrics" | "/drain") => {
+            (_, "/files" | "/status" | "/health" | "/metrics" | "/drain" | "/servers") => {
                 Err(ApiError::MethodNotAllowed)
             }
             _ => Err(ApiError::NoRoute),
@@ -210,6 +211,25 @@ impl Api {
         Ok(Reply::json(
             STATUS_OK,
             &serde_json::json!({ "server": url, "draining": true }),
+        ))
+    }
+
+    /// `POST /servers?url=URL`: a storage server started with `--join`
+    /// registers itself; the cluster grows without a restart.
+    fn join(&self, request: &Request) -> Result<Reply, ApiError> {
+        let raw = server::query_param(request, "url")
+            .ok_or_else(|| ApiError::BadRequest("joining needs ?url=URL".to_owned()))?;
+        let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let url = common::config::parse_base_url(&url)
+            .map_err(|err| ApiError::BadRequest(format!("{url:?} {err}")))?;
+        let id = self.naming.join(&url).ok_or_else(|| {
+            ApiError::BadRequest(
+                "the cluster has as many storage servers as it can hold".to_owned(),
+            )
+        })?;
+        Ok(Reply::json(
+            STATUS_OK,
+            &serde_json::json!({ "url": url, "id": id }),
         ))
     }
 

@@ -3,11 +3,12 @@
 //! that fresh. A server is alive while it answered within `dead_after`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::api::ServerStatus;
+use common::limits::STORAGE_SERVERS_MAX;
 
 use crate::error::ApiError;
 use crate::metadata::ServerId;
@@ -15,7 +16,13 @@ use crate::placement::{self, Candidate, PlacementError};
 use crate::storage_client::StorageClient;
 
 pub struct Cluster {
-    servers: Vec<StorageServer>,
+    /// Slots for `STORAGE_SERVERS_MAX` servers, filled in id order and
+    /// never emptied, so `&StorageServer`s stay valid without a lock while
+    /// servers join.
+    servers: Box<[OnceLock<Box<StorageServer>>]>,
+    servers_count: AtomicUsize,
+    /// Serialises joins.
+    join_lock: Mutex<()>,
     pub replication: usize,
     dead_after: Duration,
     /// Advanced once per placed batch, so batches start on different servers.
@@ -41,21 +48,53 @@ struct Health {
 impl Cluster {
     pub fn new(urls: &[String], replication: usize, dead_after: Duration) -> Cluster {
         assert!(replication >= 1);
-        assert!(urls.len() <= usize::from(ServerId::MAX));
-        let servers = urls
-            .iter()
-            .map(|url| StorageServer {
-                url: url.clone(),
-                health: Mutex::new(Health::default()),
-                draining: AtomicBool::new(false),
-            })
-            .collect();
-        Cluster {
-            servers,
+        assert!(urls.len() <= STORAGE_SERVERS_MAX);
+        let cluster = Cluster {
+            servers: (0..STORAGE_SERVERS_MAX).map(|_| OnceLock::new()).collect(),
+            servers_count: AtomicUsize::new(0),
+            join_lock: Mutex::new(()),
             replication,
             dead_after,
             rotation: AtomicUsize::new(0),
+        };
+        for url in urls {
+            cluster.add(url).expect("bounded above");
         }
+        cluster
+    }
+
+    /// Adds the server at `url` unless it is known; returns its id and
+    /// whether it is new. `None` when the table is full.
+    pub fn add(&self, url: &str) -> Option<(ServerId, bool)> {
+        let _join = self
+            .join_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(id) = self.id_of(url) {
+            return Some((id, false));
+        }
+        let count = self.servers_count.load(Ordering::Acquire);
+        let slot = self.servers.get(count)?;
+        let server = StorageServer {
+            url: url.to_owned(),
+            health: Mutex::new(Health::default()),
+            draining: AtomicBool::new(false),
+        };
+        assert!(
+            slot.set(Box::new(server)).is_ok(),
+            "slots fill in order under the join lock"
+        );
+        self.servers_count.store(count + 1, Ordering::Release);
+        Some((
+            ServerId::try_from(count).expect("STORAGE_SERVERS_MAX fits ServerId"),
+            true,
+        ))
+    }
+
+    fn server(&self, id: ServerId) -> &StorageServer {
+        self.servers[usize::from(id)]
+            .get()
+            .expect("ids below the count are filled")
     }
 
     /// Every live server and the bytes it can still take.
@@ -63,7 +102,7 @@ impl Cluster {
         self.ids()
             .filter(|&id| self.is_alive(id) && !self.is_draining(id))
             .map(|id| {
-                let health = self.servers[usize::from(id)].lock();
+                let health = self.server(id).lock();
                 let free_bytes = match health.capacity_bytes {
                     Some(capacity) => capacity.saturating_sub(health.used_bytes),
                     None => u64::MAX,
@@ -74,15 +113,11 @@ impl Cluster {
     }
 
     pub fn is_draining(&self, id: ServerId) -> bool {
-        self.servers[usize::from(id)]
-            .draining
-            .load(Ordering::Relaxed)
+        self.server(id).draining.load(Ordering::Relaxed)
     }
 
     pub fn set_draining(&self, id: ServerId) {
-        self.servers[usize::from(id)]
-            .draining
-            .store(true, Ordering::Relaxed);
+        self.server(id).draining.store(true, Ordering::Relaxed);
     }
 
     /// The id of the server at `url`, if it is one of ours.
@@ -91,11 +126,11 @@ impl Cluster {
     }
 
     pub fn url(&self, id: ServerId) -> &str {
-        &self.servers[usize::from(id)].url
+        &self.server(id).url
     }
 
     pub fn is_alive(&self, id: ServerId) -> bool {
-        let health = self.servers[usize::from(id)].lock();
+        let health = self.server(id).lock();
         health
             .last_heard
             .is_some_and(|heard| heard.elapsed() < self.dead_after)
@@ -135,13 +170,13 @@ impl Cluster {
     /// Forgets that `id` was heard from: it is dead to placement and reads
     /// until the next heartbeat reaches it.
     pub fn mark_unreachable(&self, id: ServerId) {
-        self.servers[usize::from(id)].lock().last_heard = None;
+        self.server(id).lock().last_heard = None;
     }
 
     /// Counts bytes just stored on `id`, so placement sees them before the
     /// next heartbeat does.
     pub fn note_stored(&self, id: ServerId, bytes: u64, chunks: u64) {
-        let mut health = self.servers[usize::from(id)].lock();
+        let mut health = self.server(id).lock();
         health.used_bytes += bytes;
         health.chunks += chunks;
     }
@@ -150,7 +185,8 @@ impl Cluster {
     /// by the client's timeout.
     pub fn heartbeat_round(&self, client: &StorageClient) {
         thread::scope(|scope| {
-            for server in &self.servers {
+            for id in self.ids() {
+                let server = self.server(id);
                 scope.spawn(move || server.refresh(client));
             }
         });
@@ -161,7 +197,7 @@ impl Cluster {
     pub fn refresh(&self, ids: &[ServerId], client: &StorageClient) {
         thread::scope(|scope| {
             for &id in ids {
-                let server = &self.servers[usize::from(id)];
+                let server = self.server(id);
                 scope.spawn(move || server.refresh(client));
             }
         });
@@ -169,23 +205,23 @@ impl Cluster {
 
     /// Every server's id.
     pub fn ids(&self) -> impl Iterator<Item = ServerId> + use<> {
-        (0..self.servers.len()).map(|idx| ServerId::try_from(idx).expect("checked in new"))
+        let count = self.servers_count.load(Ordering::Acquire);
+        (0..count).map(|idx| ServerId::try_from(idx).expect("STORAGE_SERVERS_MAX fits ServerId"))
     }
 
     /// Every server's URL, in id order.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
-        self.servers.iter().map(|server| server.url.as_str())
+        self.ids().map(|id| self.url(id))
     }
 
     pub fn servers_count(&self) -> usize {
-        self.servers.len()
+        self.servers_count.load(Ordering::Acquire)
     }
 
     pub fn status_rows(&self) -> Vec<ServerStatus> {
-        (0..self.servers.len())
-            .map(|idx| {
-                let server = &self.servers[idx];
-                let id = ServerId::try_from(idx).expect("checked in new");
+        self.ids()
+            .map(|id| {
+                let server = self.server(id);
                 let alive = self.is_alive(id);
                 let health = server.lock().clone();
                 ServerStatus {

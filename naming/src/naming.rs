@@ -213,6 +213,30 @@ impl Naming {
         true
     }
 
+    /// Adds the storage server at `url` to the cluster, durably (a server
+    /// started with `--join`); known servers are left as they are.
+    pub fn join(&self, url: &str) -> Option<ServerId> {
+        let (id, lsn) = {
+            let _metadata = self.metadata();
+            let (id, new) = self.cluster.add(url)?;
+            (
+                id,
+                new.then(|| {
+                    self.journal.append(&Record::Server {
+                        id,
+                        url: url.to_owned(),
+                    })
+                }),
+            )
+        };
+        if let Some(lsn) = lsn {
+            self.durable(lsn);
+            println!("storage server {url} joined as id {id}");
+        }
+        self.cluster.refresh(&[id], &self.storage);
+        Some(id)
+    }
+
     /// Starts draining the server at `url`, durably; `None` if no server
     /// has that URL.
     pub fn drain(&self, url: &str) -> Option<ServerId> {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, parse_millis, parse_workers,
+    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
+    parse_millis, parse_workers,
 };
 use common::limits::{INBOUND_IO_TIMEOUT_MS_DEFAULT, STORAGE_WORKERS_COUNT};
 
@@ -17,6 +18,9 @@ pub struct Config {
     pub workers_count: usize,
     /// The most bytes per second the background scrub reads.
     pub scrub_bytes_per_sec: u64,
+    /// The naming server to register with (`--join`), and the URL it
+    /// should use for this server (`None`: http:// and the bound address).
+    pub join: Option<(String, Option<String>)>,
     /// Lines saying each effective value and its source, printed at start.
     pub effective_lines: Vec<String>,
 }
@@ -51,7 +55,21 @@ const SCRUB_RATE: Param = Param {
     default: Some("8388608"),
     help: "the most bytes per second the background scrub reads to find rotten chunks",
 };
-const PARAMS: [Param; 6] = [LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS, SCRUB_RATE];
+const JOIN: Param = Param {
+    flag: "--join",
+    env: "NAMING_SERVER",
+    default: None,
+    help: "naming server URL to register with, so the cluster grows without restarting it",
+};
+const ADVERTISE: Param = Param {
+    flag: "--advertise-url",
+    env: "ADVERTISE_URL",
+    default: None,
+    help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR)",
+};
+const PARAMS: [Param; 8] = [
+    LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS, SCRUB_RATE, JOIN, ADVERTISE,
+];
 
 const _: () = assert!(INBOUND_IO_TIMEOUT_MS_DEFAULT == 30_000 && STORAGE_WORKERS_COUNT == 16);
 
@@ -78,15 +96,32 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         Ok(rate) if rate >= 1 => Ok(rate),
         _ => Err("must be a positive whole number of bytes per second".to_owned()),
     })?;
+    let join = reader.get(&JOIN, parse_base_url)?;
+    let advertise = reader.get(&ADVERTISE, parse_base_url)?;
+    let listen_addr: SocketAddr = listen.expect("has a default");
+    let join = match (join, advertise) {
+        (None, _) => None,
+        (Some(naming), Some(advertise)) => Some((naming, Some(advertise))),
+        (Some(_), None) if listen_addr.ip().is_unspecified() => {
+            return Err(invalid(
+                &ADVERTISE,
+                format!(
+                    "needed with --join when listening on {listen_addr}: which address should the naming server use?"
+                ),
+            ));
+        }
+        (Some(naming), None) => Some((naming, None)),
+    };
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
-        listen: listen.expect("has a default"),
+        listen: listen_addr,
         data_dir: data_dir.expect("has a default"),
         capacity_bytes,
         io_timeout: Duration::from_millis(io_timeout.expect("has a default")),
         workers_count: workers_count.expect("has a default"),
         scrub_bytes_per_sec: scrub_bytes_per_sec.expect("has a default"),
+        join,
         effective_lines,
     }))
 }

@@ -6,6 +6,7 @@ mod compaction;
 mod config;
 mod error;
 mod index;
+mod join;
 mod scrub;
 mod segments;
 mod store;
@@ -92,7 +93,22 @@ fn run(config: &Config) -> Result<(), String> {
             }
         });
         scope.spawn(|| scrub::run(&store, &scrub_stats, config.scrub_bytes_per_sec, &stopping));
-        let served = server::serve(&server_config, &api, &stats);
+        let listener = match server::bind(&server_config) {
+            Ok(listener) => listener,
+            Err(err) => {
+                stopping.store(true, Ordering::Relaxed);
+                store.compaction.stop();
+                return Err(err);
+            }
+        };
+        if let Some((naming, advertise)) = &config.join {
+            let advertise = advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", listener.addr));
+            let stopping = &stopping;
+            scope.spawn(move || join::keep_registered(naming, &advertise, stopping));
+        }
+        let served = server::serve_on(listener, &server_config, &api, &stats);
         store.compaction.stop();
         stopping.store(true, Ordering::Relaxed);
         served

@@ -201,3 +201,65 @@ fn a_drained_server_holds_nothing_and_can_be_removed_without_loss() {
             .is_ok_and(|answer| answer.json()["servers"][0]["draining"] == true)
     });
 }
+
+#[test]
+fn a_storage_server_started_with_join_grows_the_cluster_and_takes_replicas() {
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(300 * 1024, 21);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    let dir = crate::cluster::test_dir();
+    let args = vec![
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        dir.join("joined").to_string_lossy().into_owned(),
+    ];
+    let joined = crate::cluster::Server::start_with_env(
+        "harbour-storage",
+        args,
+        &[("NAMING_SERVER", &cluster.url())],
+        dir.join("joined.log"),
+    );
+    let joined_url = format!("http://{}", joined.addr);
+    wait_until(
+        Duration::from_secs(15),
+        "the joined server to be alive",
+        || {
+            let status = cluster.status_json();
+            let servers = status["servers"].as_array().unwrap().clone();
+            servers.len() == 3
+                && servers[2]["url"] == joined_url.as_str()
+                && servers[2]["alive"] == true
+        },
+    );
+    // It takes the replicas of a dead server.
+    cluster.storage(0).kill();
+    wait_until(
+        Duration::from_secs(30),
+        "re-replication onto the joined server",
+        || {
+            let status = cluster.status_json();
+            status["servers"][0]["alive"] == false && status["under_replicated"] == 0
+        },
+    );
+    assert!(
+        cluster.status_json()["servers"][2]["placed_chunks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(cluster.get("f").body == bytes);
+    // It is remembered across a naming restart.
+    cluster.naming().restart();
+    wait_until(Duration::from_secs(10), "the naming server", || {
+        cluster
+            .try_request("GET", "/status", &[])
+            .is_ok_and(|answer| answer.json()["servers"][2]["url"] == joined_url.as_str())
+    });
+    assert!(cluster.get("f").body == bytes);
+    drop(joined);
+    let _ = std::fs::remove_dir_all(dir);
+}
