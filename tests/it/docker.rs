@@ -32,6 +32,8 @@ impl Compose {
         };
         // A project left by an earlier, killed run would hold the ports.
         compose.run(&["down", "-v", "--remove-orphans"]);
+        let mut compose = compose;
+        compose.overrides.clear();
         compose
     }
 
@@ -69,13 +71,13 @@ impl Compose {
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        for service in ["storage1", "storage2", "naming"] {
+        for service in ["storage1", "storage2", "storage3", "naming"] {
             let id = self.container(service);
             if !id.is_empty() {
                 let _ = Command::new("docker").args(["unpause", &id]).output();
             }
         }
-        self.overrides.clear();
+        self.overrides = vec!["tests/compose/third-storage.yml"];
         let _ = self.run(&["down", "-v", "--remove-orphans"]);
     }
 }
@@ -271,4 +273,125 @@ fn docker_compose_cluster_works_across_containers() {
     );
     drop(compose);
     let _ = fs::remove_dir_all(dir);
+}
+
+/// Reads every file through the cluster and checks its bytes and that no
+/// read took longer than a timeout-bounded delay.
+fn check_all_readable(files: &[(String, Vec<u8>)], when: &str) {
+    for (name, bytes) in files {
+        let started = Instant::now();
+        let read = cli(&["read", name, "-"]).assert_ok();
+        assert!(read.stdout == *bytes, "{name} byte-exact {when}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name} took {:?} {when}",
+            started.elapsed()
+        );
+    }
+}
+
+fn wait_for_full_replication(within: Duration, what: &str) {
+    wait_until(within, what, || {
+        let run = cli(&["status", "--json", "--timeout-ms", "2000"]).run();
+        let status: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+        run.code == 0 && status["under_replicated"] == 0
+    });
+}
+
+fn server_alive(idx: usize) -> bool {
+    let run = cli(&["status", "--json", "--timeout-ms", "2000"]).run();
+    let status: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+    status["servers"][idx]["alive"] == true
+}
+
+/// The host folder behind a named volume of the project (we run as root).
+fn volume_dir(volume: &str) -> PathBuf {
+    PathBuf::from(
+        docker(&[
+            "volume",
+            "inspect",
+            &format!("{PROJECT}_{volume}"),
+            "--format",
+            "{{.Mountpoint}}",
+        ])
+        .trim(),
+    )
+}
+
+#[test]
+fn docker_compose_faults_on_separate_hosts_lose_nothing() {
+    if !opted_in(
+        "HARBOUR_DOCKER_TESTS",
+        "the compose fault tests (make test-docker)",
+    ) {
+        return;
+    }
+    let mut compose = Compose::new();
+    compose.overrides = vec![
+        "tests/compose/third-storage.yml",
+        "tests/compose/fast-faults.yml",
+    ];
+    compose.ok(&["up", "-d", "--build"]);
+    wait_for_servers(3, Duration::from_secs(180));
+    let files: Vec<(String, Vec<u8>)> = [1usize, 1025, 300 * 1024, 2 * 1024 * 1024]
+        .iter()
+        .map(|&len| (format!("f{len}"), test_bytes(len, len as u64)))
+        .collect();
+    for (name, bytes) in &files {
+        cli(&["create", name, "-"]).stdin(bytes).assert_ok();
+    }
+
+    // A link cut: storage1 leaves the network.
+    let network = format!("{PROJECT}_default");
+    let storage1 = compose.container("storage1");
+    docker(&["network", "disconnect", &network, &storage1]);
+    check_all_readable(&files, "with storage1 cut off");
+    wait_until(Duration::from_secs(30), "storage1 to be seen dead", || {
+        !server_alive(0)
+    });
+    wait_for_full_replication(Duration::from_secs(60), "re-replication after the link cut");
+    // Back with its service name, which compose gave it and a bare connect would not.
+    docker(&[
+        "network", "connect", "--alias", "storage1", &network, &storage1,
+    ]);
+    wait_for_servers(3, Duration::from_secs(60));
+    check_all_readable(&files, "after the link came back");
+
+    // A kill.
+    let storage2 = compose.container("storage2");
+    docker(&["kill", &storage2]);
+    check_all_readable(&files, "with storage2 killed");
+    wait_for_full_replication(Duration::from_secs(60), "re-replication after the kill");
+    compose.ok(&["start", "storage2"]);
+    wait_for_servers(3, Duration::from_secs(60));
+
+    // Bytes flipped in storage3's data files: never served, found, repaired.
+    for entry in fs::read_dir(volume_dir("storage3-data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "hseg") {
+            let mut data = fs::read(&path).unwrap();
+            for at in (4000..data.len()).step_by(20_000) {
+                data[at] ^= 0x20;
+            }
+            // In place, so the running server's open file sees it.
+            let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &data, 0).unwrap();
+        }
+    }
+    check_all_readable(&files, "with storage3's bytes flipped");
+    wait_for_full_replication(Duration::from_secs(60), "repair of the flipped chunks");
+
+    // A wiped data folder.
+    compose.ok(&["stop", "storage1"]);
+    let data = volume_dir("storage1-data");
+    for entry in fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let _ = fs::remove_file(&path);
+    }
+    compose.ok(&["start", "storage1"]);
+    wait_for_servers(3, Duration::from_secs(60));
+    check_all_readable(&files, "with storage1's data wiped");
+    wait_for_full_replication(Duration::from_secs(60), "re-replication after the wipe");
+    check_all_readable(&files, "at the end");
+    drop(compose);
 }
