@@ -150,6 +150,11 @@ impl Metadata {
         Some(removed)
     }
 
+    /// The committed version whose blob is `blob`, if any.
+    pub fn version_of(&self, blob: BlobId) -> Option<&Arc<FileVersion>> {
+        self.files.get(self.names_by_blob.get(&blob)?)
+    }
+
     /// Moves chunks `first_index..first_index + count` of `blob` to
     /// `replicas` (a repair). False if no committed file has that blob any
     /// more (deleted or replaced meanwhile): then nothing changes.

@@ -26,6 +26,9 @@ struct State {
     orphans: HashMap<(ServerId, BlobId), Instant>,
     /// Replicas the metadata expects that the server does not hold whole.
     missing: HashSet<(ServerId, BlobId)>,
+    /// Blobs a server holds more chunks of than placed there, with when
+    /// that was first seen.
+    surplus: HashMap<(ServerId, BlobId), Instant>,
 }
 
 /// What one pass found and did, for the log and the metrics.
@@ -34,6 +37,7 @@ pub struct PassReport {
     pub servers_listed: usize,
     pub orphans_deleted: usize,
     pub orphans_waiting: usize,
+    pub surplus_dropped: usize,
     pub missing: usize,
 }
 
@@ -73,6 +77,7 @@ impl Reconciler {
         let queued = naming.garbage.blobs();
         let now = Instant::now();
         let mut doomed: Vec<(ServerId, BlobId)> = Vec::new();
+        let mut surplus: Vec<(ServerId, BlobId)> = Vec::new();
         let mut state = self.lock();
         let listed_servers: HashSet<ServerId> = listings.iter().map(|(id, _)| *id).collect();
         state
@@ -88,12 +93,24 @@ impl Reconciler {
                     state.missing.insert((*server, blob));
                 }
             }
-            for &(blob, _) in blobs {
+            for &(blob, held_chunks) in blobs {
                 let key = (*server, blob);
-                if expected.contains_key(&key)
-                    || in_flight.contains(&blob)
-                    || queued.contains(&blob)
-                {
+                if in_flight.contains(&blob) || queued.contains(&blob) {
+                    state.orphans.remove(&key);
+                    continue;
+                }
+                if let Some(&expected_chunks) = expected.get(&key) {
+                    // More chunks than placed here: surplus replicas, left
+                    // by a server that was dead while they were copied
+                    // elsewhere. Dropped after the same grace as orphans.
+                    if held_chunks > expected_chunks {
+                        let first_seen = *state.surplus.entry(key).or_insert(now);
+                        if now.duration_since(first_seen) >= grace {
+                            surplus.push(key);
+                        }
+                    } else {
+                        state.surplus.remove(&key);
+                    }
                     state.orphans.remove(&key);
                     continue;
                 }
@@ -106,9 +123,16 @@ impl Reconciler {
         for key in &doomed {
             state.orphans.remove(key);
         }
+        for key in &surplus {
+            state.surplus.remove(key);
+        }
         report.orphans_waiting = state.orphans.len();
         report.missing = state.missing.len();
         drop(state);
+        for (server, blob) in surplus {
+            drop_surplus(naming, server, blob);
+            report.surplus_dropped += 1;
+        }
         for (server, blob) in doomed {
             naming.garbage.discard_now(naming, blob, [server].into());
             report.orphans_deleted += 1;
@@ -135,6 +159,30 @@ impl Reconciler {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Asks `server` to drop the chunks of `blob` that the metadata does not
+/// place on it: every run of the blob's file without `server` among its
+/// replicas.
+fn drop_surplus(naming: &Naming, server: ServerId, blob: BlobId) {
+    let ranges: Vec<(u32, u32)> = {
+        let metadata = naming.metadata();
+        let Some(version) = metadata.version_of(blob) else {
+            return;
+        };
+        version
+            .runs
+            .iter()
+            .filter(|run| !run.replicas.contains(&server))
+            .map(|run| (run.first_index, run.count))
+            .collect()
+    };
+    let url = naming.cluster.url(server);
+    for (first, count) in ranges {
+        if let Err(err) = naming.storage.drop_surplus(url, blob, first, count) {
+            eprintln!("reconcile: dropping surplus {blob}:{first}+{count} on {url}: {err}");
+        }
     }
 }
 

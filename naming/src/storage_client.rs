@@ -150,6 +150,19 @@ impl StorageClient {
         Ok(blobs)
     }
 
+    /// Drops surplus replicas of chunks `first..first + count` of `blob`.
+    pub fn drop_surplus(
+        &self,
+        server: &str,
+        blob: BlobId,
+        first: u32,
+        count: u32,
+    ) -> Result<(), CallError> {
+        let url = format!("{server}/blobs/{blob}?first={first}&count={count}");
+        let response = self.agent.delete(&url).call().map_err(classify)?;
+        expect_success(response).map(drop)
+    }
+
     pub fn status(&self, server: &str) -> Result<StorageStatus, CallError> {
         let response = self
             .agent

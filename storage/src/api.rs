@@ -5,6 +5,7 @@
 //! PUT    /chunks                          body: a chunk batch (common::wire)   -> 201
 //! GET    /chunks/BLOB?first=I&count=N     -> 200, a chunk batch; 404 missing; 422 corrupt
 //! DELETE /blobs/BLOB                      -> 204 (also when nothing was there)
+//! DELETE /blobs/BLOB?first=I&count=N      -> 204, surplus replicas dropped (see Store::drop_surplus)
 //! GET    /blobs                           -> 200, application/octet-stream, streamed:
 //!                                            a 12-byte record per blob held, by blob id:
 //!                                            blob u64 | chunk count u32 (big-endian)
@@ -61,7 +62,29 @@ impl Api {
             (Method::Put, ["chunks"]) => self.put_chunks(request),
             (Method::Get, ["chunks", blob]) => self.get_chunks(request, blob),
             (Method::Delete, ["blobs", blob]) => {
-                self.store.delete_blob(parse_blob(blob)?)?;
+                let blob = parse_blob(blob)?;
+                match (
+                    server::query_param(request, "first"),
+                    server::query_param(request, "count"),
+                ) {
+                    (None, None) => self.store.delete_blob(blob)?,
+                    (Some(first), Some(count)) => {
+                        let number = |raw: &str| {
+                            raw.parse::<u32>().map_err(|_| {
+                                StorageError::BadRequest(
+                                    "first and count must be whole numbers".to_owned(),
+                                )
+                            })
+                        };
+                        self.store
+                            .drop_surplus(blob, number(first)?, number(count)?);
+                    }
+                    _ => {
+                        return Err(StorageError::BadRequest(
+                            "a range needs both first and count".to_owned(),
+                        ));
+                    }
+                }
                 Ok(Reply::empty(STATUS_NO_CONTENT))
             }
             (Method::Get, ["blobs"]) => Ok(Reply::stream(

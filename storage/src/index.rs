@@ -120,6 +120,13 @@ impl Index {
         self.remove_range(id.blob, id.index, id.index + 1);
     }
 
+    /// Forgets chunks `start..end` of `blob`, whichever of them are here.
+    pub fn forget_range(&mut self, blob: BlobId, start: u32, end: u32) {
+        if start < end {
+            self.remove_range(blob, start, end);
+        }
+    }
+
     pub fn has_blob(&self, blob: BlobId) -> bool {
         self.runs
             .range((blob, 0)..=(blob, u32::MAX))

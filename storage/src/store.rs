@@ -348,6 +348,20 @@ impl Store {
         })
     }
 
+    /// Stops serving chunks `first..first + count` of `blob`: surplus
+    /// replicas the naming server no longer places here (a server that was
+    /// dead while its chunks were re-replicated). Only the index forgets
+    /// them, nothing is journaled: compaction reclaims their records, and
+    /// if a restart comes first they are listed again and reconciliation
+    /// drops them again. They are copies of committed chunks, so serving
+    /// them in between is harmless.
+    pub fn drop_surplus(&self, blob: BlobId, first: u32, count: u32) {
+        let mut state = self.lock_state();
+        state
+            .index
+            .forget_range(blob, first, first.saturating_add(count));
+    }
+
     /// Deletes every chunk of `blob`; deleting what is not here succeeds.
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), StorageError> {
         let ticket = {

@@ -275,6 +275,21 @@ fn docker_compose_cluster_works_across_containers() {
     let _ = fs::remove_dir_all(dir);
 }
 
+/// Creates a file while a fault is on; the create routes around it.
+fn create_during(files: &mut Vec<(String, Vec<u8>)>, name: &str, when: &str) {
+    let bytes = test_bytes(400 * 1024 + files.len(), files.len() as u64);
+    let started = Instant::now();
+    cli(&["create", name, "-", "--timeout-ms", "60000"])
+        .stdin(&bytes)
+        .assert_ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a create {when} took {:?}",
+        started.elapsed()
+    );
+    files.push((name.to_owned(), bytes));
+}
+
 /// Reads every file through the cluster and checks its bytes and that no
 /// read took longer than a timeout-bounded delay.
 fn check_all_readable(files: &[(String, Vec<u8>)], when: &str) {
@@ -333,7 +348,7 @@ fn docker_compose_faults_on_separate_hosts_lose_nothing() {
     ];
     compose.ok(&["up", "-d", "--build"]);
     wait_for_servers(3, Duration::from_secs(180));
-    let files: Vec<(String, Vec<u8>)> = [1usize, 1025, 300 * 1024, 2 * 1024 * 1024]
+    let mut files: Vec<(String, Vec<u8>)> = [1usize, 1025, 300 * 1024, 2 * 1024 * 1024]
         .iter()
         .map(|&len| (format!("f{len}"), test_bytes(len, len as u64)))
         .collect();
@@ -346,6 +361,7 @@ fn docker_compose_faults_on_separate_hosts_lose_nothing() {
     let storage1 = compose.container("storage1");
     docker(&["network", "disconnect", &network, &storage1]);
     check_all_readable(&files, "with storage1 cut off");
+    create_during(&mut files, "during-cut", "with storage1 cut off");
     wait_until(Duration::from_secs(30), "storage1 to be seen dead", || {
         !server_alive(0)
     });
@@ -361,8 +377,24 @@ fn docker_compose_faults_on_separate_hosts_lose_nothing() {
     let storage2 = compose.container("storage2");
     docker(&["kill", &storage2]);
     check_all_readable(&files, "with storage2 killed");
+    create_during(&mut files, "during-kill", "with storage2 killed");
     wait_for_full_replication(Duration::from_secs(60), "re-replication after the kill");
     compose.ok(&["start", "storage2"]);
+    wait_for_servers(3, Duration::from_secs(60));
+
+    // A frozen server: requests go around it within their timeouts.
+    let storage3 = compose.container("storage3");
+    docker(&["pause", &storage3]);
+    check_all_readable(&files, "with storage3 paused");
+    create_during(&mut files, "during-pause", "with storage3 paused");
+    wait_until(Duration::from_secs(30), "storage3 to be seen dead", || {
+        !server_alive(2)
+    });
+    wait_for_full_replication(
+        Duration::from_secs(60),
+        "re-replication around the paused server",
+    );
+    docker(&["unpause", &storage3]);
     wait_for_servers(3, Duration::from_secs(60));
 
     // Bytes flipped in storage3's data files: never served, found, repaired.

@@ -73,3 +73,52 @@ fn orphaned_chunks_are_reclaimed_and_lost_replicas_counted() {
         "the other replica still serves it"
     );
 }
+
+#[test]
+fn surplus_replicas_of_a_live_file_are_dropped() {
+    let cluster = Cluster::start(Spec {
+        reconcile_ms: 300,
+        ..Spec::default()
+    });
+    // Two batches, so two runs placed on different pairs of servers.
+    let bytes = test_bytes(300 * 1024, 3);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    let stat = cluster.request("GET", "/stat/f", &[]).json();
+    let replicas_of = |index: usize| -> Vec<String> {
+        stat["chunks"][index]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (first_run, second_run) = (replicas_of(0), replicas_of(299));
+    // A server that holds the second run but not the first.
+    let idx = (0..3)
+        .find(|&idx| {
+            let url = cluster.storage_url(idx);
+            second_run.contains(&url) && !first_run.contains(&url)
+        })
+        .expect("rotation puts the two runs on different pairs");
+    let (blob, held) = listed_blobs(&cluster, idx)[0];
+    assert_eq!(held, 300 - 256);
+    // Give it copies of the first run too, as a server that was dead while
+    // they moved away would still have them.
+    let url = format!("{}/chunks/{blob:016x}?first=0&count=256", first_run[0]);
+    let first_run_batch = request_to(&cluster.agent, &url, "GET", &[]).unwrap();
+    assert_eq!(first_run_batch.status, 200);
+    let put = request_to(
+        &cluster.agent,
+        &format!("{}/chunks", cluster.storage_url(idx)),
+        "PUT",
+        &first_run_batch.body,
+    )
+    .unwrap();
+    assert_eq!(put.status, 201);
+    assert_eq!(listed_blobs(&cluster, idx)[0].1, 300);
+    wait_until(Duration::from_secs(15), "the surplus to be dropped", || {
+        listed_blobs(&cluster, idx)[0].1 == 300 - 256
+    });
+    assert!(cluster.get("f").body == bytes);
+    assert_eq!(cluster.status_json()["under_replicated"], 0);
+}
