@@ -275,6 +275,39 @@ impl Cluster {
         .expect("PUT /chunks")
     }
 
+    /// The replica URLs of every chunk of `path_name`, from `GET /stat`,
+    /// each checked to be `replication` distinct servers.
+    pub fn chunk_replicas(&self, path_name: &str) -> Vec<Vec<String>> {
+        let stat = self
+            .request("GET", &format!("/stat/{path_name}"), &[])
+            .json();
+        let chunks = stat["chunks"].as_array().cloned().unwrap_or_default();
+        chunks
+            .iter()
+            .map(|chunk| {
+                let replicas: Vec<String> = chunk["replicas"]
+                    .as_array()
+                    .expect("replicas")
+                    .iter()
+                    .map(|url| url.as_str().expect("a URL").to_owned())
+                    .collect();
+                assert_eq!(
+                    replicas.len(),
+                    self.spec.replication,
+                    "{path_name}: {replicas:?}"
+                );
+                assert!(
+                    replicas
+                        .iter()
+                        .enumerate()
+                        .all(|(idx, url)| !replicas[..idx].contains(url)),
+                    "{replicas:?}"
+                );
+                replicas
+            })
+            .collect()
+    }
+
     /// Total chunks stored on every storage server, by their own count.
     pub fn stored_chunks(&self) -> u64 {
         (0..self.storages.len())

@@ -259,21 +259,11 @@ fn a_create_routes_around_a_frozen_storage_server_when_another_can_take_its_plac
         "{}",
         String::from_utf8_lossy(&answer.body)
     );
-    let stat = cluster.request("GET", "/stat/f", &[]).json();
     let frozen = cluster.storage_url(2);
-    for chunk in stat["chunks"].as_array().unwrap() {
-        let replicas: Vec<&str> = chunk["replicas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap())
-            .collect();
-        assert_eq!(replicas.len(), 2);
-        assert_ne!(replicas[0], replicas[1]);
+    for (index, replicas) in cluster.chunk_replicas("f").iter().enumerate() {
         assert!(
-            !replicas.contains(&frozen.as_str()),
-            "chunk {} placed on the frozen server",
-            chunk["index"]
+            !replicas.contains(&frozen),
+            "chunk {index} placed on the frozen server"
         );
     }
     assert!(cluster.get("f").body == bytes);

@@ -104,10 +104,7 @@ impl Record {
                 for run in &version.runs {
                     out.extend_from_slice(&run.first_index.to_be_bytes());
                     out.extend_from_slice(&run.count.to_be_bytes());
-                    out.push(u8::try_from(run.replicas.len()).expect("REPLICATION_MAX fits u8"));
-                    for replica in run.replicas.iter() {
-                        out.extend_from_slice(&replica.to_be_bytes());
-                    }
+                    put_replicas(&mut out, &run.replicas);
                 }
             }
             Record::Delete { name } => {
@@ -133,10 +130,7 @@ impl Record {
                 out.extend_from_slice(&blob.0.to_be_bytes());
                 out.extend_from_slice(&first_index.to_be_bytes());
                 out.extend_from_slice(&count.to_be_bytes());
-                out.push(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
-                for replica in replicas {
-                    out.extend_from_slice(&replica.to_be_bytes());
-                }
+                put_replicas(&mut out, replicas);
             }
             Record::Drain { id } => {
                 out.push(KIND_DRAIN);
@@ -163,13 +157,7 @@ impl Record {
                 for _ in 0..runs_count {
                     let first_index = cursor.u32()?;
                     let count = cursor.u32()?;
-                    let replicas_count = cursor.u8()? as usize;
-                    if replicas_count == 0 || replicas_count > REPLICATION_MAX {
-                        return Err(malformed("replica count out of range"));
-                    }
-                    let replicas = (0..replicas_count)
-                        .map(|_| cursor.u16())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let replicas = cursor.replicas()?;
                     runs.push(Run {
                         first_index,
                         count,
@@ -201,13 +189,10 @@ impl Record {
                 let blob = BlobId(cursor.u64()?);
                 let first_index = cursor.u32()?;
                 let count = cursor.u32()?;
-                let replicas_count = cursor.u8()? as usize;
-                if count == 0 || replicas_count == 0 || replicas_count > REPLICATION_MAX {
-                    return Err(malformed("relocation out of range"));
+                let replicas = cursor.replicas()?;
+                if count == 0 {
+                    return Err(malformed("relocation of no chunks"));
                 }
-                let replicas = (0..replicas_count)
-                    .map(|_| cursor.u16())
-                    .collect::<Result<Vec<_>, _>>()?;
                 Record::Relocate {
                     blob,
                     first_index,
@@ -275,6 +260,14 @@ fn check_runs(version: &FileVersion) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// A replica set: `count u8 | server u16 × count`.
+fn put_replicas(out: &mut Vec<u8>, replicas: &[ServerId]) {
+    out.push(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
+    for replica in replicas {
+        out.extend_from_slice(&replica.to_be_bytes());
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(
         &u16::try_from(text.len())
@@ -316,6 +309,14 @@ impl Cursor<'_> {
 
     fn u64(&mut self) -> Result<u64, FrameError> {
         Ok(u64::from_be_bytes(self.take()?))
+    }
+
+    fn replicas(&mut self) -> Result<Vec<ServerId>, FrameError> {
+        let count = self.u8()? as usize;
+        if count == 0 || count > REPLICATION_MAX {
+            return Err(malformed("replica count out of range"));
+        }
+        (0..count).map(|_| self.u16()).collect()
     }
 
     fn string(&mut self) -> Result<String, FrameError> {
