@@ -65,6 +65,17 @@ impl Throttle {
 /// One pass: finds under-replicated ranges and repairs what it can.
 /// Returns the number of chunks given a new replica.
 pub fn pass(naming: &Naming, throttle: &mut Throttle) -> u64 {
+    // A healthy cluster needs no scan of the whole namespace (which holds
+    // the metadata lock): only a dead or draining server, or a replica
+    // known missing, can leave chunks short of replicas.
+    let cluster = &naming.cluster;
+    let all_well = cluster
+        .ids()
+        .all(|id| cluster.is_alive(id) && !cluster.is_draining(id))
+        && naming.reconciler.missing_count() == 0;
+    if all_well {
+        return 0;
+    }
     let mut repaired = 0;
     for task in find_tasks(naming) {
         let mut first = task.first_index;
