@@ -25,6 +25,10 @@ pub struct Cluster {
     join_lock: Mutex<()>,
     pub replication: usize,
     dead_after: Duration,
+    /// Budget of one status probe, well below `dead_after`: a heartbeat
+    /// round waits for its slowest probe, and must not let a frozen server
+    /// make the healthy ones look dead.
+    probe_timeout: Duration,
     /// Advanced once per placed batch, so batches start on different servers.
     rotation: AtomicUsize,
 }
@@ -46,7 +50,13 @@ struct Health {
 }
 
 impl Cluster {
-    pub fn new(urls: &[String], replication: usize, dead_after: Duration) -> Cluster {
+    pub fn new(
+        urls: &[String],
+        replication: usize,
+        dead_after: Duration,
+        probe_timeout: Duration,
+    ) -> Cluster {
+        assert!(probe_timeout < dead_after);
         assert!(replication >= 1);
         assert!(urls.len() <= STORAGE_SERVERS_MAX);
         let cluster = Cluster {
@@ -55,6 +65,7 @@ impl Cluster {
             join_lock: Mutex::new(()),
             replication,
             dead_after,
+            probe_timeout,
             rotation: AtomicUsize::new(0),
         };
         for url in urls {
@@ -187,7 +198,7 @@ impl Cluster {
         thread::scope(|scope| {
             for id in self.ids() {
                 let server = self.server(id);
-                scope.spawn(move || server.refresh(client));
+                scope.spawn(move || server.refresh(client, self.probe_timeout));
             }
         });
     }
@@ -198,7 +209,7 @@ impl Cluster {
         thread::scope(|scope| {
             for &id in ids {
                 let server = self.server(id);
-                scope.spawn(move || server.refresh(client));
+                scope.spawn(move || server.refresh(client, self.probe_timeout));
             }
         });
     }
@@ -242,8 +253,8 @@ impl Cluster {
 }
 
 impl StorageServer {
-    fn refresh(&self, client: &StorageClient) {
-        if let Ok(status) = client.status(&self.url) {
+    fn refresh(&self, client: &StorageClient, timeout: Duration) {
+        if let Ok(status) = client.status(&self.url, timeout) {
             let mut health = self.lock();
             health.last_heard = Some(Instant::now());
             health.used_bytes = status.used_bytes;

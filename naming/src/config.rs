@@ -159,10 +159,10 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let dead_after_ms = reader
         .get(&DEAD_AFTER, parse_millis)?
         .expect("has a default");
-    if dead_after_ms <= heartbeat_ms {
+    if dead_after_ms < 3 * heartbeat_ms {
         return Err(invalid(
             &DEAD_AFTER,
-            format!("{dead_after_ms} ms must exceed the heartbeat of {heartbeat_ms} ms"),
+            format!("{dead_after_ms} ms must be at least three heartbeats of {heartbeat_ms} ms"),
         ));
     }
     let checkpoint_bytes = reader.get(&CHECKPOINT_BYTES, |raw| match raw.parse::<u64>() {

@@ -105,7 +105,15 @@ impl Naming {
         let naming = Naming {
             metadata: Mutex::new(recovered.metadata),
             journal,
-            cluster: Cluster::new(&servers, setup.replication, setup.dead_after),
+            cluster: Cluster::new(
+                &servers,
+                setup.replication,
+                setup.dead_after,
+                // A probe waits at most a third of `dead_after`, so a round
+                // held up by a frozen server still hears the healthy ones
+                // well before they would count as dead.
+                setup.dead_after / 3,
+            ),
             storage: setup.storage,
             garbage: Garbage::default(),
             reconciler: Reconciler::default(),

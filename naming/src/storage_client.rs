@@ -163,10 +163,15 @@ impl StorageClient {
         expect_success(response).map(drop)
     }
 
-    pub fn status(&self, server: &str) -> Result<StorageStatus, CallError> {
+    /// `GET /status`, answered within `timeout` (a heartbeat must not wait
+    /// out the full call budget on one frozen server).
+    pub fn status(&self, server: &str, timeout: Duration) -> Result<StorageStatus, CallError> {
         let response = self
             .agent
             .get(&format!("{server}/status"))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
             .call()
             .map_err(classify)?;
         let mut response = expect_success(response)?;

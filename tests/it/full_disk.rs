@@ -43,7 +43,7 @@ fn a_storage_server_over_capacity_answers_507_and_the_create_fails_507() {
         storage: 2,
         capacity_bytes: Some(64 * 1024),
         heartbeat_ms: 60_000,
-        dead_after_ms: 120_000,
+        dead_after_ms: 180_000,
         ..Spec::default()
     };
     let cluster = Cluster::start(spec);
