@@ -89,34 +89,38 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
             sweep_naming.garbage.sweep(&sweep_naming);
         }
     });
-    let reconcile_naming = Arc::clone(&naming);
+    // Reconciliation and re-replication share one thread on purpose: a
+    // repair copies chunks onto a server and then relocates them, and a
+    // reconciliation pass running in between could take the fresh copies
+    // for orphans and delete them. Run one after the other, neither sees
+    // the other half-done.
+    let upkeep_naming = Arc::clone(&naming);
+    let upkeep_tick = crossbeam_channel::tick(config.heartbeat_interval);
     let reconcile_interval = config.reconcile_interval;
-    thread::spawn(move || {
-        // A first pass at start-up finds what a crash left behind.
-        for _ in
-            std::iter::once(()).chain(crossbeam_channel::tick(reconcile_interval).iter().map(drop))
-        {
-            let report = reconcile_naming
-                .reconciler
-                .pass(&reconcile_naming, reconcile_interval);
-            if report.orphans_deleted > 0 || report.missing > 0 {
-                println!("reconcile: {report:?}");
-            }
-            let metrics = &reconcile_naming.metrics;
-            metrics.count(
-                &metrics.orphan_blobs_deleted_total,
-                report.orphans_deleted as u64,
-            );
-        }
-    });
-    let repair_naming = Arc::clone(&naming);
-    let repair_tick = crossbeam_channel::tick(config.heartbeat_interval);
     let mut throttle = repair::Throttle::new(config.replication_bytes_per_sec);
     thread::spawn(move || {
-        for _ in repair_tick.iter() {
-            let repaired = repair::pass(&repair_naming, &mut throttle);
-            let metrics = &repair_naming.metrics;
-            metrics.count(&metrics.chunks_re_replicated_total, repaired);
+        let naming = upkeep_naming;
+        // The first pass runs at start-up: it finds what a crash left behind.
+        let mut last_reconciled: Option<std::time::Instant> = None;
+        loop {
+            if last_reconciled.is_none_or(|at| at.elapsed() >= reconcile_interval) {
+                last_reconciled = Some(std::time::Instant::now());
+                let report = naming.reconciler.pass(&naming, reconcile_interval);
+                if report.orphans_deleted > 0 || report.missing > 0 || report.surplus_dropped > 0 {
+                    println!("reconcile: {report:?}");
+                }
+                naming.metrics.count(
+                    &naming.metrics.orphan_blobs_deleted_total,
+                    report.orphans_deleted as u64,
+                );
+            }
+            let repaired = repair::pass(&naming, &mut throttle);
+            naming
+                .metrics
+                .count(&naming.metrics.chunks_re_replicated_total, repaired);
+            if upkeep_tick.recv().is_err() {
+                return;
+            }
         }
     });
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);

@@ -263,7 +263,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
 }
 
 #[test]
-fn a_torn_segment_tail_is_cut_and_the_lost_replicas_are_noticed() {
+fn a_torn_segment_tail_is_cut_and_the_lost_replicas_are_restored() {
     let mut cluster = Cluster::start(Spec {
         storage: 2,
         reconcile_ms: 300,
@@ -295,9 +295,14 @@ fn a_torn_segment_tail_is_cut_and_the_lost_replicas_are_noticed() {
     let log = cluster.storage(0).log_text();
     assert!(log.contains("torn or corrupt tail"), "{log}");
     check_files(&cluster, &files);
+    // The cut chunks are found missing and copied back from the other replica.
     wait_until(
         Duration::from_secs(15),
-        "the cut replica to count as under-replicated",
-        || cluster.status_json()["under_replicated"].as_u64().unwrap() > 0,
+        "the cut replica to be restored",
+        || {
+            let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
+            !metrics.contains("harbour_chunks_re_replicated_total 0\n")
+                && cluster.status_json()["under_replicated"] == 0
+        },
     );
 }

@@ -1,7 +1,7 @@
 //! Reconciliation of storage servers with the metadata: chunks no file
 //! references (a crash mid-create, a delete whose storage call failed) are
-//! reclaimed after a grace period; replicas a server lost are counted as
-//! under-replicated.
+//! reclaimed after a grace period; replicas a server lost are found and
+//! copied back.
 
 use std::time::Duration;
 
@@ -62,10 +62,22 @@ fn orphaned_chunks_are_reclaimed_and_lost_replicas_counted() {
     )
     .unwrap();
     assert_eq!(deleted.status, 204);
+    // Reconciliation finds it missing, and re-replication gives the server
+    // its copy back from the other replica.
     wait_until(
         Duration::from_secs(15),
-        "the lost replica to be counted",
-        || cluster.status_json()["under_replicated"] == 3,
+        "the lost replica to be restored",
+        || {
+            listed_blobs(&cluster, 1)
+                .iter()
+                .any(|&(listed, chunks)| listed == blob && chunks == 3)
+                && cluster.status_json()["under_replicated"] == 0
+        },
+    );
+    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
+    assert!(
+        metrics.contains("harbour_chunks_re_replicated_total 3\n"),
+        "{metrics}"
     );
     assert_eq!(
         cluster.get("kept").body,
