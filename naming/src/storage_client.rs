@@ -14,7 +14,8 @@ use ureq::Agent;
 
 use crate::error::ApiError;
 
-/// Budget of one blob listing (12 bytes a blob: a million in 12 MB).
+/// Total budget of one blob listing (12 bytes a blob: a million in 12 MB);
+/// a stalled listing fails sooner, after one call budget without a byte.
 const LIST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest blob listing read: 16 million blobs.
 const LIST_BYTES_MAX: u64 = 12 * 16 * 1024 * 1024;
@@ -122,6 +123,7 @@ impl StorageClient {
             .get(&format!("{server}/blobs"))
             .config()
             .timeout_global(Some(LIST_TIMEOUT))
+            .timeout_per_read(Some(Duration::from_millis(self.timeout_ms)))
             .build()
             .call()
             .map_err(classify)?;
