@@ -5,8 +5,6 @@
 use std::io::Read;
 use std::time::Duration;
 
-use common::api::ErrorBody;
-use common::limits::JSON_BODY_BYTES_MAX;
 use common::percent;
 use ureq::Agent;
 use ureq::http::Response;
@@ -100,16 +98,8 @@ impl NamingClient {
         if (200..300).contains(&status) {
             return Ok(Ok(response));
         }
-        let mut body = Vec::new();
-        let _ = response
-            .body_mut()
-            .as_reader()
-            .take(JSON_BODY_BYTES_MAX)
-            .read_to_end(&mut body);
-        let message = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(error_body) => error_body.error,
-            Err(_) => String::new(),
-        };
+        let message =
+            common::api::error_message(response.body_mut().as_reader()).unwrap_or_default();
         Ok(Err(Refusal { status, message }))
     }
 

@@ -3,6 +3,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `error` of an error response read from `body`, at most
+/// `JSON_BODY_BYTES_MAX` of it; `None` when it is not our JSON. Error
+/// bodies are informative only: a broken one still leaves the status.
+pub fn error_message(body: impl std::io::Read) -> Option<String> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(body, crate::limits::JSON_BODY_BYTES_MAX),
+        &mut bytes,
+    )
+    .ok()?;
+    serde_json::from_slice::<ErrorBody>(&bytes)
+        .ok()
+        .map(|body| body.error)
+}
+
 /// Every error response: `{"error": "..."}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorBody {

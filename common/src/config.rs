@@ -200,6 +200,14 @@ pub fn parse_workers(raw: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a positive whole number of `unit` (bytes, bytes per second).
+pub fn parse_positive(raw: &str, unit: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(value) if value >= 1 => Ok(value),
+        _ => Err(format!("must be a positive whole number of {unit}")),
+    }
+}
+
 /// Parses a positive whole number of milliseconds.
 pub fn parse_millis(raw: &str) -> Result<u64, String> {
     match raw.parse::<u64>() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::config::{
     ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_millis, parse_workers,
+    parse_millis, parse_positive, parse_workers,
 };
 use common::limits::{REPLICATION_MAX, STORAGE_SERVERS_MAX};
 
@@ -165,18 +165,13 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
             format!("{dead_after_ms} ms must be at least three heartbeats of {heartbeat_ms} ms"),
         ));
     }
-    let checkpoint_bytes = reader.get(&CHECKPOINT_BYTES, |raw| match raw.parse::<u64>() {
-        Ok(bytes) if bytes >= 1 => Ok(bytes),
-        _ => Err("must be a positive whole number of bytes".to_owned()),
-    })?;
+    let checkpoint_bytes = reader.get(&CHECKPOINT_BYTES, |raw| parse_positive(raw, "bytes"))?;
     let reconcile_ms = reader
         .get(&RECONCILE, parse_millis)?
         .expect("has a default");
-    let replication_bytes_per_sec =
-        reader.get(&REPLICATION_RATE, |raw| match raw.parse::<u64>() {
-            Ok(rate) if rate >= 1 => Ok(rate),
-            _ => Err("must be a positive whole number of bytes per second".to_owned()),
-        })?;
+    let replication_bytes_per_sec = reader.get(&REPLICATION_RATE, |raw| {
+        parse_positive(raw, "bytes per second")
+    })?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {

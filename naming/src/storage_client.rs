@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use common::api::{ErrorBody, StorageStatus};
+use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
 use common::wire::{self, Chunk};
@@ -212,17 +212,8 @@ fn expect_success(
     if (200..300).contains(&status) {
         return Ok(response);
     }
-    let mut body = Vec::new();
-    // The error body is informative only; a broken one still leaves the status.
-    let _ = response
-        .body_mut()
-        .as_reader()
-        .take(JSON_BODY_BYTES_MAX)
-        .read_to_end(&mut body);
-    let message = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(error_body) => error_body.error,
-        Err(_) => format!("HTTP {status}"),
-    };
+    let message = common::api::error_message(response.body_mut().as_reader())
+        .unwrap_or_else(|| format!("HTTP {status}"));
     Err(match status {
         404 => CallError::Missing(message),
         422 => CallError::Corrupt(message),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::config::{
     ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_millis, parse_workers,
+    parse_millis, parse_positive, parse_workers,
 };
 use common::limits::{INBOUND_IO_TIMEOUT_MS_DEFAULT, STORAGE_WORKERS_COUNT};
 
@@ -86,16 +86,11 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         "" => Err("must not be empty".to_owned()),
         raw => Ok(PathBuf::from(raw)),
     })?;
-    let capacity_bytes = reader.get(&CAPACITY, |raw| match raw.parse::<u64>() {
-        Ok(0) | Err(_) => Err("must be a positive whole number of bytes".to_owned()),
-        Ok(bytes) => Ok(bytes),
-    })?;
+    let capacity_bytes = reader.get(&CAPACITY, |raw| parse_positive(raw, "bytes"))?;
     let io_timeout = reader.get(&IO_TIMEOUT, parse_millis)?;
     let workers_count = reader.get(&WORKERS, parse_workers)?;
-    let scrub_bytes_per_sec = reader.get(&SCRUB_RATE, |raw| match raw.parse::<u64>() {
-        Ok(rate) if rate >= 1 => Ok(rate),
-        _ => Err("must be a positive whole number of bytes per second".to_owned()),
-    })?;
+    let scrub_bytes_per_sec =
+        reader.get(&SCRUB_RATE, |raw| parse_positive(raw, "bytes per second"))?;
     let join = reader.get(&JOIN, parse_base_url)?;
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
     let listen_addr: SocketAddr = listen.expect("has a default");
