@@ -93,31 +93,16 @@ impl Api {
         }
         let reservation = upload::reserve(&self.naming, name, overwrite, declared_bytes)?;
         // Only now is the body read (and `100 Continue` sent when asked for).
-        let created = reservation.upload(request.as_reader());
-        match created {
-            Ok(created) => Ok(Reply::json(STATUS_CREATED, &created)),
-            Err(err) => {
-                // A create that failed on the storage side failed mid-body:
-                // read on so the client, still sending, hears why. Refusals
-                // before the body (409, 413) need no drain: the client asked
-                // `Expect: 100-continue`, or tiny_http closes the connection.
-                let failed_mid_body = matches!(
-                    err,
-                    ApiError::InsufficientStorage { .. }
-                        | ApiError::StorageTimeout { .. }
-                        | ApiError::StorageFailed { .. }
-                        | ApiError::NotEnoughServers { .. }
-                        | ApiError::Internal(_)
-                );
-                if failed_mid_body {
-                    let _ = io::copy(
-                        &mut request.as_reader().take(FAILED_UPLOAD_DRAIN_BYTES_MAX),
-                        &mut io::sink(),
-                    );
-                }
-                Err(err)
-            }
-        }
+        let created = reservation.upload(request.as_reader()).inspect_err(|_| {
+            // Every error of `upload` comes once the body has begun to arrive
+            // (refusals before it, 409 and 413, are `reserve`'s): read on, so
+            // that a client still sending hears why instead of a reset.
+            let _ = io::copy(
+                &mut request.as_reader().take(FAILED_UPLOAD_DRAIN_BYTES_MAX),
+                &mut io::sink(),
+            );
+        })?;
+        Ok(Reply::json(STATUS_CREATED, &created))
     }
 
     fn read(&self, name: FileName, head_only: bool) -> Result<Reply, ApiError> {

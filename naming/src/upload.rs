@@ -61,7 +61,8 @@ pub fn reserve(
 
 impl Reservation<'_> {
     /// Stores the body and commits it; on error nothing of it remains
-    /// visible, and its chunks are deleted (or queued for deletion).
+    /// visible, and its chunks are deleted (or queued for deletion). Every
+    /// error it returns is met after the body began to be read.
     pub fn upload(mut self, body: &mut dyn Read) -> Result<Created, ApiError> {
         let naming = self.naming;
         // Held until the version is committed or its chunks discarded.

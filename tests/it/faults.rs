@@ -145,7 +145,10 @@ fn a_storage_server_killed_mid_create_fails_the_create_and_leaves_nothing() {
     });
     let (paused_tx, paused_rx) = mpsc::channel();
     let (resume_tx, resume_rx) = mpsc::channel();
-    let total = 4 * 1024 * 1024u64;
+    // Far more than socket buffers and tiny_http's own drain hold after the
+    // kill: the client is still sending when the create fails, and must
+    // still hear why.
+    let total = 64 * 1024 * 1024u64;
     let body = PausingBody {
         remaining: total,
         sent: 0,
@@ -172,7 +175,8 @@ fn a_storage_server_killed_mid_create_fails_the_create_and_leaves_nothing() {
     cluster.storage(1).kill();
     resume_tx.send(()).unwrap();
     let status = upload.join().unwrap();
-    assert!(matches!(status, Ok(502..=504)), "{status:?}");
+    // No server can replace the dead one: the batch has too few replicas.
+    assert!(matches!(status, Ok(503)), "{status:?}");
     assert_eq!(cluster.get("f").status, 404);
     wait_until(
         Duration::from_secs(15),
