@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use common::config::{ConfigReader, Param, help_text, parse_base_url, parse_millis};
+use common::config::{ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis};
 
 use crate::error::ClientError;
 
@@ -43,16 +43,19 @@ pub enum Command {
     Help,
 }
 
+/// Default stall bound of client → naming transfers (SPEC: `REQUEST_TIMEOUT_MS`).
+const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
 const SERVER: Param = Param {
     flag: "--server",
     env: "NAME_SERVER",
-    default: Some("http://localhost:8000"),
+    default: Fallback::Text("http://localhost:8000"),
     help: "base URL of the naming server",
 };
 const TIMEOUT: Param = Param {
     flag: "--timeout-ms",
     env: "REQUEST_TIMEOUT_MS",
-    default: Some("30000"),
+    default: Fallback::Number(CLIENT_TIMEOUT_MS_DEFAULT),
     help: "connect timeout, and the longest the server may stay silent mid-transfer",
 };
 

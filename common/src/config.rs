@@ -9,13 +9,25 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-/// One setting: its flag, its environment variable, its default (as it
-/// would be typed) and a line of help.
+use crate::limits::INBOUND_IO_TIMEOUT_MS_DEFAULT;
+
+/// One setting: its flag, its environment variable, its default and a
+/// line of help.
 pub struct Param {
     pub flag: &'static str,
     pub env: &'static str,
-    pub default: Option<&'static str>,
+    pub default: Fallback,
     pub help: &'static str,
+}
+
+/// What a setting is when neither its flag nor its variable is given.
+/// Numbers name the constant they come from, so a default is defined once.
+#[derive(Clone, Copy, Debug)]
+pub enum Fallback {
+    /// No default: the setting is absent.
+    Unset,
+    Text(&'static str),
+    Number(u64),
 }
 
 /// What a server's command line asks for.
@@ -117,8 +129,8 @@ impl ConfigReader {
             Some(value) => (value, Source::Flag),
             None => match std::env::var_os(param.env) {
                 Some(value) => (os_to_string(param, value)?, Source::Env),
-                None => match param.default {
-                    Some(value) => (value.to_owned(), Source::Default),
+                None => match param.default.as_text() {
+                    Some(value) => (value, Source::Default),
                     None => return Ok(None),
                 },
             },
@@ -175,7 +187,7 @@ pub fn help_text(usage: &str, params: &[Param]) -> String {
         "{usage}\n\nSettings (a flag beats its environment variable, which beats the default):\n"
     );
     for param in params {
-        let default = param.default.unwrap_or("none");
+        let default = param.default.as_text().unwrap_or_else(|| "none".to_owned());
         text.push_str(&format!(
             "  {:<20} {:<20} default {default}\n      {}\n",
             param.flag, param.env, param.help
@@ -184,11 +196,22 @@ pub fn help_text(usage: &str, params: &[Param]) -> String {
     text
 }
 
+impl Fallback {
+    /// The default as it would be typed; `None` when there is none.
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Fallback::Unset => None,
+            Fallback::Text(text) => Some((*text).to_owned()),
+            Fallback::Number(number) => Some(number.to_string()),
+        }
+    }
+}
+
 /// `--io-timeout-ms`: the same for both servers.
 pub const IO_TIMEOUT: Param = Param {
     flag: "--io-timeout-ms",
     env: "IO_TIMEOUT_MS",
-    default: Some("30000"),
+    default: Fallback::Number(INBOUND_IO_TIMEOUT_MS_DEFAULT),
     help: "an inbound connection that stalls this long is closed",
 };
 

@@ -2,9 +2,12 @@
 
 pub mod api;
 pub mod chunk;
+pub mod codec;
 pub mod config;
 pub mod limits;
 pub mod name;
+pub mod pacer;
 pub mod percent;
+pub mod rng;
 pub mod server;
 pub mod wire;

@@ -1,7 +1,7 @@
-//! Every limit of the system, in one place, with the relations between them
-//! checked at compile time. Units come last in every name.
-
-use std::time::Duration;
+//! The limits every Harbour process shares (chunks, batches, names, files,
+//! the HTTP server loop), with the relations between them checked at
+//! compile time. A limit of one server lives in that server's `limits.rs`.
+//! Units come last in every name.
 
 /// The fixed chunk size of the SPEC. The last chunk of a file may be shorter.
 pub const CHUNK_SIZE_BYTES: usize = 1024;
@@ -33,19 +33,6 @@ pub const FILE_CHUNKS_MAX: u64 = FILE_BYTES_MAX / CHUNK_SIZE_BYTES as u64;
 /// Small JSON bodies (storage status answers, error bodies) are read up to this size.
 pub const JSON_BODY_BYTES_MAX: u64 = 64 * 1024;
 
-/// The most storage servers one naming server manages; server ids are `u16`.
-pub const STORAGE_SERVERS_MAX: usize = 1024;
-
-/// The largest replication factor.
-pub const REPLICATION_MAX: usize = 16;
-
-/// Default worker threads of the naming server: each create or read holds one
-/// for its whole transfer, so this is also the number of concurrent transfers.
-pub const NAMING_WORKERS_COUNT: usize = 32;
-
-/// Default worker threads of a storage server: each holds one batch at a time.
-pub const STORAGE_WORKERS_COUNT: usize = 16;
-
 /// Requests waiting for a worker; past this the server answers 503 at once.
 pub const QUEUE_DEPTH_MAX: usize = 64;
 
@@ -66,28 +53,12 @@ pub const HEADERS_COUNT_MAX: usize = 100;
 pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
 
 /// Default budget of one naming → storage call (SPEC: `REQUEST_TIMEOUT_MS`).
+/// Shared: storage keeps its own waits well under it.
 pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
-
-/// Default stall bound of client → naming transfers (SPEC: `REQUEST_TIMEOUT_MS`).
-pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
-
-/// How often the naming server asks each storage server for its status.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
-
-/// How often the naming server retries deleting the chunks of dropped file versions.
-pub const GARBAGE_INTERVAL: Duration = Duration::from_millis(200);
-
-/// How often the naming server checks whether a checkpoint is due.
-pub const CHECKPOINT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Pending chunk deletions kept for retry; past this the oldest are left to
-/// reconciliation.
-pub const GARBAGE_QUEUE_MAX: usize = 100_000;
 
 const _: () = assert!(BATCH_CHUNKS_MAX >= 1);
 const _: () = assert!(BATCH_BYTES_MAX <= 1024 * 1024);
 const _: () = assert!(FILE_CHUNKS_MAX <= u32::MAX as u64);
 const _: () = assert!(FILE_BYTES_MAX >= 4 << 30);
-const _: () = assert!(STORAGE_SERVERS_MAX <= u16::MAX as usize);
 const _: () = assert!(CHUNK_SIZE_BYTES <= u32::MAX as usize);
 const _: () = assert!(HEADER_LINE_BYTES_MAX >= FILE_NAME_BYTES_MAX * 3 + 64);

@@ -12,6 +12,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use crate::chunk::{BlobId, ChunkId, crc32c};
+use crate::codec::{Put, Reader};
 use crate::limits::{BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES};
 
 pub const BATCH_MAGIC: [u8; 4] = *b"HRBT";
@@ -67,9 +68,9 @@ impl BatchEncoder {
         let mut bytes = Vec::with_capacity(
             BATCH_HEADER_BYTES + count as usize * (FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES),
         );
-        bytes.extend_from_slice(&BATCH_MAGIC);
-        bytes.extend_from_slice(&[BATCH_VERSION, 0, 0, 0]);
-        bytes.extend_from_slice(&count.to_be_bytes());
+        bytes.put_bytes(&BATCH_MAGIC);
+        bytes.put_bytes(&[BATCH_VERSION, 0, 0, 0]);
+        bytes.put_u32(count);
         BatchEncoder {
             bytes,
             count_expected: count,
@@ -82,12 +83,12 @@ impl BatchEncoder {
     pub fn push(&mut self, id: ChunkId, crc: u32, data: &[u8]) {
         assert!(self.count_pushed < self.count_expected);
         assert!(data.len() <= CHUNK_SIZE_BYTES);
-        self.bytes.extend_from_slice(&id.blob.0.to_be_bytes());
-        self.bytes.extend_from_slice(&id.index.to_be_bytes());
         let len = u32::try_from(data.len()).expect("CHUNK_SIZE_BYTES fits u32");
-        self.bytes.extend_from_slice(&len.to_be_bytes());
-        self.bytes.extend_from_slice(&crc.to_be_bytes());
-        self.bytes.extend_from_slice(data);
+        self.bytes.put_u64(id.blob.0);
+        self.bytes.put_u32(id.index);
+        self.bytes.put_u32(len);
+        self.bytes.put_u32(crc);
+        self.bytes.put_bytes(data);
         self.count_pushed += 1;
     }
 
@@ -112,13 +113,22 @@ pub fn encode_batch(chunks: &[Chunk]) -> Vec<u8> {
 pub fn decode_batch(reader: &mut impl Read) -> Result<Vec<Chunk>, WireError> {
     let mut header = [0u8; BATCH_HEADER_BYTES];
     read_exact_or_truncated(reader, &mut header)?;
-    if header[0..4] != BATCH_MAGIC {
+    let mut fields = Reader::new(&header);
+    let (magic, version, reserved, count) = (
+        fields.array::<4>(),
+        fields.u8(),
+        fields.array::<3>(),
+        fields.u32(),
+    );
+    let in_header = "BATCH_HEADER_BYTES holds the batch header";
+    if magic.expect(in_header) != BATCH_MAGIC {
         return Err(WireError::BadMagic);
     }
-    if header[4] != BATCH_VERSION || header[5..8] != [0, 0, 0] {
-        return Err(WireError::UnsupportedVersion(header[4]));
+    let version = version.expect(in_header);
+    if version != BATCH_VERSION || reserved.expect(in_header) != [0, 0, 0] {
+        return Err(WireError::UnsupportedVersion(version));
     }
-    let count = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    let count = count.expect(in_header);
     if count as usize > BATCH_CHUNKS_MAX {
         return Err(WireError::TooManyChunks { count });
     }
@@ -126,27 +136,13 @@ pub fn decode_batch(reader: &mut impl Read) -> Result<Vec<Chunk>, WireError> {
     for _ in 0..count {
         let mut frame = [0u8; FRAME_HEADER_BYTES];
         read_exact_or_truncated(reader, &mut frame)?;
-        let field = |at: usize| {
-            u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
-        };
-        let blob = u64::from_be_bytes([
-            frame[0], frame[1], frame[2], frame[3], frame[4], frame[5], frame[6], frame[7],
-        ]);
-        let id = ChunkId {
-            blob: BlobId(blob),
-            index: field(8),
-        };
-        let len = field(12);
+        let (id, len, crc) = decode_frame_header(&frame);
         if len as usize > CHUNK_SIZE_BYTES {
             return Err(WireError::ChunkTooLarge { id, len });
         }
         let mut data = vec![0u8; len as usize];
         read_exact_or_truncated(reader, &mut data)?;
-        let chunk = Chunk {
-            id,
-            crc: field(16),
-            data,
-        };
+        let chunk = Chunk { id, crc, data };
         if !chunk.is_intact() {
             return Err(WireError::ChecksumMismatch { id });
         }
@@ -158,6 +154,18 @@ pub fn decode_batch(reader: &mut impl Read) -> Result<Vec<Chunk>, WireError> {
         Ok(_) => Err(WireError::TrailingBytes),
         Err(err) => Err(WireError::Io(err)),
     }
+}
+
+/// The chunk id, length and CRC of a frame header.
+fn decode_frame_header(frame: &[u8; FRAME_HEADER_BYTES]) -> (ChunkId, u32, u32) {
+    let mut fields = Reader::new(frame);
+    let (blob, index, len, crc) = (fields.u64(), fields.u32(), fields.u32(), fields.u32());
+    let in_frame = "FRAME_HEADER_BYTES holds a frame header";
+    let id = ChunkId {
+        blob: BlobId(blob.expect(in_frame)),
+        index: index.expect(in_frame),
+    };
+    (id, len.expect(in_frame), crc.expect(in_frame))
 }
 
 fn read_exact_or_truncated(reader: &mut impl Read, buf: &mut [u8]) -> Result<(), WireError> {

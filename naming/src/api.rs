@@ -13,16 +13,11 @@ use tiny_http::{Method, Request};
 
 use crate::download::ChunkReader;
 use crate::error::{ApiError, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
+use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::FileVersion;
 use crate::metrics;
 use crate::naming::Naming;
 use crate::upload;
-
-/// After a create fails part-way, up to this much of the rest of its body is
-/// read and dropped, so the client is still reading when the error answer
-/// comes (most clients stop listening once a write fails). Past it the
-/// connection is closed.
-const FAILED_UPLOAD_DRAIN_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 pub struct Api {
     pub naming: Arc<Naming>,

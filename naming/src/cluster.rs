@@ -8,9 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::api::ServerStatus;
-use common::limits::STORAGE_SERVERS_MAX;
 
 use crate::error::ApiError;
+use crate::limits::STORAGE_SERVERS_MAX;
 use crate::metadata::ServerId;
 use crate::placement::{self, Candidate, PlacementError};
 use crate::storage_client::StorageClient;

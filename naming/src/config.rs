@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_millis, parse_positive, parse_workers,
+    ConfigError, ConfigReader, Fallback, IO_TIMEOUT, Param, Parsed, help_text, invalid,
+    parse_base_url, parse_millis, parse_positive, parse_workers,
 };
-use common::limits::{REPLICATION_MAX, STORAGE_SERVERS_MAX};
+use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
+
+use crate::limits::{
+    CHECKPOINT_BYTES_DEFAULT, DEAD_AFTER_HEARTBEATS_MIN, DEAD_AFTER_MS_DEFAULT,
+    HEARTBEAT_MS_DEFAULT, NAMING_WORKERS_COUNT, RECONCILE_MS_DEFAULT,
+    REPLICATION_BYTES_PER_SEC_DEFAULT, REPLICATION_DEFAULT, REPLICATION_MAX, STORAGE_SERVERS_MAX,
+};
 
 pub struct Config {
     pub listen: SocketAddr,
@@ -36,67 +42,67 @@ pub struct Config {
 const LISTEN: Param = Param {
     flag: "--listen",
     env: "LISTEN_ADDR",
-    default: Some("0.0.0.0:8000"),
+    default: Fallback::Text("0.0.0.0:8000"),
     help: "address and port of the public API",
 };
 const STORAGE_SERVERS: Param = Param {
     flag: "--storage-servers",
     env: "STORAGE_SERVERS",
-    default: None,
+    default: Fallback::Unset,
     help: "comma-separated storage base URLs, e.g. http://127.0.0.1:8001,http://127.0.0.1:8002",
 };
 const REPLICATION: Param = Param {
     flag: "--replication",
     env: "REPLICATION_FACTOR",
-    default: Some("2"),
+    default: Fallback::Number(REPLICATION_DEFAULT),
     help: "distinct storage servers that hold every chunk",
 };
 const META_DIR: Param = Param {
     flag: "--meta-dir",
     env: "META_DIR",
-    default: Some("./harbour-meta"),
+    default: Fallback::Text("./harbour-meta"),
     help: "folder of the naming server's metadata; created if missing",
 };
 const TIMEOUT: Param = Param {
     flag: "--timeout-ms",
     env: "REQUEST_TIMEOUT_MS",
-    default: Some("5000"),
+    default: Fallback::Number(STORAGE_TIMEOUT_MS_DEFAULT),
     help: "budget of every call to a storage server",
 };
 const WORKERS: Param = Param {
     flag: "--workers",
     env: "WORKERS",
-    default: Some("32"),
+    default: Fallback::Number(NAMING_WORKERS_COUNT),
     help: "request worker threads (each create or read holds one while it streams)",
 };
 const HEARTBEAT: Param = Param {
     flag: "--heartbeat-ms",
     env: "HEARTBEAT_MS",
-    default: Some("1000"),
+    default: Fallback::Number(HEARTBEAT_MS_DEFAULT),
     help: "how often each storage server is asked for its status",
 };
 const DEAD_AFTER: Param = Param {
     flag: "--dead-after-ms",
     env: "DEAD_AFTER_MS",
-    default: Some("5000"),
+    default: Fallback::Number(DEAD_AFTER_MS_DEFAULT),
     help: "a storage server silent this long is considered dead",
 };
 const CHECKPOINT_BYTES: Param = Param {
     flag: "--checkpoint-bytes",
     env: "CHECKPOINT_BYTES",
-    default: Some("67108864"),
+    default: Fallback::Number(CHECKPOINT_BYTES_DEFAULT),
     help: "journal growth after which the metadata is checkpointed (bounds restart time)",
 };
 const RECONCILE: Param = Param {
     flag: "--reconcile-ms",
     env: "RECONCILE_MS",
-    default: Some("30000"),
+    default: Fallback::Number(RECONCILE_MS_DEFAULT),
     help: "how often storage servers' blobs are compared with the metadata (orphans are deleted after this long)",
 };
 const REPLICATION_RATE: Param = Param {
     flag: "--replication-max-bytes-per-sec",
     env: "REPLICATION_MAX_BYTES_PER_SEC",
-    default: Some("67108864"),
+    default: Fallback::Number(REPLICATION_BYTES_PER_SEC_DEFAULT),
     help: "the most bytes per second re-replication copies, so client traffic keeps flowing",
 };
 const PARAMS: [Param; 12] = [
@@ -159,10 +165,12 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let dead_after_ms = reader
         .get(&DEAD_AFTER, parse_millis)?
         .expect("has a default");
-    if dead_after_ms < 3 * heartbeat_ms {
+    if dead_after_ms < DEAD_AFTER_HEARTBEATS_MIN * heartbeat_ms {
         return Err(invalid(
             &DEAD_AFTER,
-            format!("{dead_after_ms} ms must be at least three heartbeats of {heartbeat_ms} ms"),
+            format!(
+                "{dead_after_ms} ms must be at least {DEAD_AFTER_HEARTBEATS_MIN} heartbeats of {heartbeat_ms} ms"
+            ),
         ));
     }
     let checkpoint_bytes = reader.get(&CHECKPOINT_BYTES, |raw| parse_positive(raw, "bytes"))?;

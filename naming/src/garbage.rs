@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
 use common::chunk::BlobId;
-use common::limits::GARBAGE_QUEUE_MAX;
 
+use crate::limits::GARBAGE_QUEUE_MAX;
 use crate::metadata::{FileVersion, ServerId};
 use crate::naming::Naming;
 

@@ -8,6 +8,7 @@ mod download;
 mod error;
 mod garbage;
 mod journal;
+mod limits;
 mod metadata;
 mod metrics;
 mod naming;
@@ -22,10 +23,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
-use common::limits::{CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL, QUEUE_DEPTH_MAX};
+use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
 
 use crate::config::Config;
+use crate::limits::{CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL};
 use crate::naming::{Naming, Setup};
 use crate::storage_client::StorageClient;
 

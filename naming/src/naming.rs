@@ -17,14 +17,11 @@ use crate::cluster::Cluster;
 use crate::garbage::Garbage;
 use crate::journal::record::Record;
 use crate::journal::{Journal, Lsn};
+use crate::limits::BLOB_RESERVATION_COUNT;
 use crate::metadata::{FileVersion, Metadata, NameTaken, ServerId};
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::storage_client::StorageClient;
-
-/// Blob ids are reserved in the journal this many at a time: one fsync per
-/// million creates, and a restart skips the rest of the range.
-const BLOB_RESERVATION_COUNT: u64 = 1 << 20;
 
 pub struct Naming {
     metadata: Mutex<Metadata>,

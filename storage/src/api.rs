@@ -35,8 +35,9 @@ use common::wire;
 use tiny_http::{Method, Request};
 
 use crate::error::{STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, StorageError};
+use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
 use crate::scrub::ScrubStats;
-use crate::store::{BLOB_LISTING_PAGE_BLOBS_MAX, Store};
+use crate::store::Store;
 
 /// Bytes of one record of `GET /blobs`.
 pub const BLOB_ENTRY_BYTES: usize = 12;

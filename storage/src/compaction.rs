@@ -52,10 +52,10 @@ use common::chunk::BlobId;
 use common::limits::{CHUNK_SIZE_BYTES, STORAGE_TIMEOUT_MS_DEFAULT};
 
 use crate::index::RECORD_HEADER_BYTES;
+use crate::limits::SEGMENT_BYTES_MAX;
 use crate::segments::Contents;
 use crate::store::{
-    self, KIND_CHUNK, RecordAt, SEGMENT_BYTES_MAX, SEGMENT_MAGIC, SEGMENT_MAGIC_BYTES, Store,
-    decode_record_header,
+    self, KIND_CHUNK, RecordAt, SEGMENT_MAGIC, SEGMENT_MAGIC_BYTES, Store, decode_record_header,
 };
 
 /// How often the compaction thread looks for work when nobody asks.

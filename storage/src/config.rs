@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_millis, parse_positive, parse_workers,
+    ConfigError, ConfigReader, Fallback, IO_TIMEOUT, Param, Parsed, help_text, invalid,
+    parse_base_url, parse_millis, parse_positive, parse_workers,
 };
-use common::limits::{INBOUND_IO_TIMEOUT_MS_DEFAULT, STORAGE_WORKERS_COUNT};
+
+use crate::limits::{SCRUB_BYTES_PER_SEC_DEFAULT, STORAGE_WORKERS_COUNT};
 
 pub struct Config {
     pub listen: SocketAddr,
@@ -28,50 +29,48 @@ pub struct Config {
 const LISTEN: Param = Param {
     flag: "--listen",
     env: "LISTEN_ADDR",
-    default: Some("0.0.0.0:8001"),
+    default: Fallback::Text("0.0.0.0:8001"),
     help: "address and port to serve the internal chunk API on",
 };
 const DATA_DIR: Param = Param {
     flag: "--data-dir",
     env: "DATA_DIR",
-    default: Some("./harbour-data"),
+    default: Fallback::Text("./harbour-data"),
     help: "folder of the chunk segments; created if missing",
 };
 const CAPACITY: Param = Param {
     flag: "--capacity",
     env: "CAPACITY_BYTES",
-    default: None,
+    default: Fallback::Unset,
     help: "cap on the bytes of the segment files (dead records count until compacted), as if the volume were that small (default unlimited)",
 };
 const WORKERS: Param = Param {
     flag: "--workers",
     env: "WORKERS",
-    default: Some("16"),
+    default: Fallback::Number(STORAGE_WORKERS_COUNT),
     help: "request worker threads",
 };
 const SCRUB_RATE: Param = Param {
     flag: "--scrub-bytes-per-sec",
     env: "SCRUB_BYTES_PER_SEC",
-    default: Some("8388608"),
+    default: Fallback::Number(SCRUB_BYTES_PER_SEC_DEFAULT),
     help: "the most bytes per second the background scrub reads to find rotten chunks",
 };
 const JOIN: Param = Param {
     flag: "--join",
     env: "NAMING_SERVER",
-    default: None,
+    default: Fallback::Unset,
     help: "naming server URL to register with, so the cluster grows without restarting it",
 };
 const ADVERTISE: Param = Param {
     flag: "--advertise-url",
     env: "ADVERTISE_URL",
-    default: None,
+    default: Fallback::Unset,
     help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR)",
 };
 const PARAMS: [Param; 8] = [
     LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS, SCRUB_RATE, JOIN, ADVERTISE,
 ];
-
-const _: () = assert!(INBOUND_IO_TIMEOUT_MS_DEFAULT == 30_000 && STORAGE_WORKERS_COUNT == 16);
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {

@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod index;
 mod join;
+mod limits;
 mod scrub;
 mod segments;
 mod store;

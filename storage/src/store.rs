@@ -45,10 +45,9 @@ use common::wire::Chunk;
 use crate::compaction::{Move, Schedule, SegmentStat};
 use crate::error::StorageError;
 use crate::index::{Index, RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES, Run};
+use crate::limits::{BLOB_LISTING_PAGE_BLOBS_MAX, SEGMENT_BYTES_MAX};
 use crate::segments::{Contents, Segments};
 
-/// A segment is closed and a new one started past this size.
-pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HRBSEG01";
 pub const SEGMENT_MAGIC_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
 
@@ -58,15 +57,6 @@ const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".hseg";
 /// Ends the name of compaction's copy of a segment (after `SEGMENT_SUFFIX`).
 const TEMP_SUFFIX: &str = ".compacting";
-
-/// Blobs listed per hold of the state lock by `Store::blob_counts`.
-pub const BLOB_LISTING_PAGE_BLOBS_MAX: usize = 4096;
-
-const _: () = assert!(
-    SEGMENT_BYTES_MAX
-        > (SEGMENT_MAGIC.len() + BATCH_CHUNKS_MAX * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES))
-            as u64
-);
 
 pub struct Store {
     dir: PathBuf,

@@ -6,9 +6,9 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use common::chunk::{BlobId, crc32c};
-use common::limits::REPLICATION_MAX;
 use common::name::FileName;
 
+use crate::limits::REPLICATION_MAX;
 use crate::metadata::{FileVersion, Run, ServerId};
 
 /// The largest frame payload: a 64 GiB file cut into one run per batch.

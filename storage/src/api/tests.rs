@@ -8,7 +8,8 @@ use common::chunk::{BlobId, ChunkId};
 use common::wire::Chunk;
 
 use super::{BLOB_ENTRY_BYTES, BlobListing, encode_blob_entry};
-use crate::store::{BLOB_LISTING_PAGE_BLOBS_MAX, Store};
+use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
+use crate::store::Store;
 use crate::test_support::{chunks, temp_dir};
 
 #[test]

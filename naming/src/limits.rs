@@ -1,0 +1,61 @@
+//! The naming server's own limits and defaults, with their relations
+//! checked at compile time. Shared limits are in `common::limits`.
+
+use std::time::Duration;
+
+/// The most storage servers one naming server manages; server ids are `u16`.
+pub const STORAGE_SERVERS_MAX: usize = 1024;
+
+/// The largest replication factor.
+pub const REPLICATION_MAX: usize = 16;
+
+/// `REPLICATION_FACTOR` when unset (SPEC).
+pub const REPLICATION_DEFAULT: u64 = 2;
+
+/// Default worker threads: each create or read holds one for its whole
+/// transfer, so this is also the number of concurrent transfers.
+pub const NAMING_WORKERS_COUNT: u64 = 32;
+
+/// Default period of the heartbeat that asks each storage server its status.
+pub const HEARTBEAT_MS_DEFAULT: u64 = 1000;
+
+/// Default silence after which a storage server counts as dead.
+pub const DEAD_AFTER_MS_DEFAULT: u64 = 5000;
+
+/// A storage server counts as dead only after this many heartbeats missed.
+pub const DEAD_AFTER_HEARTBEATS_MIN: u64 = 3;
+
+/// Default journal growth between checkpoints (bounds restart time).
+pub const CHECKPOINT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Default period of reconciliation, which is also an orphan's grace period.
+pub const RECONCILE_MS_DEFAULT: u64 = 30_000;
+
+/// Default rate cap of re-replication.
+pub const REPLICATION_BYTES_PER_SEC_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// How often the chunks of dropped file versions are deleted (or retried).
+pub const GARBAGE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Pending chunk deletions kept for retry; past this the oldest are left
+/// to reconciliation.
+pub const GARBAGE_QUEUE_MAX: usize = 100_000;
+
+/// How often the checkpointer looks whether a checkpoint is due.
+pub const CHECKPOINT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Blob ids are reserved in the journal this many at a time: one fsync per
+/// million creates, and a restart skips the rest of the range.
+pub const BLOB_RESERVATION_COUNT: u64 = 1 << 20;
+
+/// After a create fails part-way, up to this much of the rest of its body
+/// is read and dropped, so the client is still reading when the error
+/// answer comes (most clients stop listening once a write fails). Past it
+/// the connection is closed.
+pub const FAILED_UPLOAD_DRAIN_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+const _: () = assert!(STORAGE_SERVERS_MAX <= u16::MAX as usize + 1);
+const _: () = assert!(REPLICATION_MAX <= u8::MAX as usize);
+const _: () = assert!(REPLICATION_DEFAULT >= 1 && REPLICATION_DEFAULT <= REPLICATION_MAX as u64);
+const _: () = assert!(DEAD_AFTER_MS_DEFAULT >= DEAD_AFTER_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT);
+const _: () = assert!(BLOB_RESERVATION_COUNT >= 1);

@@ -1,0 +1,27 @@
+//! The storage server's own limits and defaults, with their relations
+//! checked at compile time. Shared limits are in `common::limits`;
+//! compaction's tuning is in `store/compaction/plan.rs`.
+
+use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+
+use crate::index::RECORD_HEADER_BYTES;
+use crate::store::SEGMENT_MAGIC_BYTES;
+
+/// Default worker threads: each holds one batch at a time.
+pub const STORAGE_WORKERS_COUNT: u64 = 16;
+
+/// Default rate of the background scrub.
+pub const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 8 * 1024 * 1024;
+
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Blobs listed per hold of the state lock by `GET /blobs`.
+pub const BLOB_LISTING_PAGE_BLOBS_MAX: usize = 4096;
+
+/// A whole batch fits in one segment.
+const _: () = assert!(
+    SEGMENT_BYTES_MAX
+        > SEGMENT_MAGIC_BYTES
+            + (BATCH_CHUNKS_MAX * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES)) as u64
+);
