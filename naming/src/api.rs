@@ -14,7 +14,7 @@ use tiny_http::{Method, Request};
 use crate::download::ChunkReader;
 use crate::error::{ApiError, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
 use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
-use crate::metadata::FileVersion;
+use crate::metadata::version::FileVersion;
 use crate::metrics;
 use crate::naming::Naming;
 use crate::upload;
@@ -153,14 +153,7 @@ impl Api {
             .metadata()
             .get(name)
             .ok_or_else(|| ApiError::NotFound { name: name.clone() })?;
-        let urls: Vec<String> = (0..self.naming.cluster.servers_count())
-            .map(|idx| {
-                self.naming
-                    .cluster
-                    .url(u16::try_from(idx).expect("ServerId range"))
-                    .to_owned()
-            })
-            .collect();
+        let urls = self.naming.metadata().server_urls();
         let reader = StatReader {
             name: name.to_string(),
             version,
@@ -202,11 +195,7 @@ impl Api {
         let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         let url = common::config::parse_base_url(&url)
             .map_err(|err| ApiError::BadRequest(format!("{url:?} {err}")))?;
-        let id = self.naming.join(&url).ok_or_else(|| {
-            ApiError::BadRequest(
-                "the cluster has as many storage servers as it can hold".to_owned(),
-            )
-        })?;
+        let id = self.naming.join(&url)?;
         Ok(Reply::json(
             STATUS_OK,
             &serde_json::json!({ "url": url, "id": id }),
@@ -215,7 +204,7 @@ impl Api {
 
     fn status(&self) -> ClusterStatus {
         let cluster = &self.naming.cluster;
-        let mut servers = cluster.status_rows();
+        let mut servers = self.naming.server_rows();
         let metadata = self.naming.metadata();
         for run in metadata.versions().flat_map(|version| version.runs.iter()) {
             for &id in run.replicas.iter() {
@@ -257,7 +246,7 @@ fn parse_name(raw: &str) -> Result<FileName, ApiError> {
 struct StatReader {
     name: String,
     version: Arc<FileVersion>,
-    urls: Vec<String>,
+    urls: Vec<std::sync::Arc<str>>,
     next_index: u64,
     started: bool,
     text: Vec<u8>,
@@ -287,15 +276,12 @@ impl StatReader {
         }
         let end = (self.next_index + BATCH_CHUNKS_MAX as u64).min(chunks_count);
         for index in self.next_index..end {
-            let run_idx = self
+            let replicas: Vec<&str> = self
                 .version
-                .runs
-                .partition_point(|run| u64::from(run.first_index) <= index)
-                - 1;
-            let replicas: Vec<&str> = self.version.runs[run_idx]
+                .run_of(index)
                 .replicas
                 .iter()
-                .map(|&id| self.urls[usize::from(id)].as_str())
+                .map(|&id| &*self.urls[usize::from(id)])
                 .collect();
             let row = serde_json::json!({ "index": index, "size": self.version.chunk_size(index), "replicas": replicas });
             if index > 0 {

@@ -10,13 +10,15 @@ use common::chunk::BlobId;
 use common::limits::BATCH_CHUNKS_MAX;
 
 use crate::error::ApiError;
-use crate::metadata::{FileVersion, ServerId};
+use crate::metadata::version::{FileVersion, ServerId};
 use crate::naming::Naming;
 
 /// The bytes of one version, as a reader for a streamed response.
 pub struct ChunkReader {
     naming: Arc<Naming>,
     version: Arc<FileVersion>,
+    /// Every server's URL by id, as of the open: ids never change meaning.
+    urls: Vec<Arc<str>>,
     next_index: u64,
     buffer: Vec<u8>,
     buffer_pos: usize,
@@ -26,9 +28,11 @@ impl ChunkReader {
     /// Fetches the first batch before any byte is answered, so a file that
     /// cannot be read at all gets an error status, not a cut 200.
     pub fn open(naming: Arc<Naming>, version: Arc<FileVersion>) -> Result<ChunkReader, ApiError> {
+        let urls = naming.metadata().server_urls();
         let mut reader = ChunkReader {
             naming,
             version,
+            urls,
             next_index: 0,
             buffer: Vec::new(),
             buffer_pos: 0,
@@ -43,7 +47,7 @@ impl ChunkReader {
             self.buffer_pos = 0;
             return Ok(());
         }
-        let (bytes, count) = fetch_batch(&self.naming, &self.version, self.next_index)?;
+        let (bytes, count) = fetch_batch(&self.naming, &self.urls, &self.version, self.next_index)?;
         self.naming
             .metrics
             .count(&self.naming.metrics.bytes_read_total, bytes.len() as u64);
@@ -76,14 +80,11 @@ impl Read for ChunkReader {
 /// serves it whole and intact.
 fn fetch_batch(
     naming: &Naming,
+    urls: &[Arc<str>],
     version: &FileVersion,
     first_index: u64,
 ) -> Result<(Vec<u8>, u32), ApiError> {
-    let run_idx = version
-        .runs
-        .partition_point(|run| u64::from(run.first_index) <= first_index)
-        - 1;
-    let run = &version.runs[run_idx];
+    let run = version.run_of(first_index);
     let run_end = u64::from(run.first_index) + u64::from(run.count);
     assert!(first_index < run_end);
     let count = (run_end - first_index).min(BATCH_CHUNKS_MAX as u64);
@@ -91,13 +92,14 @@ fn fetch_batch(
     let first = u32::try_from(first_index).expect("chunk indexes fit u32");
     let mut failures = Vec::new();
     for server in replica_order(naming, &run.replicas, first_index) {
-        match fetch_from(naming, version, server, first, count) {
+        let url = &urls[usize::from(server)];
+        match fetch_from(naming, url, version, first, count) {
             Ok(bytes) => return Ok((bytes, count)),
             Err(detail) => {
                 naming
                     .metrics
                     .count(&naming.metrics.replica_read_failures_total, 1);
-                failures.push(format!("{}: {detail}", naming.cluster.url(server)));
+                failures.push(format!("{url}: {detail}"));
             }
         }
     }
@@ -108,15 +110,15 @@ fn fetch_batch(
 
 fn fetch_from(
     naming: &Naming,
+    url: &str,
     version: &FileVersion,
-    server: ServerId,
     first: u32,
     count: u32,
 ) -> Result<Vec<u8>, String> {
     let blob: BlobId = version.blob;
     let chunks = naming
         .storage
-        .get_run(naming.cluster.url(server), blob, first, count)
+        .get_run(url, blob, first, count)
         .map_err(|err| err.to_string())?;
     let mut bytes = Vec::with_capacity(chunks.iter().map(|chunk| chunk.data.len()).sum());
     for chunk in &chunks {

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread;
 
 use common::chunk::BlobId;
 
+use crate::fanout;
 use crate::limits::GARBAGE_QUEUE_MAX;
-use crate::metadata::{FileVersion, ServerId};
+use crate::metadata::version::{FileVersion, ServerId};
 use crate::naming::Naming;
 
 /// Sweeps a doomed blob is retried before it is left to reconciliation.
@@ -33,11 +33,7 @@ struct Doomed {
 impl Garbage {
     /// Queues the chunks of a version that was just deleted or replaced.
     pub fn drop_version(&self, version: Arc<FileVersion>) {
-        let servers = version
-            .runs
-            .iter()
-            .flat_map(|run| run.replicas.iter().copied())
-            .collect();
+        let servers = version.servers().collect();
         self.push(Doomed {
             blob: version.blob,
             servers,
@@ -56,7 +52,7 @@ impl Garbage {
         };
         delete_from_servers(naming, &mut doomed);
         let cleaned: Vec<ServerId> = servers.difference(&doomed.servers).copied().collect();
-        naming.cluster.refresh(&cleaned, &naming.storage);
+        naming.heartbeat(&cleaned);
         if !doomed.servers.is_empty() {
             self.push(doomed);
         }
@@ -127,29 +123,13 @@ impl Garbage {
 
 /// Deletes `doomed.blob` from its servers in parallel; keeps the ones that failed.
 fn delete_from_servers(naming: &Naming, doomed: &mut Doomed) {
-    let blob = doomed.blob;
-    let failed: BTreeSet<ServerId> = thread::scope(|scope| {
-        let handles: Vec<_> = doomed
-            .servers
-            .iter()
-            .map(|&id| {
-                scope.spawn(move || {
-                    (
-                        id,
-                        naming
-                            .storage
-                            .delete_blob(naming.cluster.url(id), blob)
-                            .is_ok(),
-                    )
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|handle| handle.join().ok())
-            .filter(|(_, ok)| !ok)
-            .map(|(id, _)| id)
-            .collect()
+    let servers: Vec<ServerId> = doomed.servers.iter().copied().collect();
+    let answers = fanout::call_each(&naming.addresses(&servers), |url| {
+        naming.storage.delete_blob(url, doomed.blob)
     });
-    doomed.servers = failed;
+    doomed.servers = answers
+        .into_iter()
+        .filter(|(_, answer)| answer.is_err())
+        .map(|(id, _)| id)
+        .collect();
 }

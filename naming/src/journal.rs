@@ -13,7 +13,9 @@
 //! META_DIR/journal-NNNNNNNN.log "HRBJRNL1" | generation u64 | frame*
 //! ```
 //! A checkpoint of generation G holds everything journaled before
-//! `journal-G`; replay loads it, then journals G, G+1, ... in order.
+//! `journal-G`; replay loads it, then journals G, G+1, ... in order, and
+//! hands every change to the caller (the door applies it to the state).
+//! The journal knows frames and files, not what a change means.
 
 pub mod record;
 
@@ -23,9 +25,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::metadata::Metadata;
+use common::codec::{Put, Reader};
 
-use self::record::{FrameError, Record, read_frame};
+use crate::metadata::change::Change;
+
+use self::record::{FrameError, Record, frame, parse, read_frame};
 
 const CHECKPOINT_MAGIC: [u8; 8] = *b"HRBCKPT1";
 const JOURNAL_MAGIC: [u8; 8] = *b"HRBJRNL1";
@@ -44,6 +48,10 @@ pub struct Journal {
     /// usually find their records already durable (group commit).
     sync_lock: Mutex<()>,
     durable_lsn: Mutex<Lsn>,
+    /// A test pauses a syncer here, to put a checkpoint between a change's
+    /// append and its fsync.
+    #[cfg(test)]
+    pub pause_before_sync: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 struct Writer {
@@ -56,18 +64,9 @@ struct Writer {
     bytes_since_checkpoint: u64,
 }
 
-/// What replay rebuilt.
-pub struct Recovered {
-    pub metadata: Metadata,
-    /// Storage server URLs by id, as the runs name them.
-    pub servers: Vec<String>,
-    /// Blob ids below this may have been handed out before.
-    pub blobs_reserved_up_to: u64,
-    /// Servers being drained.
-    pub draining: Vec<crate::metadata::ServerId>,
-    /// What start-up found and did, for the log.
-    pub notes: Vec<String>,
-}
+/// What replay hands each change to: `Err` says why the change cannot be
+/// applied, which makes the journal damaged.
+pub type Replay<'a> = &'a mut dyn FnMut(Change) -> Result<(), String>;
 
 #[derive(Debug)]
 pub enum JournalError {
@@ -76,18 +75,13 @@ pub enum JournalError {
 }
 
 impl Journal {
-    /// Loads the checkpoint, replays the journals after it, cuts a torn
-    /// tail, and opens the newest journal for appending.
-    pub fn open(dir: &Path) -> Result<(Journal, Recovered), JournalError> {
-        let mut recovered = Recovered {
-            metadata: Metadata::default(),
-            servers: Vec::new(),
-            blobs_reserved_up_to: 0,
-            draining: Vec::new(),
-            notes: Vec::new(),
-        };
+    /// Loads the checkpoint and replays the journals after it through
+    /// `apply`, cuts a torn tail, and opens the newest journal for
+    /// appending. Returns what it found and did, for the log.
+    pub fn open(dir: &Path, apply: Replay<'_>) -> Result<(Journal, Vec<String>), JournalError> {
+        let mut notes = Vec::new();
         let _ = fs::remove_file(dir.join(CHECKPOINT_TEMP_NAME));
-        let checkpoint_generation = load_checkpoint(dir, &mut recovered)?;
+        let checkpoint_generation = load_checkpoint(dir, apply, &mut notes)?;
         let mut generations: Vec<u64> = list_journals(dir)?
             .into_iter()
             .filter(|&generation| generation >= checkpoint_generation)
@@ -111,7 +105,7 @@ impl Journal {
             .map_err(|err| io_error(&newest_path, err))?
             .len();
         if newest_file_len < FILE_HEADER_BYTES {
-            recovered.notes.push(format!(
+            notes.push(format!(
                 "{}: recreated a journal cut inside its header",
                 newest_path.display()
             ));
@@ -121,7 +115,7 @@ impl Journal {
         let mut newest_len = 0;
         for &generation in &generations {
             let path = journal_path(dir, generation);
-            let replay = replay_journal(&path, generation, &mut recovered)?;
+            let replay = replay_journal(&path, generation, apply, &mut notes)?;
             bytes_since_checkpoint += replay.valid_len;
             if replay.valid_len < replay.file_len {
                 if generation != newest {
@@ -131,7 +125,7 @@ impl Journal {
                     );
                     return Err(JournalError::Damaged { path, detail });
                 }
-                recovered.notes.push(format!(
+                notes.push(format!(
                     "{}: cut {} bytes of torn tail at offset {}",
                     path.display(),
                     replay.file_len - replay.valid_len,
@@ -166,15 +160,17 @@ impl Journal {
             writer: Mutex::new(writer),
             sync_lock: Mutex::new(()),
             durable_lsn: Mutex::new(0),
+            #[cfg(test)]
+            pause_before_sync: Mutex::new(None),
         };
-        Ok((journal, recovered))
+        Ok((journal, notes))
     }
 
-    /// Adds `record` after every record appended before it; durable once
-    /// `sync` returns for its Lsn. Callers append under the metadata lock,
+    /// Adds `change` after every change appended before it; durable once
+    /// `sync` returns for its Lsn. The door appends under the state lock,
     /// so journal order is the order changes were applied in.
-    pub fn append(&self, record: &Record) -> Lsn {
-        let frame = record.frame();
+    pub fn append(&self, change: &Change) -> Lsn {
+        let frame = frame(&Record::Change(change.clone()));
         let mut writer = self.lock_writer();
         writer.pending.extend_from_slice(&frame);
         writer.bytes_since_checkpoint += frame.len() as u64;
@@ -185,6 +181,17 @@ impl Journal {
     /// Returns once the record at `lsn` is on stable storage. One write and
     /// one fsync cover every record appended before they started.
     pub fn sync(&self, lsn: Lsn) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            let pause = self
+                .pause_before_sync
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let Some(pause) = pause {
+                pause();
+            }
+        }
         let _sync = self
             .sync_lock
             .lock()
@@ -205,14 +212,25 @@ impl Journal {
         Ok(())
     }
 
+    /// Every change up to this Lsn is on stable storage.
+    #[cfg(test)]
+    pub fn durable_lsn(&self) -> Lsn {
+        *self.lock_durable()
+    }
+
+    /// The Lsn of the last change appended.
+    pub fn last_lsn(&self) -> Lsn {
+        self.lock_writer().last_lsn
+    }
+
     pub fn bytes_since_checkpoint(&self) -> u64 {
         self.lock_writer().bytes_since_checkpoint
     }
 
     /// Starts the next journal generation and returns it; everything
     /// appended so far is durable in the previous one. The caller holds the
-    /// metadata lock, so the snapshot it takes next is exactly the state as
-    /// of the end of the previous generation.
+    /// state lock, so the snapshot it takes next is exactly the state as of
+    /// the end of the previous generation.
     pub fn rotate(&self) -> io::Result<u64> {
         let _sync = self
             .sync_lock
@@ -235,24 +253,23 @@ impl Journal {
         Ok(generation)
     }
 
-    /// Writes the checkpoint of `generation` from `records` (the state when
+    /// Writes the checkpoint of `generation` from `changes` (the state when
     /// it began) atomically, then drops the journals it replaces.
     pub fn write_checkpoint(
         &self,
         generation: u64,
-        records: impl Iterator<Item = Record>,
+        changes: impl Iterator<Item = Change>,
     ) -> io::Result<()> {
         let temp_path = self.dir.join(CHECKPOINT_TEMP_NAME);
         let file = File::create(&temp_path)?;
         let mut out = BufWriter::with_capacity(1024 * 1024, file);
-        out.write_all(&CHECKPOINT_MAGIC)?;
-        out.write_all(&generation.to_be_bytes())?;
+        out.write_all(&file_header(&CHECKPOINT_MAGIC, generation))?;
         let mut records_count = 0u64;
-        for record in records {
-            out.write_all(&record.frame())?;
+        for change in changes {
+            out.write_all(&frame(&Record::Change(change)))?;
             records_count += 1;
         }
-        out.write_all(&Record::End { records_count }.frame())?;
+        out.write_all(&frame(&Record::End { records_count }))?;
         let file = out.into_inner().map_err(|err| err.into_error())?;
         file.sync_all()?;
         fs::rename(&temp_path, self.dir.join(CHECKPOINT_NAME))?;
@@ -280,57 +297,14 @@ impl Journal {
     }
 }
 
-/// Applies one replayed record to what is being rebuilt.
-fn apply(recovered: &mut Recovered, record: Record) -> Result<(), String> {
-    match record {
-        Record::Commit { name, version } => {
-            recovered
-                .metadata
-                .commit_create(&name, true, version)
-                .map_err(|_| "an overwrite cannot be refused".to_owned())?;
-        }
-        Record::Delete { name } => {
-            recovered.metadata.remove(&name);
-        }
-        Record::Relocate {
-            blob,
-            first_index,
-            count,
-            replicas,
-        } => {
-            // A file deleted after its repair was journaled has nothing to move.
-            let _ = recovered
-                .metadata
-                .relocate(blob, first_index, count, &replicas);
-        }
-        Record::Drain { id } => {
-            if !recovered.draining.contains(&id) {
-                recovered.draining.push(id);
-            }
-        }
-        Record::ReserveBlobs { up_to } => {
-            recovered.blobs_reserved_up_to = recovered.blobs_reserved_up_to.max(up_to);
-        }
-        Record::Server { id, url } => {
-            let id = usize::from(id);
-            if id > recovered.servers.len() {
-                return Err(format!("server id {id} skips ids"));
-            }
-            if id == recovered.servers.len() {
-                recovered.servers.push(url);
-            } else {
-                recovered.servers[id] = url;
-            }
-        }
-        Record::End { .. } => return Err("an end record outside a checkpoint".to_owned()),
-    }
-    Ok(())
-}
-
 /// Loads `META_DIR/checkpoint` if there is one; returns its generation (0
 /// without one). A checkpoint is written whole or not at all, so any damage
 /// in it is fatal, never a tail to cut.
-fn load_checkpoint(dir: &Path, recovered: &mut Recovered) -> Result<u64, JournalError> {
+fn load_checkpoint(
+    dir: &Path,
+    apply: Replay<'_>,
+    notes: &mut Vec<String>,
+) -> Result<u64, JournalError> {
     let path = dir.join(CHECKPOINT_NAME);
     let file = match File::open(&path) {
         Ok(file) => file,
@@ -352,12 +326,12 @@ fn load_checkpoint(dir: &Path, recovered: &mut Recovered) -> Result<u64, Journal
             Err(FrameError::Torn) => return Err(damaged("a record fails its CRC32C".to_owned())),
             Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
         };
-        match Record::parse(&payload) {
+        match parse(&payload) {
             Ok(Record::End {
                 records_count: expected,
             }) if expected == records_count => break,
             Ok(Record::End { .. }) => return Err(damaged("its record count is wrong".to_owned())),
-            Ok(record) => apply(recovered, record).map_err(damaged)?,
+            Ok(Record::Change(change)) => apply(change).map_err(damaged)?,
             Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
             Err(_) => return Err(damaged("unreadable record".to_owned())),
         }
@@ -367,13 +341,13 @@ fn load_checkpoint(dir: &Path, recovered: &mut Recovered) -> Result<u64, Journal
     if reader.read(&mut rest).map_err(|err| io_error(&path, err))? != 0 {
         return Err(damaged("bytes follow its end record".to_owned()));
     }
-    recovered.notes.push(format!(
+    notes.push(format!(
         "checkpoint: {records_count} records, generation {generation}"
     ));
     Ok(generation)
 }
 
-struct Replay {
+struct Replayed {
     valid_len: u64,
     file_len: u64,
 }
@@ -382,8 +356,9 @@ struct Replay {
 fn replay_journal(
     path: &Path,
     generation: u64,
-    recovered: &mut Recovered,
-) -> Result<Replay, JournalError> {
+    apply: Replay<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Replayed, JournalError> {
     let file = File::open(path).map_err(|err| io_error(path, err))?;
     let file_len = file.metadata().map_err(|err| io_error(path, err))?.len();
     let damaged = |detail: String| JournalError::Damaged {
@@ -406,20 +381,27 @@ fn replay_journal(
             Err(FrameError::Io(err)) => return Err(io_error(path, err)),
             Err(FrameError::Malformed(detail)) => return Err(damaged(detail)),
         };
-        let record = Record::parse(&payload).map_err(|err| match err {
-            FrameError::Malformed(detail) => damaged(format!("record {records_count}: {detail}")),
-            _ => damaged(format!("record {records_count} is unreadable")),
-        })?;
-        apply(recovered, record)
-            .map_err(|detail| damaged(format!("record {records_count}: {detail}")))?;
+        let change = match parse(&payload) {
+            Ok(Record::Change(change)) => change,
+            Ok(Record::End { .. }) => {
+                return Err(damaged(format!(
+                    "record {records_count}: an end record outside a checkpoint"
+                )));
+            }
+            Err(FrameError::Malformed(detail)) => {
+                return Err(damaged(format!("record {records_count}: {detail}")));
+            }
+            Err(_) => return Err(damaged(format!("record {records_count} is unreadable"))),
+        };
+        apply(change).map_err(|detail| damaged(format!("record {records_count}: {detail}")))?;
         valid_len += (record::FRAME_HEADER_BYTES + payload.len()) as u64;
         records_count += 1;
     }
-    recovered.notes.push(format!(
+    notes.push(format!(
         "{}: replayed {records_count} records",
         path.display()
     ));
-    Ok(Replay {
+    Ok(Replayed {
         valid_len,
         file_len,
     })
@@ -430,10 +412,20 @@ fn read_file_header(reader: &mut impl Read, magic: &[u8; 8]) -> Result<u64, Stri
     reader
         .read_exact(&mut header)
         .map_err(|_| "its header is missing".to_owned())?;
-    if header[..8] != magic[..] {
+    let mut fields = Reader::new(&header);
+    let in_header = "FILE_HEADER_BYTES holds magic and generation";
+    if fields.array::<8>().expect(in_header) != *magic {
         return Err("its header has the wrong magic".to_owned());
     }
-    Ok(u64::from_be_bytes(header[8..].try_into().expect("8 bytes")))
+    Ok(fields.u64().expect(in_header))
+}
+
+/// `magic | generation u64`, the first bytes of a journal or checkpoint.
+fn file_header(magic: &[u8; 8], generation: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(FILE_HEADER_BYTES as usize);
+    header.put_bytes(magic);
+    header.put_u64(generation);
+    header
 }
 
 /// Creates `journal-G.log` with its header, durably (folder fsynced too).
@@ -446,9 +438,7 @@ fn create_journal(dir: &Path, generation: u64) -> Result<File, JournalError> {
         .truncate(true)
         .open(&path)
         .map_err(|err| io_error(&path, err))?;
-    file.write_all(&JOURNAL_MAGIC)
-        .map_err(|err| io_error(&path, err))?;
-    file.write_all(&generation.to_be_bytes())
+    file.write_all(&file_header(&JOURNAL_MAGIC, generation))
         .map_err(|err| io_error(&path, err))?;
     file.sync_all().map_err(|err| io_error(&path, err))?;
     File::open(dir)

@@ -6,9 +6,11 @@ mod cluster;
 mod config;
 mod download;
 mod error;
+mod fanout;
 mod garbage;
 mod journal;
 mod limits;
+mod meta_store;
 mod metadata;
 mod metrics;
 mod naming;
@@ -26,9 +28,13 @@ use std::thread;
 use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
 
+use common::pacer::Pacer;
+
+use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::limits::{CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL};
-use crate::naming::{Naming, Setup};
+use crate::limits::{BLOB_RESERVATION_COUNT, CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL};
+use crate::meta_store::local::{LocalSettings, LocalStore};
+use crate::naming::Naming;
 use crate::storage_client::StorageClient;
 
 fn main() -> ExitCode {
@@ -39,22 +45,36 @@ fn run(config: &Config) -> Result<(), String> {
     for line in &config.effective_lines {
         println!("{line}");
     }
-    let storage = StorageClient::new(config.storage_timeout, config.workers_count);
-    let setup = Setup {
-        meta_dir: &config.meta_dir,
-        storage_servers: &config.storage_servers,
-        replication: config.replication,
-        dead_after: config.dead_after,
+    let settings = LocalSettings {
         checkpoint_bytes: config.checkpoint_bytes,
-        storage,
+        reservation_count: BLOB_RESERVATION_COUNT,
     };
-    let (naming, notes) = Naming::open(setup)?;
+    let (store, notes) = LocalStore::open(&config.meta_dir, settings)?;
     for note in notes {
         println!("recovery: {note}");
     }
+    let naming = Naming::new(
+        Box::new(store),
+        Cluster::new(config.replication, config.dead_after),
+        StorageClient::new(config.storage_timeout, config.workers_count),
+    );
+    // Server ids in the runs are positions in the durable table: it only
+    // grows, so reordering STORAGE_SERVERS never changes what an id means.
+    for url in &config.storage_servers {
+        naming.join(url).map_err(|err| err.to_string())?;
+    }
+    {
+        let metadata = naming.metadata();
+        println!(
+            "metadata: {} files, {} chunks, {} storage servers known",
+            metadata.files_count(),
+            metadata.chunks_count(),
+            metadata.servers_count()
+        );
+    }
     let naming = Arc::new(naming);
     // Know which servers are up before the first request is placed.
-    naming.cluster.heartbeat_round(&naming.storage);
+    naming.heartbeat_round();
     spawn_background(Arc::clone(&naming), config);
     let server_config = ServerConfig {
         listen: config.listen,
@@ -79,9 +99,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let heartbeat_naming = Arc::clone(&naming);
     thread::spawn(move || {
         for _ in heartbeat.iter() {
-            heartbeat_naming
-                .cluster
-                .heartbeat_round(&heartbeat_naming.storage);
+            heartbeat_naming.heartbeat_round();
         }
     });
     let sweep = crossbeam_channel::tick(GARBAGE_INTERVAL);
@@ -99,7 +117,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let upkeep_naming = Arc::clone(&naming);
     let upkeep_tick = crossbeam_channel::tick(config.heartbeat_interval);
     let reconcile_interval = config.reconcile_interval;
-    let mut throttle = repair::Throttle::new(config.replication_bytes_per_sec);
+    let mut pacer = Pacer::new(config.replication_bytes_per_sec);
     thread::spawn(move || {
         let naming = upkeep_naming;
         // The first pass runs at start-up: it finds what a crash left behind.
@@ -116,7 +134,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                     report.orphans_deleted as u64,
                 );
             }
-            let repaired = repair::pass(&naming, &mut throttle);
+            let repaired = repair::pass(&naming, &mut pacer);
             naming
                 .metrics
                 .count(&naming.metrics.chunks_re_replicated_total, repaired);
@@ -128,7 +146,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);
     thread::spawn(move || {
         for _ in checkpoint.iter() {
-            if let Err(err) = naming.checkpoint_if_due() {
+            if let Err(err) = naming.store().maintain() {
                 // The journal still holds everything: a failed checkpoint
                 // costs restart time, not data. Try again next tick.
                 eprintln!("checkpoint failed: {err}");

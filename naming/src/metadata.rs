@@ -1,208 +1,154 @@
-//! The namespace: which names exist, and for each the version it points to
-//! and where that version's chunks live. No IO happens here. Invariants: a
-//! name maps to a version only once every chunk of it was stored on
-//! `replication` distinct servers; the runs of a version cover its chunks
-//! exactly once, in order.
+//! The naming server's durable state, in one struct: the namespace (which
+//! names exist and the version each points to), the storage server table
+//! (URL and drain flag by id) and the blob id reservation. It changes only
+//! through `apply`, which the one door (`MetaStore`) calls for every change
+//! it makes durable and replay calls for every change it reads back, so the
+//! state after a restart is the state that was acknowledged. No IO here.
+//!
+//! Invariants, asserted by `check_invariants` and where they are kept:
+//! - a name maps to a version whose runs cover its chunks once, in order,
+//!   each run on distinct servers that are in the table;
+//! - every committed blob id is below the reservation, and no two files
+//!   share a blob;
+//! - the server table only grows, and an id's URL never changes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub mod change;
+pub mod version;
+
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use common::api::FileEntry;
 use common::chunk::BlobId;
-use common::limits::CHUNK_SIZE_BYTES;
 use common::name::FileName;
 
-/// Index of a storage server in the cluster's list.
-pub type ServerId = u16;
+use crate::limits::STORAGE_SERVERS_MAX;
 
-/// One stored version of a file. Chunk `i` is `(blob, i)`; replica sets are
-/// stored once per run of consecutive chunks that share them, so a version
-/// costs a few bytes per run, not an object per chunk.
-#[derive(Debug, PartialEq, Eq)]
-pub struct FileVersion {
-    pub blob: BlobId,
-    pub size_bytes: u64,
-    pub runs: Vec<Run>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Run {
-    pub first_index: u32,
-    pub count: u32,
-    pub replicas: Box<[ServerId]>,
-}
+use self::change::{Applied, Change, Refusal};
+use self::version::{FileVersion, ServerId};
 
 #[derive(Default)]
 pub struct Metadata {
     files: BTreeMap<FileName, Arc<FileVersion>>,
     /// Which file each committed blob is, for repairs that know a blob.
     names_by_blob: HashMap<BlobId, FileName>,
-    /// Names with a create (without overwrite) under way: a second one fails at once.
-    creating: HashSet<FileName>,
-    /// Blobs being written by creates that have not committed (or failed)
-    /// yet: reconciliation must not take them for orphans.
-    blobs_in_flight: HashSet<BlobId>,
     chunks_count: u64,
+    /// By id: ids are positions, so the table only grows.
+    servers: Vec<ServerEntry>,
+    /// Blob ids below this may have been handed out.
+    blobs_reserved_up_to: u64,
 }
 
-/// Why a create cannot start or commit.
-#[derive(Debug, PartialEq, Eq)]
-pub struct NameTaken;
-
-impl FileVersion {
-    pub fn chunks_count(&self) -> u64 {
-        chunks_for_size(self.size_bytes)
-    }
-
-    /// Size of chunk `index`: full, but for the last one.
-    pub fn chunk_size(&self, index: u64) -> u64 {
-        assert!(index < self.chunks_count());
-        (self.size_bytes - index * CHUNK_SIZE_BYTES as u64).min(CHUNK_SIZE_BYTES as u64)
-    }
-
-    /// Checks that the runs cover every chunk once, in order.
-    pub fn assert_well_formed(&self, replication: usize) {
-        let mut next_index = 0u64;
-        for run in &self.runs {
-            assert_eq!(u64::from(run.first_index), next_index);
-            assert!(run.count >= 1);
-            assert_eq!(run.replicas.len(), replication);
-            next_index += u64::from(run.count);
-        }
-        assert_eq!(next_index, self.chunks_count());
-    }
-}
-
-/// Appends `count` chunks placed on `replicas` to `runs`, merging with the
-/// last run when it has the same replicas.
-pub fn push_run(runs: &mut Vec<Run>, count: u32, replicas: &[ServerId]) {
-    assert!(count >= 1);
-    let first_index = runs.last().map_or(0, |run| run.first_index + run.count);
-    match runs.last_mut() {
-        Some(last) if *last.replicas == *replicas => last.count += count,
-        _ => runs.push(Run {
-            first_index,
-            count,
-            replicas: replicas.into(),
-        }),
-    }
-}
-
-pub fn chunks_for_size(size_bytes: u64) -> u64 {
-    size_bytes.div_ceil(CHUNK_SIZE_BYTES as u64)
+#[derive(Clone, Debug)]
+struct ServerEntry {
+    url: Arc<str>,
+    draining: bool,
 }
 
 impl Metadata {
+    /// Applies `change`, or refuses it and changes nothing.
+    pub fn apply(&mut self, change: &Change) -> Result<Applied, Refusal> {
+        match change {
+            Change::Commit {
+                name,
+                version,
+                overwrite,
+            } => self.commit(name, version, *overwrite),
+            Change::Delete { name } => {
+                let removed = self.files.remove(name).ok_or(Refusal::NoSuchFile)?;
+                self.chunks_count -= removed.chunks_count();
+                self.names_by_blob.remove(&removed.blob);
+                Ok(Applied::Deleted { removed })
+            }
+            Change::Relocate {
+                blob,
+                first_index,
+                count,
+                replicas,
+            } => self.relocate(*blob, *first_index, *count, replicas),
+            Change::AddServer { id, url } => {
+                let id = usize::from(*id);
+                if id < self.servers.len() && *self.servers[id].url == **url {
+                    return Ok(Applied::Unchanged);
+                }
+                if id != self.servers.len() {
+                    return Err(Refusal::UnknownServer {
+                        id: ServerId::try_from(id).expect("a ServerId"),
+                    });
+                }
+                if id == STORAGE_SERVERS_MAX {
+                    return Err(Refusal::TableFull);
+                }
+                if self.server_id(url).is_some() {
+                    return Err(Refusal::Invalid(format!("{url} has an id already")));
+                }
+                self.servers.push(ServerEntry {
+                    url: url.as_str().into(),
+                    draining: false,
+                });
+                Ok(Applied::Changed)
+            }
+            Change::Drain { id } => {
+                let entry = self
+                    .servers
+                    .get_mut(usize::from(*id))
+                    .ok_or(Refusal::UnknownServer { id: *id })?;
+                if entry.draining {
+                    return Ok(Applied::Unchanged);
+                }
+                entry.draining = true;
+                Ok(Applied::Changed)
+            }
+            Change::ReserveBlobs { up_to } => {
+                if *up_to <= self.blobs_reserved_up_to {
+                    return Ok(Applied::Unchanged);
+                }
+                self.blobs_reserved_up_to = *up_to;
+                Ok(Applied::Changed)
+            }
+        }
+    }
+
+    /// The changes that rebuild this state from nothing, in an order replay
+    /// accepts: servers, drains, the reservation, then every file.
+    pub fn snapshot(&self) -> Vec<Change> {
+        let mut changes: Vec<Change> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(id, entry)| Change::AddServer {
+                id: ServerId::try_from(id).expect("the table holds ServerIds"),
+                url: entry.url.to_string(),
+            })
+            .collect();
+        changes.extend(
+            self.server_ids()
+                .filter(|&id| self.is_draining(id))
+                .map(|id| Change::Drain { id }),
+        );
+        changes.push(Change::ReserveBlobs {
+            up_to: self.blobs_reserved_up_to,
+        });
+        changes.extend(self.files.iter().map(|(name, version)| Change::Commit {
+            name: name.clone(),
+            version: Arc::clone(version),
+            overwrite: true,
+        }));
+        changes
+    }
+
     pub fn get(&self, name: &FileName) -> Option<Arc<FileVersion>> {
         self.files.get(name).cloned()
     }
 
-    /// Starts a create. Without `overwrite` the name must be free and not
-    /// being created by someone else.
-    pub fn begin_create(&mut self, name: &FileName, overwrite: bool) -> Result<(), NameTaken> {
-        if overwrite {
-            return Ok(());
-        }
-        if self.files.contains_key(name) || !self.creating.insert(name.clone()) {
-            return Err(NameTaken);
-        }
-        Ok(())
-    }
-
-    /// Ends a create that will not commit.
-    pub fn abort_create(&mut self, name: &FileName, overwrite: bool) {
-        if !overwrite {
-            let removed = self.creating.remove(name);
-            assert!(removed);
-        }
-    }
-
-    /// Makes `version` visible under `name`: the only place a name appears.
-    /// Returns the version it replaced, whose chunks are now garbage.
-    pub fn commit_create(
-        &mut self,
-        name: &FileName,
-        overwrite: bool,
-        version: Arc<FileVersion>,
-    ) -> Result<Option<Arc<FileVersion>>, NameTaken> {
-        if !overwrite {
-            let removed = self.creating.remove(name);
-            assert!(removed);
-            if self.files.contains_key(name) {
-                return Err(NameTaken);
-            }
-        }
-        self.chunks_count += version.chunks_count();
-        self.names_by_blob.insert(version.blob, name.clone());
-        let replaced = self.files.insert(name.clone(), version);
-        if let Some(old) = &replaced {
-            self.chunks_count -= old.chunks_count();
-            self.names_by_blob.remove(&old.blob);
-        }
-        Ok(replaced)
-    }
-
-    pub fn remove(&mut self, name: &FileName) -> Option<Arc<FileVersion>> {
-        let removed = self.files.remove(name)?;
-        self.chunks_count -= removed.chunks_count();
-        self.names_by_blob.remove(&removed.blob);
-        Some(removed)
+    pub fn contains(&self, name: &FileName) -> bool {
+        self.files.contains_key(name)
     }
 
     /// The committed version whose blob is `blob`, if any.
     pub fn version_of(&self, blob: BlobId) -> Option<&Arc<FileVersion>> {
         self.files.get(self.names_by_blob.get(&blob)?)
-    }
-
-    /// Moves chunks `first_index..first_index + count` of `blob` to
-    /// `replicas` (a repair). False if no committed file has that blob any
-    /// more (deleted or replaced meanwhile): then nothing changes.
-    pub fn relocate(
-        &mut self,
-        blob: BlobId,
-        first_index: u32,
-        count: u32,
-        replicas: &[ServerId],
-    ) -> bool {
-        let Some(name) = self.names_by_blob.get(&blob) else {
-            return false;
-        };
-        let current = &self.files[name];
-        let end = u64::from(first_index) + u64::from(count);
-        assert!(count >= 1);
-        assert!(end <= current.chunks_count());
-        let mut runs = Vec::with_capacity(current.runs.len() + 2);
-        for run in &current.runs {
-            let run_end = run.first_index + run.count;
-            // The parts of `run` before and after the moved range keep their
-            // replicas; the moved range takes the new ones, once.
-            let keep_before = run.first_index..run_end.min(first_index);
-            if !keep_before.is_empty() {
-                push_run(
-                    &mut runs,
-                    keep_before.end - keep_before.start,
-                    &run.replicas,
-                );
-            }
-            let moved = run.first_index.max(first_index)..run_end.min(first_index + count);
-            if !moved.is_empty() {
-                push_run(&mut runs, moved.end - moved.start, replicas);
-            }
-            let keep_after = run.first_index.max(first_index + count)..run_end;
-            if !keep_after.is_empty() {
-                push_run(&mut runs, keep_after.end - keep_after.start, &run.replicas);
-            }
-        }
-        let version = FileVersion {
-            blob,
-            size_bytes: current.size_bytes,
-            runs,
-        };
-        version.assert_well_formed(replicas.len());
-        let name = name.clone();
-        self.files.insert(name, Arc::new(version));
-        true
     }
 
     /// Files whose names start with `prefix`, sorted by name.
@@ -219,20 +165,6 @@ impl Metadata {
             .collect()
     }
 
-    pub fn begin_blob(&mut self, blob: BlobId) {
-        let inserted = self.blobs_in_flight.insert(blob);
-        assert!(inserted);
-    }
-
-    pub fn end_blob(&mut self, blob: BlobId) {
-        let removed = self.blobs_in_flight.remove(&blob);
-        assert!(removed);
-    }
-
-    pub fn blobs_in_flight(&self) -> impl Iterator<Item = &BlobId> {
-        self.blobs_in_flight.iter()
-    }
-
     pub fn files_count(&self) -> u64 {
         self.files.len() as u64
     }
@@ -241,14 +173,148 @@ impl Metadata {
         self.chunks_count
     }
 
-    /// Every file, in name order, for checkpoints.
-    pub fn files(&self) -> impl Iterator<Item = (&FileName, &Arc<FileVersion>)> {
-        self.files.iter()
-    }
-
     /// Every version, for status and repair scans.
     pub fn versions(&self) -> impl Iterator<Item = &Arc<FileVersion>> {
         self.files.values()
+    }
+
+    pub fn blobs_reserved_up_to(&self) -> u64 {
+        self.blobs_reserved_up_to
+    }
+
+    pub fn servers_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn server_ids(&self) -> impl Iterator<Item = ServerId> + use<> {
+        (0..self.servers.len()).map(|id| ServerId::try_from(id).expect("the table holds ServerIds"))
+    }
+
+    /// The URL of server `id`, which must be in the table.
+    pub fn server_url(&self, id: ServerId) -> Arc<str> {
+        Arc::clone(&self.servers[usize::from(id)].url)
+    }
+
+    /// Every server's URL, by id.
+    pub fn server_urls(&self) -> Vec<Arc<str>> {
+        self.servers
+            .iter()
+            .map(|entry| Arc::clone(&entry.url))
+            .collect()
+    }
+
+    pub fn server_id(&self, url: &str) -> Option<ServerId> {
+        self.servers
+            .iter()
+            .position(|entry| *entry.url == *url)
+            .map(|id| ServerId::try_from(id).expect("the table holds ServerIds"))
+    }
+
+    pub fn is_draining(&self, id: ServerId) -> bool {
+        self.servers[usize::from(id)].draining
+    }
+
+    /// The servers that take new chunks: every one not being drained.
+    pub fn accepting_servers(&self) -> Vec<ServerId> {
+        self.server_ids()
+            .filter(|&id| !self.is_draining(id))
+            .collect()
+    }
+
+    /// Checks every invariant of the module header; for tests, and cheap
+    /// enough only for small states.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut chunks_count = 0;
+        for (name, version) in &self.files {
+            self.check_version(version)
+                .map_err(|err| format!("{name}: {err}"))?;
+            if self.names_by_blob.get(&version.blob) != Some(name) {
+                return Err(format!("{name}: its blob is not indexed"));
+            }
+            chunks_count += version.chunks_count();
+        }
+        if self.names_by_blob.len() != self.files.len() {
+            return Err("two files share a blob, or a gone one is indexed".to_owned());
+        }
+        if chunks_count != self.chunks_count {
+            return Err(format!(
+                "{} chunks counted, {chunks_count} held",
+                self.chunks_count
+            ));
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        name: &FileName,
+        version: &Arc<FileVersion>,
+        overwrite: bool,
+    ) -> Result<Applied, Refusal> {
+        if !overwrite && self.files.contains_key(name) {
+            return Err(Refusal::NameTaken);
+        }
+        self.check_version(version).map_err(Refusal::Invalid)?;
+        if let Some(holder) = self.names_by_blob.get(&version.blob)
+            && holder != name
+        {
+            return Err(Refusal::Invalid(format!(
+                "blob {} is {holder}'s",
+                version.blob
+            )));
+        }
+        self.chunks_count += version.chunks_count();
+        self.names_by_blob.insert(version.blob, name.clone());
+        let replaced = self.files.insert(name.clone(), Arc::clone(version));
+        if let Some(old) = &replaced {
+            self.chunks_count -= old.chunks_count();
+            if old.blob != version.blob {
+                self.names_by_blob.remove(&old.blob);
+            }
+        }
+        Ok(Applied::Committed { replaced })
+    }
+
+    fn relocate(
+        &mut self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        replicas: &[ServerId],
+    ) -> Result<Applied, Refusal> {
+        let name = self.names_by_blob.get(&blob).ok_or(Refusal::BlobGone)?;
+        let current = &self.files[name];
+        let end = u64::from(first_index) + u64::from(count);
+        if count == 0 || end > current.chunks_count() {
+            return Err(Refusal::Invalid(format!(
+                "relocation of chunks {first_index}..{end} of a file of {}",
+                current.chunks_count()
+            )));
+        }
+        let version = current.relocated(first_index, count, replicas);
+        self.check_version(&version).map_err(Refusal::Invalid)?;
+        let name = name.clone();
+        self.files.insert(name, Arc::new(version));
+        Ok(Applied::Changed)
+    }
+
+    /// A version may be committed: well-formed runs on known servers, and
+    /// a blob id below the reservation.
+    fn check_version(&self, version: &FileVersion) -> Result<(), String> {
+        version.check_runs()?;
+        if let Some(id) = version
+            .servers()
+            .find(|&id| usize::from(id) >= self.servers.len())
+        {
+            return Err(format!("a run names server id {id}, not in the table"));
+        }
+        if version.blob.0 >= self.blobs_reserved_up_to {
+            return Err(format!(
+                "blob {} is not below the reservation {}",
+                version.blob, self.blobs_reserved_up_to
+            ));
+        }
+        Ok(())
     }
 }
 

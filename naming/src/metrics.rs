@@ -137,7 +137,7 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
-    let rows = naming.cluster.status_rows();
+    let rows = naming.server_rows();
     let _ = writeln!(
         out,
         "# HELP harbour_storage_up Whether the storage server answered recently.\n# TYPE harbour_storage_up gauge"

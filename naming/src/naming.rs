@@ -1,42 +1,51 @@
-//! The naming server's shared state: the namespace and its journal, the
-//! cluster view, the storage client, pending chunk deletions and counters.
-//! One per process, shared by every worker behind an `Arc`. Invariant:
-//! every change to the namespace is journaled under the metadata lock (so
-//! journal order is apply order) and durable before it is acknowledged or
-//! its consequences (chunk deletions) happen.
+//! The naming server's shared context, one per process behind an `Arc`:
+//! the metadata store (the one door for durable changes), what is in
+//! flight (creates under way, blobs being written), the cluster's health,
+//! the storage client, pending chunk deletions and counters. Its methods
+//! are the operations the API and the background work need, each turned
+//! into one `Change` for the door.
+//!
+//! Locks: the store's state lock comes before `in_flight` when both are
+//! held; no other lock is held while taking the state lock.
 
-use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use common::api::ServerStatus;
 use common::chunk::BlobId;
 use common::name::FileName;
 
 use crate::cluster::Cluster;
+use crate::error::ApiError;
 use crate::garbage::Garbage;
-use crate::journal::record::Record;
-use crate::journal::{Journal, Lsn};
-use crate::limits::BLOB_RESERVATION_COUNT;
-use crate::metadata::{FileVersion, Metadata, NameTaken, ServerId};
+use crate::meta_store::MetaStore;
+use crate::metadata::Metadata;
+use crate::metadata::change::{Applied, Change, Refusal};
+use crate::metadata::version::{FileVersion, ServerId};
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::storage_client::StorageClient;
 
 pub struct Naming {
-    metadata: Mutex<Metadata>,
-    journal: Journal,
+    store: Box<dyn MetaStore>,
+    in_flight: Mutex<InFlight>,
     pub cluster: Cluster,
     pub storage: StorageClient,
     pub garbage: Garbage,
     pub reconciler: Reconciler,
     pub metrics: Metrics,
-    next_blob: AtomicU64,
-    /// Blob ids below this are journaled as possibly handed out. Raised
-    /// only under the metadata lock.
-    blobs_reserved_up_to: AtomicU64,
-    /// A checkpoint is taken once the journal has grown by this much.
-    checkpoint_bytes: u64,
+}
+
+/// What this process has under way; not durable (a restart forgets it, and
+/// reconciliation reclaims what an interrupted create wrote).
+#[derive(Default)]
+struct InFlight {
+    /// Names with a create (without overwrite) under way: a second one
+    /// fails at once.
+    creating: HashSet<FileName>,
+    /// Blobs being written by creates that have not committed (or failed)
+    /// yet: reconciliation must not take them for orphans.
+    blobs: HashSet<BlobId>,
 }
 
 /// A blob being written; ends its in-flight mark when dropped.
@@ -47,150 +56,105 @@ pub struct BlobInFlight<'a> {
 
 impl Drop for BlobInFlight<'_> {
     fn drop(&mut self) {
-        self.naming.metadata().end_blob(self.blob);
+        let removed = self.naming.lock_in_flight().blobs.remove(&self.blob);
+        assert!(removed);
     }
 }
 
-/// How the naming server is put together at start-up.
-pub struct Setup<'a> {
-    pub meta_dir: &'a Path,
-    /// Storage servers from the configuration.
-    pub storage_servers: &'a [String],
-    pub replication: usize,
-    pub dead_after: std::time::Duration,
-    pub checkpoint_bytes: u64,
-    pub storage: StorageClient,
-}
+/// Why a create cannot start or commit: the name is taken.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NameTaken;
 
 impl Naming {
-    /// Replays the journal in `meta_dir` and builds the state. Returns
-    /// what replay found, for the log.
-    pub fn open(setup: Setup<'_>) -> Result<(Naming, Vec<String>), String> {
-        let (journal, recovered) =
-            Journal::open(setup.meta_dir).map_err(|err| format!("metadata journal: {err}"))?;
-        let mut notes = recovered.notes;
-        // Server ids in the runs are positions in this table: it only grows,
-        // so reordering STORAGE_SERVERS never changes what an id means.
-        let mut servers = recovered.servers;
-        let mut last_lsn = 0;
-        for url in setup.storage_servers {
-            if !servers.contains(url) {
-                let id = ServerId::try_from(servers.len())
-                    .map_err(|_| "too many storage servers".to_owned())?;
-                last_lsn = journal.append(&Record::Server {
-                    id,
-                    url: url.clone(),
-                });
-                servers.push(url.clone());
-            }
-        }
-        let first_blob = recovered.blobs_reserved_up_to;
-        let reserved_up_to = first_blob + BLOB_RESERVATION_COUNT;
-        last_lsn = last_lsn.max(journal.append(&Record::ReserveBlobs {
-            up_to: reserved_up_to,
-        }));
-        journal
-            .sync(last_lsn)
-            .map_err(|err| format!("metadata journal: {err}"))?;
-        notes.push(format!(
-            "metadata: {} files, {} chunks, {} storage servers known",
-            recovered.metadata.files_count(),
-            recovered.metadata.chunks_count(),
-            servers.len()
-        ));
-        let draining = recovered.draining;
-        let naming = Naming {
-            metadata: Mutex::new(recovered.metadata),
-            journal,
-            cluster: Cluster::new(
-                &servers,
-                setup.replication,
-                setup.dead_after,
-                // A probe waits at most a third of `dead_after`, so a round
-                // held up by a frozen server still hears the healthy ones
-                // well before they would count as dead.
-                setup.dead_after / 3,
-            ),
-            storage: setup.storage,
+    pub fn new(store: Box<dyn MetaStore>, cluster: Cluster, storage: StorageClient) -> Naming {
+        Naming {
+            store,
+            in_flight: Mutex::new(InFlight::default()),
+            cluster,
+            storage,
             garbage: Garbage::default(),
             reconciler: Reconciler::default(),
             metrics: Metrics::default(),
-            next_blob: AtomicU64::new(first_blob),
-            blobs_reserved_up_to: AtomicU64::new(reserved_up_to),
-            checkpoint_bytes: setup.checkpoint_bytes,
-        };
-        for id in draining {
-            naming.cluster.set_draining(id);
         }
-        Ok((naming, notes))
     }
 
+    /// The metadata, for reads; hold the guard briefly.
     pub fn metadata(&self) -> MutexGuard<'_, Metadata> {
-        // Metadata methods assert before they change anything, so a panic
-        // under the lock leaves it consistent.
-        self.metadata
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store.state()
     }
 
-    /// A blob id never handed out before, across restarts too (a new file
-    /// must never adopt an old one's leftover chunks), marked in flight
-    /// until the guard drops, so reconciliation leaves its chunks alone.
+    pub fn store(&self) -> &dyn MetaStore {
+        &*self.store
+    }
+
+    /// Starts a create. Without `overwrite` the name must be free and not
+    /// being created by someone else: of concurrent creates of one name
+    /// exactly one gets past here.
+    pub fn begin_create(&self, name: &FileName, overwrite: bool) -> Result<(), NameTaken> {
+        if overwrite {
+            return Ok(());
+        }
+        let metadata = self.metadata();
+        let mut in_flight = self.lock_in_flight();
+        if metadata.contains(name) || !in_flight.creating.insert(name.clone()) {
+            return Err(NameTaken);
+        }
+        Ok(())
+    }
+
+    /// Ends a create that will not commit.
+    pub fn abort_create(&self, name: &FileName, overwrite: bool) {
+        if !overwrite {
+            let removed = self.lock_in_flight().creating.remove(name);
+            assert!(removed);
+        }
+    }
+
+    /// A blob id never handed out before, marked in flight until the guard
+    /// drops, so reconciliation leaves its chunks alone.
     pub fn new_blob(&self) -> BlobInFlight<'_> {
-        let id = self.next_blob.fetch_add(1, Ordering::Relaxed);
-        let mut metadata = self.metadata();
-        let reserved = self.blobs_reserved_up_to.load(Ordering::Acquire);
-        let reservation = (id >= reserved).then(|| {
-            let up_to = id + BLOB_RESERVATION_COUNT;
-            (self.journal.append(&Record::ReserveBlobs { up_to }), up_to)
-        });
-        metadata.begin_blob(BlobId(id));
-        drop(metadata);
-        if let Some((lsn, up_to)) = reservation {
-            self.durable(lsn);
-            self.blobs_reserved_up_to.fetch_max(up_to, Ordering::AcqRel);
-        }
-        BlobInFlight {
-            naming: self,
-            blob: BlobId(id),
-        }
+        let blob = self.store.new_blob();
+        let inserted = self.lock_in_flight().blobs.insert(blob);
+        assert!(inserted, "blob {blob} handed out twice");
+        BlobInFlight { naming: self, blob }
     }
 
-    /// Makes `version` the file `name`, durably. Returns the version it
-    /// replaced, whose chunks the caller may now delete.
+    /// Blobs being written now.
+    pub fn blobs_in_flight(&self) -> HashSet<BlobId> {
+        self.lock_in_flight().blobs.clone()
+    }
+
+    /// Makes `version` the file `name`, durably, and ends the create.
+    /// Returns the version it replaced, whose chunks the caller may now
+    /// delete.
     pub fn commit(
         &self,
         name: &FileName,
         overwrite: bool,
         version: Arc<FileVersion>,
     ) -> Result<Option<Arc<FileVersion>>, NameTaken> {
-        let (replaced, lsn) = {
-            let mut metadata = self.metadata();
-            let replaced = metadata.commit_create(name, overwrite, Arc::clone(&version))?;
-            (
-                replaced,
-                self.journal.append(&Record::Commit {
-                    name: name.clone(),
-                    version,
-                }),
-            )
-        };
-        self.durable(lsn);
-        Ok(replaced)
+        let committed = self.store.apply(Change::Commit {
+            name: name.clone(),
+            version,
+            overwrite,
+        });
+        // Only now: until the commit is applied, the reservation is what
+        // keeps a second create of the name out.
+        self.abort_create(name, overwrite);
+        match committed {
+            Ok(Applied::Committed { replaced }) => Ok(replaced),
+            Err(Refusal::NameTaken) => Err(NameTaken),
+            other => unreachable!("a commit answers {other:?}"),
+        }
     }
 
     /// Removes the file `name`, durably; returns its version.
     pub fn delete(&self, name: &FileName) -> Option<Arc<FileVersion>> {
-        let (removed, lsn) = {
-            let mut metadata = self.metadata();
-            let removed = metadata.remove(name)?;
-            (
-                removed,
-                self.journal.append(&Record::Delete { name: name.clone() }),
-            )
-        };
-        self.durable(lsn);
-        Some(removed)
+        match self.store.apply(Change::Delete { name: name.clone() }) {
+            Ok(Applied::Deleted { removed }) => Some(removed),
+            Err(Refusal::NoSuchFile) => None,
+            other => unreachable!("a delete answers {other:?}"),
+        }
     }
 
     /// Moves a range of a blob's chunks to `replicas`, durably, if a file
@@ -202,108 +166,156 @@ impl Naming {
         count: u32,
         replicas: Vec<ServerId>,
     ) -> bool {
-        let lsn = {
-            let mut metadata = self.metadata();
-            if !metadata.relocate(blob, first_index, count, &replicas) {
-                return false;
-            }
-            self.journal.append(&Record::Relocate {
-                blob,
-                first_index,
-                count,
-                replicas,
-            })
-        };
-        self.durable(lsn);
-        true
+        let relocated = self.store.apply(Change::Relocate {
+            blob,
+            first_index,
+            count,
+            replicas,
+        });
+        match relocated {
+            Ok(_) => true,
+            Err(Refusal::BlobGone) => false,
+            Err(other) => unreachable!("a relocation answers {other:?}"),
+        }
     }
 
-    /// Adds the storage server at `url` to the cluster, durably (a server
-    /// started with `--join`); known servers are left as they are.
-    pub fn join(&self, url: &str) -> Option<ServerId> {
-        let (id, lsn) = {
-            let _metadata = self.metadata();
-            let (id, new) = self.cluster.add(url)?;
-            (
-                id,
-                new.then(|| {
-                    self.journal.append(&Record::Server {
-                        id,
-                        url: url.to_owned(),
-                    })
-                }),
+    /// Adds the storage server at `url` to the table, durably (a server
+    /// started with `--join`, or listed in the configuration); a known URL
+    /// keeps its id.
+    pub fn join(&self, url: &str) -> Result<ServerId, ApiError> {
+        let table_full = || {
+            ApiError::BadRequest(
+                "the cluster has as many storage servers as it can hold".to_owned(),
             )
         };
-        if let Some(lsn) = lsn {
-            self.durable(lsn);
-            println!("storage server {url} joined as id {id}");
+        // Each round either finds the URL or takes the next id; a round
+        // only fails because another join took that id first.
+        for _ in 0..=crate::limits::STORAGE_SERVERS_MAX {
+            let (id, known) = {
+                let metadata = self.metadata();
+                match metadata.server_id(url) {
+                    Some(id) => (id, true),
+                    None => {
+                        let next = ServerId::try_from(metadata.servers_count())
+                            .map_err(|_| table_full())?;
+                        (next, false)
+                    }
+                }
+            };
+            let change = Change::AddServer {
+                id,
+                url: url.to_owned(),
+            };
+            match self.store.apply(change) {
+                Ok(applied) => {
+                    if !known && applied == Applied::Changed {
+                        println!("storage server {url} joined as id {id}");
+                    }
+                    self.heartbeat(&[id]);
+                    return Ok(id);
+                }
+                Err(Refusal::UnknownServer { .. }) => continue,
+                Err(Refusal::TableFull) => return Err(table_full()),
+                Err(other) => unreachable!("a join answers {other:?}"),
+            }
         }
-        self.cluster.refresh(&[id], &self.storage);
-        Some(id)
+        unreachable!("every round but one takes an id of the bounded table")
     }
 
     /// Starts draining the server at `url`, durably; `None` if no server
     /// has that URL.
     pub fn drain(&self, url: &str) -> Option<ServerId> {
-        let id = self.cluster.id_of(url)?;
-        let lsn = {
-            let _metadata = self.metadata();
-            self.journal.append(&Record::Drain { id })
-        };
-        self.durable(lsn);
-        self.cluster.set_draining(id);
-        Some(id)
-    }
-
-    /// Writes a checkpoint if the journal has grown past `checkpoint_bytes`.
-    pub fn checkpoint_if_due(&self) -> io::Result<()> {
-        if self.journal.bytes_since_checkpoint() < self.checkpoint_bytes {
-            return Ok(());
+        let id = self.metadata().server_id(url)?;
+        match self.store.apply(Change::Drain { id }) {
+            Ok(_) => Some(id),
+            Err(other) => unreachable!("a drain of a known server answers {other:?}"),
         }
-        self.checkpoint()
     }
 
-    /// Snapshots the namespace into a checkpoint and drops the journal
-    /// before it. The lock is held only to rotate the journal and take the
-    /// snapshot (cheap `Arc` clones), not while writing it.
-    pub fn checkpoint(&self) -> io::Result<()> {
-        let (generation, records) = {
+    /// Chooses the servers for a new batch of `batch_bytes`.
+    pub fn place(&self, batch_bytes: u64) -> Result<Vec<ServerId>, ApiError> {
+        let accepting = self.metadata().accepting_servers();
+        self.cluster.place(&accepting, batch_bytes)
+    }
+
+    /// Chooses `count` more servers for `batch_bytes`, none in `excluded`.
+    pub fn place_excluding(
+        &self,
+        count: usize,
+        batch_bytes: u64,
+        excluded: &[ServerId],
+    ) -> Option<Vec<ServerId>> {
+        let accepting = self.metadata().accepting_servers();
+        self.cluster
+            .place_excluding(&accepting, count, batch_bytes, excluded)
+    }
+
+    /// `(id, URL)` of each of `ids`, for calls to them.
+    pub fn addresses(&self, ids: &[ServerId]) -> Vec<(ServerId, Arc<str>)> {
+        let metadata = self.metadata();
+        ids.iter()
+            .map(|&id| (id, metadata.server_url(id)))
+            .collect()
+    }
+
+    /// Every server's id.
+    pub fn server_ids(&self) -> Vec<ServerId> {
+        self.metadata().server_ids().collect()
+    }
+
+    /// Asks the servers `ids` for their status now, in parallel, each
+    /// bounded by the probe timeout; an answer refreshes its health.
+    pub fn heartbeat(&self, ids: &[ServerId]) {
+        let probe_timeout = self.cluster.probe_timeout();
+        let answers = crate::fanout::call_each(&self.addresses(ids), |url| {
+            self.storage.status(url, probe_timeout)
+        });
+        for (id, answer) in answers {
+            if let Ok(status) = answer {
+                self.cluster.heard_from(id, &status);
+            }
+        }
+    }
+
+    /// Each server as `status` shows it: the table's URL and drain flag,
+    /// and what was last heard from it.
+    pub fn server_rows(&self) -> Vec<ServerStatus> {
+        let servers: Vec<(ServerId, Arc<str>, bool)> = {
             let metadata = self.metadata();
-            let generation = self.journal.rotate()?;
-            let mut records: Vec<Record> = self
-                .cluster
-                .urls()
-                .enumerate()
-                .map(|(id, url)| Record::Server {
-                    id: ServerId::try_from(id).expect("the table holds ServerIds"),
-                    url: url.to_owned(),
-                })
-                .collect();
-            records.extend(
-                self.cluster
-                    .ids()
-                    .filter(|&id| self.cluster.is_draining(id))
-                    .map(|id| Record::Drain { id }),
-            );
-            records.push(Record::ReserveBlobs {
-                up_to: self.blobs_reserved_up_to.load(Ordering::Acquire),
-            });
-            records.extend(metadata.files().map(|(name, version)| Record::Commit {
-                name: name.clone(),
-                version: Arc::clone(version),
-            }));
-            (generation, records)
+            metadata
+                .server_ids()
+                .map(|id| (id, metadata.server_url(id), metadata.is_draining(id)))
+                .collect()
         };
-        self.journal
-            .write_checkpoint(generation, records.into_iter())
+        servers
+            .into_iter()
+            .map(|(id, url, draining)| {
+                let health = self.cluster.health(id);
+                ServerStatus {
+                    url: url.to_string(),
+                    alive: self.cluster.is_alive(id),
+                    used_bytes: health.used_bytes,
+                    capacity_bytes: health.capacity_bytes,
+                    chunks: health.chunks,
+                    draining,
+                    placed_chunks: 0,
+                    last_heard_ms: health.last_heard.map(|heard| {
+                        u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX)
+                    }),
+                }
+            })
+            .collect()
     }
 
-    /// Waits for `lsn` to be durable. A journal that cannot be written
-    /// makes every later acknowledgement a lie: stop the process instead.
-    fn durable(&self, lsn: Lsn) {
-        if let Err(err) = self.journal.sync(lsn) {
-            eprintln!("fatal: the metadata journal cannot be made durable: {err}");
-            std::process::exit(1);
-        }
+    /// One heartbeat round over every server.
+    pub fn heartbeat_round(&self) {
+        self.heartbeat(&self.server_ids());
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, InFlight> {
+        // Plain sets whose updates cannot panic half-way.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -2,7 +2,7 @@
 //! room for it, rotating the starting server from batch to batch so chunks
 //! spread over the whole cluster. Pure: no IO, no clock, tested by tables.
 
-use crate::metadata::ServerId;
+use crate::metadata::version::ServerId;
 
 /// A live server and how many bytes it can still take.
 #[derive(Clone, Copy, Debug)]

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::chunk::BlobId;
 
-use crate::metadata::ServerId;
+use crate::fanout;
+use crate::metadata::Metadata;
+use crate::metadata::version::ServerId;
 use crate::naming::Naming;
 
 /// What reconciliation has learned, kept between passes.
@@ -48,32 +50,27 @@ impl Reconciler {
         // List first, then look at the metadata: a blob committed in
         // between is referenced by then, and one still being written is in
         // flight, so neither is taken for an orphan.
-        let listings: Vec<(ServerId, Vec<(BlobId, u32)>)> = naming
-            .cluster
-            .ids()
+        let live: Vec<ServerId> = naming
+            .server_ids()
+            .into_iter()
             .filter(|&id| naming.cluster.is_alive(id))
-            .filter_map(|id| {
-                naming
-                    .storage
-                    .list_blobs(naming.cluster.url(id))
-                    .ok()
-                    .map(|blobs| (id, blobs))
+            .collect();
+        let listings: Vec<(ServerId, Vec<(BlobId, u32)>)> =
+            fanout::call_each(&naming.addresses(&live), |url| {
+                naming.storage.list_blobs(url)
             })
+            .into_iter()
+            .filter_map(|(id, blobs)| Some((id, blobs.ok()?)))
             .collect();
         report.servers_listed = listings.len();
         // Blobs being written, and dropped versions a read may still be
         // streaming (the garbage queue deletes those once it is done), are
-        // never orphans here.
-        let (expected, in_flight) = {
-            let metadata = naming.metadata();
-            (
-                expected_chunks(&metadata),
-                metadata
-                    .blobs_in_flight()
-                    .copied()
-                    .collect::<HashSet<BlobId>>(),
-            )
-        };
+        // never orphans here. In flight is read before the metadata: a
+        // create marks its blob in flight before it writes and unmarks it
+        // after it commits, so every listed blob of a create is in one of
+        // the two.
+        let in_flight = naming.blobs_in_flight();
+        let expected = expected_chunks(&naming.metadata());
         let queued = naming.garbage.blobs();
         let now = Instant::now();
         let mut doomed: Vec<(ServerId, BlobId)> = Vec::new();
@@ -178,16 +175,16 @@ fn drop_surplus(naming: &Naming, server: ServerId, blob: BlobId) {
             .map(|run| (run.first_index, run.count))
             .collect()
     };
-    let url = naming.cluster.url(server);
+    let url = naming.metadata().server_url(server);
     for (first, count) in ranges {
-        if let Err(err) = naming.storage.drop_surplus(url, blob, first, count) {
+        if let Err(err) = naming.storage.drop_surplus(&url, blob, first, count) {
             eprintln!("reconcile: dropping surplus {blob}:{first}+{count} on {url}: {err}");
         }
     }
 }
 
 /// For every (server, blob) the metadata places chunks on, how many.
-fn expected_chunks(metadata: &crate::metadata::Metadata) -> HashMap<(ServerId, BlobId), u32> {
+fn expected_chunks(metadata: &Metadata) -> HashMap<(ServerId, BlobId), u32> {
     let mut expected = HashMap::new();
     for version in metadata.versions() {
         for run in &version.runs {

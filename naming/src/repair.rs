@@ -4,17 +4,19 @@
 //! the fewest healthy replicas first, at a bounded rate so client traffic
 //! keeps flowing. A draining server's replicas count as missing, so its
 //! chunks move elsewhere (read from it while it still serves them) without
-//! ever dropping below the replication factor. Each repaired range is
-//! journaled before it counts.
-
-use std::time::{Duration, Instant};
+//! ever dropping below the replication factor. Copies are stored the way a
+//! create stores a batch (`replicate::store_batch`: a failed target is
+//! marked and replaced), and each repaired range is journaled before it
+//! counts.
 
 use common::chunk::BlobId;
-use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::limits::BATCH_CHUNKS_MAX;
+use common::pacer::Pacer;
 use common::wire::encode_batch;
 
-use crate::metadata::ServerId;
+use crate::metadata::version::ServerId;
 use crate::naming::Naming;
+use crate::replicate::{self, Batch};
 
 /// Ranges looked at per pass: bounds the memory and the lock hold of a scan.
 const TASKS_PER_PASS_MAX: usize = 10_000;
@@ -29,50 +31,18 @@ struct Task {
     sources: Vec<ServerId>,
 }
 
-/// Paces copies to `bytes_per_sec`.
-pub struct Throttle {
-    bytes_per_sec: u64,
-    window_start: Instant,
-    window_bytes: u64,
-}
-
-impl Throttle {
-    pub fn new(bytes_per_sec: u64) -> Throttle {
-        assert!(bytes_per_sec >= 1);
-        Throttle {
-            bytes_per_sec,
-            window_start: Instant::now(),
-            window_bytes: 0,
-        }
-    }
-
-    /// Counts `bytes` copied and waits until the rate is respected.
-    fn spend(&mut self, bytes: u64) {
-        self.window_bytes += bytes;
-        let due = Duration::from_secs_f64(self.window_bytes as f64 / self.bytes_per_sec as f64);
-        let elapsed = self.window_start.elapsed();
-        if due > elapsed {
-            // A timer channel, not a sleep: the wait is bounded by `due`.
-            let _ = crossbeam_channel::after(due - elapsed).recv();
-        }
-        if self.window_start.elapsed() > Duration::from_secs(10) {
-            self.window_start = Instant::now();
-            self.window_bytes = 0;
-        }
-    }
-}
-
 /// One pass: finds under-replicated ranges and repairs what it can.
 /// Returns the number of chunks given a new replica.
-pub fn pass(naming: &Naming, throttle: &mut Throttle) -> u64 {
+pub fn pass(naming: &Naming, pacer: &mut Pacer) -> u64 {
     // A healthy cluster needs no scan of the whole namespace (which holds
     // the metadata lock): only a dead or draining server, or a replica
     // known missing, can leave chunks short of replicas.
-    let cluster = &naming.cluster;
-    let all_well = cluster
-        .ids()
-        .all(|id| cluster.is_alive(id) && !cluster.is_draining(id))
-        && naming.reconciler.missing_count() == 0;
+    let all_well = {
+        let metadata = naming.metadata();
+        metadata
+            .server_ids()
+            .all(|id| naming.cluster.is_alive(id) && !metadata.is_draining(id))
+    } && naming.reconciler.missing_count() == 0;
     if all_well {
         return 0;
     }
@@ -82,7 +52,7 @@ pub fn pass(naming: &Naming, throttle: &mut Throttle) -> u64 {
         let end = task.first_index + task.count;
         while first < end {
             let count = (end - first).min(BATCH_CHUNKS_MAX as u32);
-            match repair_range(naming, &task, first, count, throttle) {
+            match repair_range(naming, &task, first, count, pacer) {
                 Some(chunks) => repaired += chunks,
                 None => break,
             }
@@ -97,7 +67,7 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
     let reconciler = &naming.reconciler;
     let metadata = naming.metadata();
     let mut tasks: Vec<Task> = Vec::new();
-    for version in metadata.versions() {
+    'scan: for version in metadata.versions() {
         for run in &version.runs {
             // Replicas that can be read: on a live server that holds them.
             let sources: Vec<ServerId> = run
@@ -110,7 +80,7 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
             let healthy: Vec<ServerId> = sources
                 .iter()
                 .copied()
-                .filter(|&id| !cluster.is_draining(id))
+                .filter(|&id| !metadata.is_draining(id))
                 .collect();
             // With no readable replica there is nothing to copy from.
             if healthy.len() < cluster.replication && !sources.is_empty() {
@@ -122,7 +92,7 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
                     sources,
                 });
                 if tasks.len() == TASKS_PER_PASS_MAX {
-                    break;
+                    break 'scan;
                 }
             }
         }
@@ -139,44 +109,27 @@ fn repair_range(
     task: &Task,
     first: u32,
     count: u32,
-    throttle: &mut Throttle,
+    pacer: &mut Pacer,
 ) -> Option<u64> {
     let needed = naming.cluster.replication - task.healthy.len();
-    let bytes = u64::from(count) * CHUNK_SIZE_BYTES as u64;
+    let sources = naming.addresses(&task.sources);
+    let chunks = sources
+        .iter()
+        .find_map(|(_, url)| naming.storage.get_run(url, task.blob, first, count).ok())?;
+    let encoded = encode_batch(&chunks);
+    let batch = Batch {
+        encoded: &encoded,
+        data_bytes: chunks.iter().map(|chunk| chunk.data.len() as u64).sum(),
+        chunks_count: u64::from(count),
+    };
     // A live server that lost its copy (scrubbed as corrupt, say) may take
     // it back; only the healthy replicas are excluded.
-    let targets = naming
-        .cluster
-        .place_excluding(needed, bytes, &task.healthy)?;
-    let chunks = task.sources.iter().find_map(|&source| {
-        naming
-            .storage
-            .get_run(naming.cluster.url(source), task.blob, first, count)
-            .ok()
-    })?;
-    let batch = encode_batch(&chunks);
-    let stored = std::thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .iter()
-            .map(|&target| {
-                let batch = &batch;
-                scope.spawn(move || {
-                    naming
-                        .storage
-                        .put_batch(naming.cluster.url(target), batch)
-                        .is_ok()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .all(|handle| handle.join().unwrap_or(false))
-    });
-    throttle.spend(batch.len() as u64 * targets.len() as u64);
-    if !stored {
-        // Copies that landed are orphans now; reconciliation reclaims them.
-        return None;
-    }
+    let targets = naming.place_excluding(needed, batch.data_bytes, &task.healthy)?;
+    let replicated = replicate::store_batch(naming, targets, &batch);
+    pacer.wait(encoded.len() as u64 * replicated.attempted.len() as u64);
+    // On failure, copies that landed are orphans now; reconciliation
+    // reclaims them.
+    let targets = replicated.outcome.ok()?;
     let mut replicas = task.healthy.clone();
     replicas.extend(targets);
     let relocated = naming.relocate(task.blob, first, count, replicas.clone());

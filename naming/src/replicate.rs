@@ -1,17 +1,26 @@
-//! Fan-out of one batch to its replica servers: one scoped thread per
-//! target, all over the shared Agent, so a batch costs one round trip, not
-//! `replication` of them. A target that fails is replaced for this batch by
-//! another live server with room, as long as there is one; only then does
-//! the batch fail. No thread outlives the call.
-
-use std::thread;
+//! Storing one batch on `replication` servers, for creates and repairs
+//! alike: the batch goes to every target at once (`fanout`), a target that
+//! fails is marked unreachable (unless it is only full) and replaced for
+//! this batch by another live server with room, as long as there is one;
+//! only then does the batch fail. The bytes stored are counted on each
+//! server that took them, so placement sees them before the next
+//! heartbeat.
 
 use crate::error::ApiError;
-use crate::metadata::ServerId;
+use crate::fanout;
+use crate::metadata::version::ServerId;
 use crate::naming::Naming;
+use crate::storage_client::CallError;
 
 /// Rounds of replacing failed targets before a batch gives up.
 const REPLACEMENT_ROUNDS_MAX: usize = 3;
+
+/// A batch to store: its encoding (`common::wire`) and what it holds.
+pub struct Batch<'a> {
+    pub encoded: &'a [u8],
+    pub data_bytes: u64,
+    pub chunks_count: u64,
+}
 
 /// Where a batch ended up, and every server that may hold a copy of it
 /// (for cleanup if the create fails).
@@ -20,43 +29,45 @@ pub struct Replicated {
     pub attempted: Vec<ServerId>,
 }
 
-/// Stores `batch` (`batch_bytes` of file data) on `targets`, replacing the
-/// ones that fail.
-pub fn replicate(
-    naming: &Naming,
-    targets: Vec<ServerId>,
-    batch: &[u8],
-    batch_bytes: u64,
-) -> Replicated {
+/// Stores `batch` on `targets`, replacing the ones that fail, until it is
+/// on as many servers as `targets` holds.
+pub fn store_batch(naming: &Naming, targets: Vec<ServerId>, batch: &Batch<'_>) -> Replicated {
+    let wanted = targets.len();
     let mut attempted = targets.clone();
-    let mut stored: Vec<ServerId> = Vec::with_capacity(targets.len());
+    let mut stored: Vec<ServerId> = Vec::with_capacity(wanted);
     let mut pending = targets;
     for _ in 0..REPLACEMENT_ROUNDS_MAX {
+        let addresses = naming.addresses(&pending);
+        let answers = fanout::call_each(&addresses, |url| {
+            naming.storage.put_batch(url, batch.encoded)
+        });
         let mut failures = Vec::new();
-        for (target, outcome) in store_on_each(naming, &pending, batch) {
-            match outcome {
-                Ok(()) => stored.push(target),
+        for ((id, answer), (_, url)) in answers.into_iter().zip(&addresses) {
+            match answer {
+                Ok(()) => {
+                    naming
+                        .cluster
+                        .note_stored(id, batch.data_bytes, batch.chunks_count);
+                    stored.push(id);
+                }
                 Err(err) => {
                     // A server that failed (other than by being full) gets
                     // no more batches until a heartbeat hears from it.
-                    if !matches!(err, ApiError::InsufficientStorage { .. }) {
-                        naming.cluster.mark_unreachable(target);
+                    if !matches!(err, CallError::Full(_)) {
+                        naming.cluster.mark_unreachable(id);
                     }
-                    failures.push(err);
+                    failures.push(naming.storage.api_error(url, err));
                 }
             }
         }
         if failures.is_empty() {
-            assert_eq!(stored.len(), naming.cluster.replication);
+            assert_eq!(stored.len(), wanted);
             return Replicated {
                 outcome: Ok(stored),
                 attempted,
             };
         }
-        let replacements = naming
-            .cluster
-            .place_excluding(failures.len(), batch_bytes, &attempted);
-        match replacements {
+        match naming.place_excluding(failures.len(), batch.data_bytes, &attempted) {
             Some(replacements) => {
                 attempted.extend(replacements.iter().copied());
                 pending = replacements;
@@ -91,37 +102,4 @@ fn no_replacement(failures: Vec<ApiError>) -> ApiError {
     ApiError::ReplicasUnavailable {
         detail: format!("{first}, and no other live storage server could take its place"),
     }
-}
-
-fn store_on_each(
-    naming: &Naming,
-    targets: &[ServerId],
-    batch: &[u8],
-) -> Vec<(ServerId, Result<(), ApiError>)> {
-    thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .iter()
-            .map(|&target| {
-                let handle = scope.spawn(move || {
-                    let url = naming.cluster.url(target);
-                    naming
-                        .storage
-                        .put_batch(url, batch)
-                        .map_err(|err| naming.storage.api_error(url, err))
-                });
-                (target, handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(target, handle)| {
-                let outcome = handle.join().unwrap_or_else(|_| {
-                    Err(ApiError::Internal(
-                        "a replication thread panicked".to_owned(),
-                    ))
-                });
-                (target, outcome)
-            })
-            .collect()
-    })
 }

@@ -43,6 +43,8 @@ pub enum CallError {
     },
     /// An answer that does not make sense (bad batch, wrong chunks).
     BadAnswer(String),
+    /// The thread making the call panicked (a bug).
+    Panicked,
 }
 
 impl StorageClient {
@@ -250,6 +252,7 @@ impl fmt::Display for CallError {
             | CallError::Missing(message) => f.write_str(message),
             CallError::Refused { status, message } => write!(f, "HTTP {status}: {message}"),
             CallError::BadAnswer(detail) => write!(f, "bad answer: {detail}"),
+            CallError::Panicked => f.write_str("the call panicked"),
         }
     }
 }

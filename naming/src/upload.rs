@@ -16,9 +16,9 @@ use common::name::FileName;
 use common::wire::BatchEncoder;
 
 use crate::error::ApiError;
-use crate::metadata::{self, FileVersion, ServerId};
+use crate::metadata::version::{self, FileVersion, ServerId};
 use crate::naming::Naming;
-use crate::replicate::replicate;
+use crate::replicate::{self, Batch};
 
 const BATCH_BYTES: usize = BATCH_CHUNKS_MAX * CHUNK_SIZE_BYTES;
 
@@ -47,7 +47,7 @@ pub fn reserve(
             limit_bytes: FILE_BYTES_MAX,
         });
     }
-    match naming.metadata().begin_create(&name, overwrite) {
+    match naming.begin_create(&name, overwrite) {
         Ok(()) => Ok(Reservation {
             naming,
             name,
@@ -102,9 +102,7 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.released {
-            self.naming
-                .metadata()
-                .abort_create(&self.name, self.overwrite);
+            self.naming.abort_create(&self.name, self.overwrite);
         }
     }
 }
@@ -160,23 +158,25 @@ fn upload_batches(
     thread::scope(|scope| {
         while !data.is_empty() {
             let chunks_count = data.len().div_ceil(CHUNK_SIZE_BYTES);
-            let targets = naming.cluster.place(data.len() as u64)?;
+            let targets = naming.place(data.len() as u64)?;
             let encoded = encode(blob, next_index, &data);
-            let batch_bytes = data.len() as u64;
-            let in_flight = scope.spawn(move || replicate(naming, targets, &encoded, batch_bytes));
+            let data_bytes = data.len() as u64;
+            let in_flight = scope.spawn(move || {
+                let batch = Batch {
+                    encoded: &encoded,
+                    data_bytes,
+                    chunks_count: chunks_count as u64,
+                };
+                replicate::store_batch(naming, targets, &batch)
+            });
             let next = read_batch(body, &mut size_bytes);
             let replicated = in_flight
                 .join()
                 .map_err(|_| ApiError::Internal("the replication thread panicked".to_owned()))?;
             touched.extend(replicated.attempted.iter().copied());
             let targets = replicated.outcome?;
-            for &target in &targets {
-                naming
-                    .cluster
-                    .note_stored(target, batch_bytes, chunks_count as u64);
-            }
             let count = u32::try_from(chunks_count).expect("a batch count fits u32");
-            metadata::push_run(&mut runs, count, &targets);
+            version::push_run(&mut runs, count, &targets);
             next_index += count;
             data = next?;
         }

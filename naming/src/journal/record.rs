@@ -1,15 +1,30 @@
 //! Journal and checkpoint records and their framing, pure: bytes in, values
-//! out. A frame is `len u32 | crc32c(payload) u32 | payload`, big-endian;
-//! a frame cut short or failing its CRC is a torn tail, never a record.
+//! out. A frame is `len u32 | crc32c(payload) u32 | payload`, big-endian
+//! (`common::codec`); a frame cut short or failing its CRC is a torn tail,
+//! never a record. A payload is one `Change`, or the `End` that closes a
+//! checkpoint.
+//!
+//! ```text
+//! Commit   1 | name | blob u64 | size u64 | runs u32 | (first u32 | count u32 | replicas)*
+//! Delete   2 | name
+//! Reserve  3 | up_to u64
+//! Server   4 | id u16 | url
+//! End      5 | records u64
+//! Relocate 6 | blob u64 | first u32 | count u32 | replicas
+//! Drain    7 | id u16
+//! replicas = count u8 | server u16 × count;  name, url = len u16 | UTF-8
+//! ```
 
 use std::io::{self, Read};
 use std::sync::Arc;
 
 use common::chunk::{BlobId, crc32c};
+use common::codec::{Put, Reader, Short};
 use common::name::FileName;
 
 use crate::limits::REPLICATION_MAX;
-use crate::metadata::{FileVersion, Run, ServerId};
+use crate::metadata::change::Change;
+use crate::metadata::version::{FileVersion, Run, ServerId};
 
 /// The largest frame payload: a 64 GiB file cut into one run per batch.
 pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -23,38 +38,10 @@ const KIND_END: u8 = 5;
 const KIND_RELOCATE: u8 = 6;
 const KIND_DRAIN: u8 = 7;
 
-/// One change to the metadata, as the journal keeps it.
+/// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {
-    /// `version` is now the file `name` (replacing any earlier one).
-    Commit {
-        name: FileName,
-        version: Arc<FileVersion>,
-    },
-    Delete {
-        name: FileName,
-    },
-    /// Blob ids below `up_to` may have been handed out: never reuse them.
-    ReserveBlobs {
-        up_to: u64,
-    },
-    /// Server id `id` in the runs means the storage server at `url`.
-    Server {
-        id: ServerId,
-        url: String,
-    },
-    /// Chunks `first_index..first_index + count` of `blob` now live on
-    /// `replicas` (a repair moved them).
-    Relocate {
-        blob: BlobId,
-        first_index: u32,
-        count: u32,
-        replicas: Vec<ServerId>,
-    },
-    /// Server `id` is being drained.
-    Drain {
-        id: ServerId,
-    },
+    Change(Change),
     /// Closes a checkpoint: it holds `records_count` records before this one.
     End {
         records_count: u64,
@@ -72,144 +59,144 @@ pub enum FrameError {
     Io(io::Error),
 }
 
-impl Record {
-    /// The framed bytes of this record, ready to append.
-    pub fn frame(&self) -> Vec<u8> {
-        let payload = self.payload();
-        assert!(payload.len() <= FRAME_PAYLOAD_BYTES_MAX);
-        let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-        frame.extend_from_slice(
-            &u32::try_from(payload.len())
-                .expect("bounded above")
-                .to_be_bytes(),
-        );
-        frame.extend_from_slice(&crc32c(&payload).to_be_bytes());
-        frame.extend_from_slice(&payload);
-        frame
-    }
+/// The framed bytes of `record`, ready to append.
+pub fn frame(record: &Record) -> Vec<u8> {
+    let payload = payload(record);
+    assert!(payload.len() <= FRAME_PAYLOAD_BYTES_MAX);
+    let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+    frame.put_u32(u32::try_from(payload.len()).expect("bounded above"));
+    frame.put_u32(crc32c(&payload));
+    frame.put_bytes(&payload);
+    frame
+}
 
-    fn payload(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        match self {
-            Record::Commit { name, version } => {
-                out.push(KIND_COMMIT);
-                put_str(&mut out, name.as_str());
-                out.extend_from_slice(&version.blob.0.to_be_bytes());
-                out.extend_from_slice(&version.size_bytes.to_be_bytes());
-                out.extend_from_slice(
-                    &u32::try_from(version.runs.len())
-                        .expect("runs fit u32")
-                        .to_be_bytes(),
-                );
-                for run in &version.runs {
-                    out.extend_from_slice(&run.first_index.to_be_bytes());
-                    out.extend_from_slice(&run.count.to_be_bytes());
-                    put_replicas(&mut out, &run.replicas);
-                }
+fn payload(record: &Record) -> Vec<u8> {
+    let mut out = Vec::new();
+    let change = match record {
+        Record::End { records_count } => {
+            out.put_u8(KIND_END);
+            out.put_u64(*records_count);
+            return out;
+        }
+        Record::Change(change) => change,
+    };
+    match change {
+        Change::Commit { name, version, .. } => {
+            out.put_u8(KIND_COMMIT);
+            put_str(&mut out, name.as_str());
+            out.put_u64(version.blob.0);
+            out.put_u64(version.size_bytes);
+            out.put_u32(u32::try_from(version.runs.len()).expect("runs fit u32"));
+            for run in &version.runs {
+                out.put_u32(run.first_index);
+                out.put_u32(run.count);
+                put_replicas(&mut out, &run.replicas);
             }
-            Record::Delete { name } => {
-                out.push(KIND_DELETE);
-                put_str(&mut out, name.as_str());
+        }
+        Change::Delete { name } => {
+            out.put_u8(KIND_DELETE);
+            put_str(&mut out, name.as_str());
+        }
+        Change::ReserveBlobs { up_to } => {
+            out.put_u8(KIND_RESERVE_BLOBS);
+            out.put_u64(*up_to);
+        }
+        Change::AddServer { id, url } => {
+            out.put_u8(KIND_SERVER);
+            out.put_u16(*id);
+            put_str(&mut out, url);
+        }
+        Change::Relocate {
+            blob,
+            first_index,
+            count,
+            replicas,
+        } => {
+            out.put_u8(KIND_RELOCATE);
+            out.put_u64(blob.0);
+            out.put_u32(*first_index);
+            out.put_u32(*count);
+            put_replicas(&mut out, replicas);
+        }
+        Change::Drain { id } => {
+            out.put_u8(KIND_DRAIN);
+            out.put_u16(*id);
+        }
+    }
+    out
+}
+
+/// Parses a payload whose frame passed its CRC.
+pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
+    let mut reader = Reader::new(payload);
+    let change = match reader.u8()? {
+        KIND_COMMIT => {
+            let name = name(&mut reader)?;
+            let blob = BlobId(reader.u64()?);
+            let size_bytes = reader.u64()?;
+            let runs_count = reader.u32()?;
+            // Each run takes 11 bytes at least: no allocation beyond the input.
+            let mut runs = Vec::with_capacity((runs_count as usize).min(reader.rest().len() / 11));
+            for _ in 0..runs_count {
+                runs.push(Run {
+                    first_index: reader.u32()?,
+                    count: reader.u32()?,
+                    replicas: replicas(&mut reader)?.into(),
+                });
             }
-            Record::ReserveBlobs { up_to } => {
-                out.push(KIND_RESERVE_BLOBS);
-                out.extend_from_slice(&up_to.to_be_bytes());
+            let version = FileVersion {
+                blob,
+                size_bytes,
+                runs,
+            };
+            version.check_runs().map_err(malformed)?;
+            Change::Commit {
+                name,
+                version: Arc::new(version),
+                overwrite: true,
             }
-            Record::Server { id, url } => {
-                out.push(KIND_SERVER);
-                out.extend_from_slice(&id.to_be_bytes());
-                put_str(&mut out, url);
+        }
+        KIND_DELETE => Change::Delete {
+            name: name(&mut reader)?,
+        },
+        KIND_RESERVE_BLOBS => Change::ReserveBlobs {
+            up_to: reader.u64()?,
+        },
+        KIND_SERVER => Change::AddServer {
+            id: reader.u16()?,
+            url: string(&mut reader)?,
+        },
+        KIND_RELOCATE => {
+            let blob = BlobId(reader.u64()?);
+            let first_index = reader.u32()?;
+            let count = reader.u32()?;
+            let replicas = replicas(&mut reader)?;
+            if count == 0 {
+                return Err(malformed("relocation of no chunks"));
             }
-            Record::Relocate {
+            Change::Relocate {
                 blob,
                 first_index,
                 count,
                 replicas,
-            } => {
-                out.push(KIND_RELOCATE);
-                out.extend_from_slice(&blob.0.to_be_bytes());
-                out.extend_from_slice(&first_index.to_be_bytes());
-                out.extend_from_slice(&count.to_be_bytes());
-                put_replicas(&mut out, replicas);
-            }
-            Record::Drain { id } => {
-                out.push(KIND_DRAIN);
-                out.extend_from_slice(&id.to_be_bytes());
-            }
-            Record::End { records_count } => {
-                out.push(KIND_END);
-                out.extend_from_slice(&records_count.to_be_bytes());
             }
         }
-        out
-    }
+        KIND_DRAIN => Change::Drain { id: reader.u16()? },
+        KIND_END => {
+            let end = Record::End {
+                records_count: reader.u64()?,
+            };
+            return expect_end_of(&reader).map(|()| end);
+        }
+        kind => return Err(malformed(&format!("unknown record kind {kind}"))),
+    };
+    expect_end_of(&reader).map(|()| Record::Change(change))
+}
 
-    /// Parses a payload whose frame passed its CRC.
-    pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
-        let mut cursor = Cursor { bytes: payload };
-        let record = match cursor.u8()? {
-            KIND_COMMIT => {
-                let name = cursor.name()?;
-                let blob = BlobId(cursor.u64()?);
-                let size_bytes = cursor.u64()?;
-                let runs_count = cursor.u32()?;
-                let mut runs = Vec::with_capacity((runs_count as usize).min(payload.len() / 9));
-                for _ in 0..runs_count {
-                    let first_index = cursor.u32()?;
-                    let count = cursor.u32()?;
-                    let replicas = cursor.replicas()?;
-                    runs.push(Run {
-                        first_index,
-                        count,
-                        replicas: replicas.into(),
-                    });
-                }
-                let version = FileVersion {
-                    blob,
-                    size_bytes,
-                    runs,
-                };
-                check_runs(&version)?;
-                Record::Commit {
-                    name,
-                    version: Arc::new(version),
-                }
-            }
-            KIND_DELETE => Record::Delete {
-                name: cursor.name()?,
-            },
-            KIND_RESERVE_BLOBS => Record::ReserveBlobs {
-                up_to: cursor.u64()?,
-            },
-            KIND_SERVER => Record::Server {
-                id: cursor.u16()?,
-                url: cursor.string()?,
-            },
-            KIND_RELOCATE => {
-                let blob = BlobId(cursor.u64()?);
-                let first_index = cursor.u32()?;
-                let count = cursor.u32()?;
-                let replicas = cursor.replicas()?;
-                if count == 0 {
-                    return Err(malformed("relocation of no chunks"));
-                }
-                Record::Relocate {
-                    blob,
-                    first_index,
-                    count,
-                    replicas,
-                }
-            }
-            KIND_DRAIN => Record::Drain { id: cursor.u16()? },
-            KIND_END => Record::End {
-                records_count: cursor.u64()?,
-            },
-            kind => return Err(malformed(&format!("unknown record kind {kind}"))),
-        };
-        if !cursor.bytes.is_empty() {
-            return Err(malformed("bytes after the record"));
-        }
-        Ok(record)
+fn expect_end_of(reader: &Reader<'_>) -> Result<(), FrameError> {
+    match reader.is_empty() {
+        true => Ok(()),
+        false => Err(malformed("bytes after the record")),
     }
 }
 
@@ -227,8 +214,10 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Option<Vec<u8>>, FrameError>
             Err(err) => return Err(FrameError::Io(err)),
         }
     }
-    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    let mut fields = Reader::new(&header);
+    let in_header = "FRAME_HEADER_BYTES holds length and CRC";
+    let len = fields.u32().expect(in_header) as usize;
+    let crc = fields.u32().expect(in_header);
     if len > FRAME_PAYLOAD_BYTES_MAX {
         return Err(FrameError::Torn);
     }
@@ -245,187 +234,47 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Option<Vec<u8>>, FrameError>
     Ok(Some(payload))
 }
 
-/// Runs must cover the version's chunks once, in order.
-fn check_runs(version: &FileVersion) -> Result<(), FrameError> {
-    let mut next_index = 0u64;
-    for run in &version.runs {
-        if u64::from(run.first_index) != next_index || run.count == 0 {
-            return Err(malformed("runs do not cover the file in order"));
-        }
-        next_index += u64::from(run.count);
-    }
-    if next_index != version.chunks_count() {
-        return Err(malformed("runs do not cover the file's chunks"));
-    }
-    Ok(())
-}
-
 /// A replica set: `count u8 | server u16 × count`.
 fn put_replicas(out: &mut Vec<u8>, replicas: &[ServerId]) {
-    out.push(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
-    for replica in replicas {
-        out.extend_from_slice(&replica.to_be_bytes());
+    out.put_u8(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
+    for &replica in replicas {
+        out.put_u16(replica);
     }
 }
 
 fn put_str(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(
-        &u16::try_from(text.len())
-            .expect("names and URLs are short")
-            .to_be_bytes(),
-    );
-    out.extend_from_slice(text.as_bytes());
+    out.put_u16(u16::try_from(text.len()).expect("names and URLs are short"));
+    out.put_bytes(text.as_bytes());
+}
+
+fn replicas(reader: &mut Reader<'_>) -> Result<Vec<ServerId>, FrameError> {
+    let count = reader.u8()? as usize;
+    if count == 0 || count > REPLICATION_MAX {
+        return Err(malformed("replica count out of range"));
+    }
+    (0..count).map(|_| Ok(reader.u16()?)).collect()
+}
+
+fn string(reader: &mut Reader<'_>) -> Result<String, FrameError> {
+    let len = reader.u16()? as usize;
+    let bytes = reader.bytes(len)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| malformed("string is not UTF-8"))
+}
+
+fn name(reader: &mut Reader<'_>) -> Result<FileName, FrameError> {
+    let text = string(reader)?;
+    FileName::parse(&text).map_err(|err| malformed(&format!("bad name {text:?}: {err}")))
 }
 
 fn malformed(what: &str) -> FrameError {
     FrameError::Malformed(what.to_owned())
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-}
-
-impl Cursor<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
-        if self.bytes.len() < N {
-            return Err(malformed("record ends early"));
-        }
-        let (head, rest) = self.bytes.split_at(N);
-        self.bytes = rest;
-        Ok(head.try_into().expect("split at N"))
-    }
-
-    fn u8(&mut self) -> Result<u8, FrameError> {
-        Ok(self.take::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, FrameError> {
-        Ok(u16::from_be_bytes(self.take()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, FrameError> {
-        Ok(u32::from_be_bytes(self.take()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, FrameError> {
-        Ok(u64::from_be_bytes(self.take()?))
-    }
-
-    fn replicas(&mut self) -> Result<Vec<ServerId>, FrameError> {
-        let count = self.u8()? as usize;
-        if count == 0 || count > REPLICATION_MAX {
-            return Err(malformed("replica count out of range"));
-        }
-        (0..count).map(|_| self.u16()).collect()
-    }
-
-    fn string(&mut self) -> Result<String, FrameError> {
-        let len = self.u16()? as usize;
-        if self.bytes.len() < len {
-            return Err(malformed("string ends early"));
-        }
-        let (text, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        String::from_utf8(text.to_vec()).map_err(|_| malformed("string is not UTF-8"))
-    }
-
-    fn name(&mut self) -> Result<FileName, FrameError> {
-        let text = self.string()?;
-        FileName::parse(&text).map_err(|err| malformed(&format!("bad name {text:?}: {err}")))
+impl From<Short> for FrameError {
+    fn from(Short: Short) -> FrameError {
+        malformed("record ends early")
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::sync::Arc;
-
-    use common::chunk::BlobId;
-    use common::name::FileName;
-
-    use super::{FrameError, Record, read_frame};
-    use crate::metadata::{FileVersion, push_run};
-
-    fn records() -> Vec<Record> {
-        let mut runs = Vec::new();
-        push_run(&mut runs, 256, &[0, 1]);
-        push_run(&mut runs, 3, &[2, 0]);
-        let version = FileVersion {
-            blob: BlobId(77),
-            size_bytes: 258 * 1024 + 5,
-            runs,
-        };
-        vec![
-            Record::Server {
-                id: 2,
-                url: "http://127.0.0.1:8003".to_owned(),
-            },
-            Record::ReserveBlobs { up_to: 1 << 20 },
-            Record::Commit {
-                name: FileName::parse("dir/ü b").unwrap(),
-                version: Arc::new(version),
-            },
-            Record::Commit {
-                name: FileName::parse("empty").unwrap(),
-                version: Arc::new(FileVersion {
-                    blob: BlobId(78),
-                    size_bytes: 0,
-                    runs: Vec::new(),
-                }),
-            },
-            Record::Delete {
-                name: FileName::parse("dir/ü b").unwrap(),
-            },
-            Record::Relocate {
-                blob: BlobId(78),
-                first_index: 3,
-                count: 2,
-                replicas: vec![2, 1],
-            },
-            Record::Drain { id: 1 },
-            Record::End { records_count: 7 },
-        ]
-    }
-
-    #[test]
-    fn every_record_round_trips_through_its_frame() {
-        let bytes: Vec<u8> = records().iter().flat_map(Record::frame).collect();
-        let mut reader = &bytes[..];
-        for expected in records() {
-            let payload = read_frame(&mut reader).unwrap().unwrap();
-            assert_eq!(Record::parse(&payload).unwrap(), expected);
-        }
-        assert!(read_frame(&mut reader).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_cut_or_flipped_frame_is_torn_never_a_record() {
-        let frame = records()[2].frame();
-        for cut in 1..frame.len() {
-            assert!(
-                matches!(read_frame(&mut &frame[..cut]), Err(FrameError::Torn)),
-                "cut at {cut}"
-            );
-        }
-        for at in 0..frame.len() {
-            let mut flipped = frame.clone();
-            flipped[at] ^= 0x10;
-            match read_frame(&mut &flipped[..]) {
-                Err(FrameError::Torn) => {}
-                Ok(Some(payload)) => panic!("flip at {at} read as {:?}", Record::parse(&payload)),
-                other => panic!("flip at {at}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_checksummed_payload_that_makes_no_sense_is_malformed() {
-        for payload in [&[9u8][..], &[1, 0, 1], &[2, 0, 1, b'/'], &[3, 0, 0]] {
-            assert!(
-                matches!(Record::parse(payload), Err(FrameError::Malformed(_))),
-                "{payload:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,16 +1,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs::{self, OpenOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::chunk::BlobId;
 use common::name::FileName;
 
-use super::record::Record;
 use super::{Journal, JournalError, journal_path};
-use crate::metadata::{FileVersion, push_run};
+use crate::metadata::Metadata;
+use crate::metadata::change::Change;
+use crate::metadata::version::{FileVersion, push_run};
 
 fn temp_dir() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -28,36 +29,64 @@ fn name(text: &str) -> FileName {
     FileName::parse(text).unwrap()
 }
 
-fn commit(text: &str, blob: u64, size_bytes: u64) -> Record {
+fn commit(text: &str, blob: u64, size_bytes: u64) -> Change {
     let mut runs = Vec::new();
     let chunks = size_bytes.div_ceil(1024) as u32;
     if chunks > 0 {
         push_run(&mut runs, chunks, &[0, 1]);
     }
-    Record::Commit {
+    Change::Commit {
         name: name(text),
         version: Arc::new(FileVersion {
             blob: BlobId(blob),
             size_bytes,
             runs,
         }),
+        overwrite: true,
     }
 }
 
-fn names(journal_dir: &std::path::Path) -> Vec<String> {
-    let (_, recovered) = Journal::open(journal_dir).unwrap();
-    recovered
-        .metadata
+/// Two servers and a reservation: what commits need to be applied.
+fn preamble() -> Vec<Change> {
+    vec![
+        Change::AddServer {
+            id: 0,
+            url: "http://a:1".to_owned(),
+        },
+        Change::AddServer {
+            id: 1,
+            url: "http://b:2".to_owned(),
+        },
+        Change::ReserveBlobs { up_to: 1000 },
+    ]
+}
+
+/// Opens the journal in `dir`, replaying it into a fresh state.
+fn open(dir: &Path) -> Result<(Journal, Metadata, Vec<String>), JournalError> {
+    let mut metadata = Metadata::default();
+    let mut replay = |change: Change| {
+        metadata
+            .apply(&change)
+            .map(drop)
+            .map_err(|err| err.to_string())
+    };
+    let (journal, notes) = Journal::open(dir, &mut replay)?;
+    Ok((journal, metadata, notes))
+}
+
+fn names(journal_dir: &Path) -> Vec<String> {
+    let (_, metadata, _) = open(journal_dir).unwrap();
+    metadata
         .list("")
         .into_iter()
         .map(|entry| entry.name)
         .collect()
 }
 
-fn write(journal: &Journal, records: Vec<Record>) {
+fn write(journal: &Journal, changes: Vec<Change>) {
     let mut last = 0;
-    for record in &records {
-        last = journal.append(record);
+    for change in &changes {
+        last = journal.append(change);
     }
     journal.sync(last).unwrap();
 }
@@ -66,33 +95,28 @@ fn write(journal: &Journal, records: Vec<Record>) {
 fn replay_rebuilds_files_deletes_servers_and_reservations() {
     let dir = temp_dir();
     {
-        let (journal, recovered) = Journal::open(&dir).unwrap();
-        assert_eq!(recovered.metadata.files_count(), 0);
-        write(
-            &journal,
-            vec![
-                Record::Server {
-                    id: 0,
-                    url: "http://a:1".to_owned(),
-                },
-                Record::Server {
-                    id: 1,
-                    url: "http://b:2".to_owned(),
-                },
-                Record::ReserveBlobs { up_to: 1000 },
-                commit("a", 1, 10),
-                commit("b", 2, 3000),
-                commit("a", 3, 20),
-                Record::Delete { name: name("b") },
-            ],
-        );
+        let (journal, metadata, _) = open(&dir).unwrap();
+        assert_eq!(metadata.files_count(), 0);
+        let mut changes = preamble();
+        changes.extend([
+            commit("a", 1, 10),
+            commit("b", 2, 3000),
+            commit("a", 3, 20),
+            Change::Delete { name: name("b") },
+        ]);
+        write(&journal, changes);
     }
-    let (_, recovered) = Journal::open(&dir).unwrap();
-    assert_eq!(recovered.servers, ["http://a:1", "http://b:2"]);
-    assert_eq!(recovered.blobs_reserved_up_to, 1000);
-    let a = recovered.metadata.get(&name("a")).unwrap();
+    let (_, metadata, _) = open(&dir).unwrap();
+    let urls: Vec<String> = metadata
+        .server_urls()
+        .iter()
+        .map(|url| url.to_string())
+        .collect();
+    assert_eq!(urls, ["http://a:1", "http://b:2"]);
+    assert_eq!(metadata.blobs_reserved_up_to(), 1000);
+    let a = metadata.get(&name("a")).unwrap();
     assert_eq!((a.blob, a.size_bytes), (BlobId(3), 20));
-    assert_eq!(recovered.metadata.files_count(), 1);
+    assert_eq!(metadata.files_count(), 1);
     fs::remove_dir_all(dir).unwrap();
 }
 
@@ -100,18 +124,17 @@ fn replay_rebuilds_files_deletes_servers_and_reservations() {
 fn a_checkpoint_replaces_the_journals_before_it() {
     let dir = temp_dir();
     {
-        let (journal, _) = Journal::open(&dir).unwrap();
-        write(&journal, vec![commit("a", 1, 10), commit("b", 2, 10)]);
+        let (journal, _, _) = open(&dir).unwrap();
+        let mut changes = preamble();
+        changes.extend([commit("a", 1, 10), commit("b", 2, 10)]);
+        write(&journal, changes.clone());
         let generation = journal.rotate().unwrap();
         journal
-            .write_checkpoint(
-                generation,
-                vec![commit("a", 1, 10), commit("b", 2, 10)].into_iter(),
-            )
+            .write_checkpoint(generation, changes.into_iter())
             .unwrap();
         write(
             &journal,
-            vec![Record::Delete { name: name("a") }, commit("c", 3, 10)],
+            vec![Change::Delete { name: name("a") }, commit("c", 3, 10)],
         );
         assert!(
             !journal_path(&dir, 0).exists(),
@@ -126,8 +149,10 @@ fn a_checkpoint_replaces_the_journals_before_it() {
 fn a_torn_tail_is_cut_and_everything_before_it_replayed() {
     let dir = temp_dir();
     {
-        let (journal, _) = Journal::open(&dir).unwrap();
-        write(&journal, vec![commit("a", 1, 10), commit("b", 2, 10)]);
+        let (journal, _, _) = open(&dir).unwrap();
+        let mut changes = preamble();
+        changes.extend([commit("a", 1, 10), commit("b", 2, 10)]);
+        write(&journal, changes);
     }
     let path = journal_path(&dir, 0);
     let len = fs::metadata(&path).unwrap().len();
@@ -137,13 +162,9 @@ fn a_torn_tail_is_cut_and_everything_before_it_replayed() {
         .unwrap()
         .set_len(len - 3)
         .unwrap();
-    let (journal, recovered) = Journal::open(&dir).unwrap();
-    assert!(
-        recovered.notes.iter().any(|note| note.contains("cut")),
-        "{:?}",
-        recovered.notes
-    );
-    assert_eq!(recovered.metadata.files_count(), 1);
+    let (journal, metadata, notes) = open(&dir).unwrap();
+    assert!(notes.iter().any(|note| note.contains("cut")), "{notes:?}");
+    assert_eq!(metadata.files_count(), 1);
     // Appends continue on a record boundary.
     write(&journal, vec![commit("c", 3, 10)]);
     drop(journal);
@@ -152,13 +173,28 @@ fn a_torn_tail_is_cut_and_everything_before_it_replayed() {
 }
 
 #[test]
+fn a_change_replay_cannot_apply_makes_the_journal_damaged() {
+    let dir = temp_dir();
+    {
+        let (journal, _, _) = open(&dir).unwrap();
+        // A commit on servers the table does not have: checksummed, but
+        // nothing replay may serve from.
+        write(&journal, vec![commit("a", 1, 10)]);
+    }
+    assert!(matches!(open(&dir), Err(JournalError::Damaged { .. })));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_damaged_checkpoint_refuses_to_start() {
     let dir = temp_dir();
     {
-        let (journal, _) = Journal::open(&dir).unwrap();
+        let (journal, _, _) = open(&dir).unwrap();
         let generation = journal.rotate().unwrap();
+        let mut changes = preamble();
+        changes.push(commit("a", 1, 10));
         journal
-            .write_checkpoint(generation, vec![commit("a", 1, 10)].into_iter())
+            .write_checkpoint(generation, changes.into_iter())
             .unwrap();
     }
     let path = dir.join("checkpoint");
@@ -166,15 +202,9 @@ fn a_damaged_checkpoint_refuses_to_start() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(&path, &bytes).unwrap();
-    assert!(matches!(
-        Journal::open(&dir),
-        Err(JournalError::Damaged { .. })
-    ));
+    assert!(matches!(open(&dir), Err(JournalError::Damaged { .. })));
     fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-    assert!(matches!(
-        Journal::open(&dir),
-        Err(JournalError::Damaged { .. })
-    ));
+    assert!(matches!(open(&dir), Err(JournalError::Damaged { .. })));
     fs::remove_dir_all(dir).unwrap();
 }
 
@@ -182,7 +212,8 @@ fn a_damaged_checkpoint_refuses_to_start() {
 fn concurrent_appends_share_fsyncs_and_all_survive() {
     let dir = temp_dir();
     {
-        let (journal, _) = Journal::open(&dir).unwrap();
+        let (journal, _, _) = open(&dir).unwrap();
+        write(&journal, preamble());
         std::thread::scope(|scope| {
             for thread in 0..8u64 {
                 let journal = &journal;
@@ -207,23 +238,21 @@ fn concurrent_appends_share_fsyncs_and_all_survive() {
 fn a_newest_journal_cut_inside_its_header_is_recreated() {
     let dir = temp_dir();
     {
-        let (journal, _) = Journal::open(&dir).unwrap();
-        write(&journal, vec![commit("a", 1, 10)]);
+        let (journal, _, _) = open(&dir).unwrap();
+        let mut changes = preamble();
+        changes.push(commit("a", 1, 10));
+        write(&journal, changes.clone());
         let generation = journal.rotate().unwrap();
         journal
-            .write_checkpoint(generation, vec![commit("a", 1, 10)].into_iter())
+            .write_checkpoint(generation, changes.into_iter())
             .unwrap();
         // A crash while rotating again: the next journal exists, headerless.
         fs::write(journal_path(&dir, generation + 1), b"HRBJ").unwrap();
     }
-    let (journal, recovered) = Journal::open(&dir).unwrap();
+    let (journal, _, notes) = open(&dir).unwrap();
     assert!(
-        recovered
-            .notes
-            .iter()
-            .any(|note| note.contains("recreated")),
-        "{:?}",
-        recovered.notes
+        notes.iter().any(|note| note.contains("recreated")),
+        "{notes:?}"
     );
     write(&journal, vec![commit("b", 2, 10)]);
     drop(journal);

@@ -1,0 +1,113 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use common::chunk::BlobId;
+use common::name::FileName;
+
+use super::{FrameError, Record, frame, parse, read_frame};
+use crate::metadata::change::Change;
+use crate::metadata::version::{FileVersion, push_run};
+
+fn records() -> Vec<Record> {
+    let mut runs = Vec::new();
+    push_run(&mut runs, 256, &[0, 1]);
+    push_run(&mut runs, 3, &[2, 0]);
+    let version = FileVersion {
+        blob: BlobId(77),
+        size_bytes: 258 * 1024 + 5,
+        runs,
+    };
+    let changes = vec![
+        Change::AddServer {
+            id: 2,
+            url: "http://127.0.0.1:8003".to_owned(),
+        },
+        Change::ReserveBlobs { up_to: 1 << 20 },
+        Change::Commit {
+            name: FileName::parse("dir/ü b").unwrap(),
+            version: Arc::new(version),
+            overwrite: true,
+        },
+        Change::Commit {
+            name: FileName::parse("empty").unwrap(),
+            version: Arc::new(FileVersion {
+                blob: BlobId(78),
+                size_bytes: 0,
+                runs: Vec::new(),
+            }),
+            overwrite: true,
+        },
+        Change::Delete {
+            name: FileName::parse("dir/ü b").unwrap(),
+        },
+        Change::Relocate {
+            blob: BlobId(78),
+            first_index: 3,
+            count: 2,
+            replicas: vec![2, 1],
+        },
+        Change::Drain { id: 1 },
+    ];
+    let mut records: Vec<Record> = changes.into_iter().map(Record::Change).collect();
+    records.push(Record::End { records_count: 7 });
+    records
+}
+
+#[test]
+fn every_record_round_trips_through_its_frame() {
+    let bytes: Vec<u8> = records().iter().flat_map(frame).collect();
+    let mut reader = &bytes[..];
+    for expected in records() {
+        let payload = read_frame(&mut reader).unwrap().unwrap();
+        assert_eq!(parse(&payload).unwrap(), expected);
+    }
+    assert!(read_frame(&mut reader).unwrap().is_none());
+}
+
+#[test]
+fn the_format_of_a_record_is_what_older_journals_hold() {
+    // Drain of server 1 and a reservation, as every release has written them.
+    let drain = frame(&Record::Change(Change::Drain { id: 1 }));
+    assert_eq!(drain[8..], [7, 0, 1]);
+    let reserve = frame(&Record::Change(Change::ReserveBlobs { up_to: 0x0102 }));
+    assert_eq!(reserve[8..], [3, 0, 0, 0, 0, 0, 0, 1, 2]);
+    assert_eq!(reserve[..4], [0, 0, 0, 9]);
+}
+
+#[test]
+fn a_cut_or_flipped_frame_is_torn_never_a_record() {
+    let frame = frame(&records()[2]);
+    for cut in 1..frame.len() {
+        assert!(
+            matches!(read_frame(&mut &frame[..cut]), Err(FrameError::Torn)),
+            "cut at {cut}"
+        );
+    }
+    for at in 0..frame.len() {
+        let mut flipped = frame.clone();
+        flipped[at] ^= 0x10;
+        match read_frame(&mut &flipped[..]) {
+            Err(FrameError::Torn) => {}
+            Ok(Some(payload)) => panic!("flip at {at} read as {:?}", parse(&payload)),
+            other => panic!("flip at {at}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_checksummed_payload_that_makes_no_sense_is_malformed() {
+    for payload in [
+        &[9u8][..],
+        &[1, 0, 1],
+        &[2, 0, 1, b'/'],
+        &[3, 0, 0],
+        &[7, 0, 1, 0],
+        &[6, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
+    ] {
+        assert!(
+            matches!(parse(payload), Err(FrameError::Malformed(_))),
+            "{payload:?}"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The one door for every durable change of the naming server. Whatever
+//! keeps the metadata (the local journal today, etcd later), it takes a
+//! `Change`, applies it to the one `Metadata` under the one lock, makes it
+//! durable, and only then returns; readers look at the same `Metadata`.
+//! Nothing else changes durable state.
+//!
+//! Invariants every store keeps:
+//! - a change is acknowledged (returned) only once it is durable, and a
+//!   refused change is neither applied nor recorded;
+//! - the durable order of changes is the order they were applied in, so
+//!   replay rebuilds exactly the state that was acknowledged;
+//! - a blob id is handed out once, ever: its reservation is durable before
+//!   `new_blob` returns it, and replay raises the reservation past every
+//!   committed blob.
+
+pub mod local;
+
+use std::io;
+use std::sync::MutexGuard;
+
+use common::chunk::BlobId;
+
+use crate::metadata::Metadata;
+use crate::metadata::change::{Applied, Change, Refusal};
+
+pub trait MetaStore: Send + Sync {
+    /// Applies `change` and returns once it is durable. Refusals are the
+    /// expected ones of `Refusal` (a taken name, a gone file...); a change
+    /// that would break an invariant of the state is a bug and panics.
+    fn apply(&self, change: Change) -> Result<Applied, Refusal>;
+
+    /// A blob id never handed out before, across restarts too, so a new
+    /// file never adopts an old one's leftover chunks.
+    fn new_blob(&self) -> BlobId;
+
+    /// The state as of the last applied change. Hold the guard briefly:
+    /// every change waits for it.
+    fn state(&self) -> MutexGuard<'_, Metadata>;
+
+    /// Upkeep due now, called about once a second (the local store writes
+    /// a checkpoint once its journal has grown enough).
+    fn maintain(&self) -> io::Result<()>;
+}
+
+/// Panics on a refusal that means a bug: the door is never asked for a
+/// change that breaks the state's invariants.
+fn expect_valid(refusal: Refusal) -> Refusal {
+    if let Refusal::Invalid(detail) = &refusal {
+        panic!("a change that breaks the metadata's invariants: {detail}");
+    }
+    refusal
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The durable changes of the naming server's state: what the one door
+//! (`MetaStore::apply`) takes, what the journal records and what replay
+//! applies again, in the same order. `Metadata::apply` is their meaning.
+
+use std::fmt;
+use std::sync::Arc;
+
+use common::chunk::BlobId;
+use common::name::FileName;
+
+use crate::metadata::version::{FileVersion, ServerId};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `version` becomes the file `name`, replacing any earlier one; unless
+    /// `overwrite`, refused when `name` exists. (The journal keeps no
+    /// `overwrite`: a recorded commit was accepted, and replays as one.)
+    Commit {
+        name: FileName,
+        version: Arc<FileVersion>,
+        overwrite: bool,
+    },
+    /// The file `name` is gone.
+    Delete { name: FileName },
+    /// Chunks `first_index..first_index + count` of `blob` now live on
+    /// `replicas` (a repair copied them there).
+    Relocate {
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+        replicas: Vec<ServerId>,
+    },
+    /// Server id `id` means the storage server at `url`. Ids are handed out
+    /// in order and never reused: `id` must be the table's length.
+    AddServer { id: ServerId, url: String },
+    /// Server `id` is being drained: no new chunks, its replicas move.
+    Drain { id: ServerId },
+    /// Blob ids below `up_to` may have been handed out: never again.
+    ReserveBlobs { up_to: u64 },
+}
+
+/// What an accepted change did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A commit; the version it replaced, whose chunks are now garbage.
+    Committed { replaced: Option<Arc<FileVersion>> },
+    /// A delete; the version removed.
+    Deleted { removed: Arc<FileVersion> },
+    /// The state changed in some other way.
+    Changed,
+    /// The state already said so (a second drain, a known server, a lower
+    /// reservation): nothing to record.
+    Unchanged,
+}
+
+/// Why a change was refused; a refused change changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A commit without overwrite of a name that exists.
+    NameTaken,
+    /// A delete of a name that does not exist.
+    NoSuchFile,
+    /// A relocation of a blob no file has any more (deleted or replaced).
+    BlobGone,
+    /// A server id that is not in the table, or an `AddServer` whose id is
+    /// not the next one (another join came first).
+    UnknownServer { id: ServerId },
+    /// The server table holds `STORAGE_SERVERS_MAX` servers.
+    TableFull,
+    /// A change that breaks an invariant of the state: a bug, or a damaged
+    /// journal at replay.
+    Invalid(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NameTaken => f.write_str("the name exists"),
+            Refusal::NoSuchFile => f.write_str("no such file"),
+            Refusal::BlobGone => f.write_str("no file has that blob"),
+            Refusal::UnknownServer { id } => write!(f, "server id {id} is not the expected one"),
+            Refusal::TableFull => f.write_str("the server table is full"),
+            Refusal::Invalid(detail) => f.write_str(detail),
+        }
+    }
+}
