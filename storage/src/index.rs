@@ -13,11 +13,7 @@ use std::ops::Bound;
 use common::chunk::{BlobId, ChunkId};
 use common::limits::CHUNK_SIZE_BYTES;
 
-/// Bytes of a record's header on disk (see `store.rs`).
-pub const RECORD_HEADER_BYTES: usize = 28;
-
-/// Distance between the records of two consecutive chunks of a run.
-pub const RECORD_STRIDE_BYTES: u64 = (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES) as u64;
+use crate::record::{RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES};
 
 /// Where a run's records are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,8 +4,7 @@
 
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 
-use crate::index::RECORD_HEADER_BYTES;
-use crate::store::SEGMENT_MAGIC_BYTES;
+use crate::record::{RECORD_HEADER_BYTES, SEGMENT_MAGIC_BYTES};
 
 /// Default worker threads: each holds one batch at a time.
 pub const STORAGE_WORKERS_COUNT: u64 = 16;

@@ -2,12 +2,12 @@
 //! start its compaction and scrub threads, serve its API.
 
 mod api;
-mod compaction;
 mod config;
 mod error;
 mod index;
 mod join;
 mod limits;
+mod record;
 mod scrub;
 mod segments;
 mod store;
@@ -88,7 +88,7 @@ fn run(config: &Config) -> Result<(), String> {
             // A failed check in compaction means the index may no longer
             // match the files: stop rather than serve from it. A restart
             // rebuilds the index from the files, which are always sound.
-            if panic::catch_unwind(AssertUnwindSafe(|| compaction::run(&store))).is_err() {
+            if panic::catch_unwind(AssertUnwindSafe(|| store::compaction::run(&store))).is_err() {
                 eprintln!("error: compaction failed an internal check; exiting");
                 process::exit(1);
             }

@@ -6,7 +6,9 @@
 //! finds the rot nobody has read yet.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::pacer::Pacer;
 
 use crate::store::Store;
 
@@ -22,10 +24,8 @@ pub struct ScrubStats {
 
 /// Scrubs until `stop` is set, reading at most `bytes_per_sec`.
 pub fn run(store: &Store, stats: &ScrubStats, bytes_per_sec: u64, stop: &AtomicBool) {
-    assert!(bytes_per_sec >= 1);
+    let mut pacer = Pacer::new(bytes_per_sec);
     let mut cursor = None;
-    let mut window_start = Instant::now();
-    let mut window_bytes = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let step = match store.scrub_step(cursor) {
             Ok(step) => step,
@@ -49,16 +49,10 @@ pub fn run(store: &Store, stats: &ScrubStats, bytes_per_sec: u64, stop: &AtomicB
         cursor = step.next;
         if cursor.is_none() {
             pause(ROUND_PAUSE);
-            window_start = Instant::now();
-            window_bytes = 0;
+            pacer.restart();
             continue;
         }
-        window_bytes += step.bytes_read;
-        let due = Duration::from_secs_f64(window_bytes as f64 / bytes_per_sec as f64);
-        let elapsed = window_start.elapsed();
-        if due > elapsed {
-            pause(due - elapsed);
-        }
+        pacer.wait(step.bytes_read);
     }
 }
 

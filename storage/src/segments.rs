@@ -9,10 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::chunk::BlobId;
 
-use crate::index::RECORD_HEADER_BYTES;
-
-/// Bytes of a tombstone record: a header without data.
-pub const TOMBSTONE_BYTES: u64 = RECORD_HEADER_BYTES as u64;
+use crate::record::TOMBSTONE_BYTES;
 
 #[derive(Default)]
 pub struct Segments {

@@ -11,8 +11,8 @@ use std::thread;
 use common::chunk::{BlobId, ChunkId};
 use common::wire::Chunk;
 
-use crate::compaction;
 use crate::store::Store;
+use crate::store::compaction;
 
 pub fn temp_dir() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

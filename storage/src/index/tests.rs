@@ -2,7 +2,8 @@
 
 use common::chunk::{BlobId, ChunkId};
 
-use super::{Index, Piece, RECORD_STRIDE_BYTES, Run};
+use super::{Index, Piece, Run};
+use crate::record::RECORD_STRIDE_BYTES;
 
 const BLOB: BlobId = BlobId(9);
 
@@ -197,4 +198,177 @@ fn blob_counts_list_blobs_in_order_a_page_at_a_time() {
     assert_eq!(index.blob_counts(BlobId(4), 2), vec![(BlobId(8), 7)]);
     assert_eq!(index.blob_counts(BlobId(9), 2), vec![]);
     assert_eq!(index.blob_counts(BlobId(0), 0), vec![]);
+}
+
+mod property {
+    use std::collections::BTreeMap;
+
+    use common::chunk::{BlobId, ChunkId};
+    use common::limits::CHUNK_SIZE_BYTES;
+    use common::rng::Rng;
+
+    use super::super::{Index, Run};
+    use crate::record::{RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES};
+
+    /// Where each chunk's record is, one entry per chunk: (segment,
+    /// offset, data length).
+    type Model = BTreeMap<(u64, u32), (u32, u64, u32)>;
+
+    fn random_run(rng: &mut Rng) -> Run {
+        let count = 1 + rng.below(12) as u32;
+        Run {
+            segment: 1 + rng.below(3) as u32,
+            offset: 8 + rng.below(50) * RECORD_STRIDE_BYTES,
+            count,
+            last_len: 1 + rng.below(CHUNK_SIZE_BYTES as u64) as u32,
+        }
+    }
+
+    fn place(model: &mut Model, blob: u64, first_index: u32, run: &Run) {
+        for k in 0..run.count {
+            let len = if k + 1 == run.count {
+                run.last_len
+            } else {
+                CHUNK_SIZE_BYTES as u32
+            };
+            let offset = run.offset + u64::from(k) * RECORD_STRIDE_BYTES;
+            model.insert((blob, first_index + k), (run.segment, offset, len));
+        }
+    }
+
+    fn check(index: &Index, model: &Model, rng: &mut Rng) {
+        for blob in 0..4u64 {
+            for chunk in 0..40u32 {
+                let found = index.locate(BlobId(blob), chunk, 1).ok().map(|pieces| {
+                    (
+                        pieces[0].run.segment,
+                        pieces[0].run.offset,
+                        pieces[0].run.last_len,
+                    )
+                });
+                assert_eq!(
+                    found,
+                    model.get(&(blob, chunk)).copied(),
+                    "chunk {blob}:{chunk}"
+                );
+            }
+        }
+        assert_eq!(index.chunks_count(), model.len() as u64);
+        let live: u64 = model.values().map(|(_, _, len)| u64::from(*len)).sum();
+        assert_eq!(index.live_bytes(), live);
+        for segment in 1..=3 {
+            let bytes: u64 = model
+                .values()
+                .filter(|(held_in, _, _)| *held_in == segment)
+                .map(|(_, _, len)| RECORD_HEADER_BYTES as u64 + u64::from(*len))
+                .sum();
+            assert_eq!(
+                index.segment_record_bytes(segment),
+                bytes,
+                "segment {segment}"
+            );
+        }
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        for &(blob, _) in model.keys() {
+            *counts.entry(blob).or_insert(0) += 1;
+        }
+        let listed: Vec<(u64, u64)> = index
+            .blob_counts(BlobId(0), usize::MAX)
+            .into_iter()
+            .map(|(blob, count)| (blob.0, count))
+            .collect();
+        assert_eq!(listed, counts.into_iter().collect::<Vec<_>>());
+        // A random stretch is found whole exactly when every chunk is held,
+        // as pieces that tile it.
+        let blob = rng.below(4);
+        let first = rng.below(40) as u32;
+        let count = 1 + rng.below(10) as u32;
+        let all_held = (first..first + count).all(|chunk| model.contains_key(&(blob, chunk)));
+        match index.locate(BlobId(blob), first, count) {
+            Ok(pieces) => {
+                assert!(all_held);
+                let mut next = first;
+                for piece in pieces {
+                    assert_eq!(piece.first_index, next);
+                    next += piece.run.count;
+                }
+                assert_eq!(next, first + count);
+            }
+            Err(missing) => {
+                assert!(!all_held);
+                assert!(!model.contains_key(&(blob, missing.index)));
+            }
+        }
+    }
+
+    #[test]
+    fn random_inserts_forgets_and_moves_agree_with_a_chunk_by_chunk_model() {
+        for seed in 0..30 {
+            let mut rng = Rng::new(seed);
+            let mut index = Index::default();
+            let mut model = Model::new();
+            for _ in 0..400 {
+                let blob = rng.below(4);
+                match rng.below(10) {
+                    0..=4 => {
+                        let first = rng.below(30) as u32;
+                        let run = random_run(&mut rng);
+                        index.insert(BlobId(blob), first, run);
+                        place(&mut model, blob, first, &run);
+                    }
+                    5 => {
+                        let held = index.remove_blob(BlobId(blob));
+                        let before = model.len();
+                        model.retain(|(held_blob, _), _| *held_blob != blob);
+                        assert_eq!(held, model.len() != before);
+                    }
+                    6 => {
+                        let start = rng.below(40) as u32;
+                        let end = start + rng.below(10) as u32;
+                        index.forget_range(BlobId(blob), start, end);
+                        model.retain(|&(held_blob, chunk), _| {
+                            held_blob != blob || !(start..end).contains(&chunk)
+                        });
+                    }
+                    7 => {
+                        let chunk = rng.below(40) as u32;
+                        index.forget_chunk(ChunkId {
+                            blob: BlobId(blob),
+                            index: chunk,
+                        });
+                        model.remove(&(blob, chunk));
+                    }
+                    _ => {
+                        // A compaction move of a stretch laid like a run.
+                        let first = rng.below(35) as u32;
+                        let count = 1 + rng.below(8) as u32;
+                        let from = match model.get(&(blob, first)) {
+                            Some(&(segment, offset, _)) if rng.chance(80) => (segment, offset),
+                            _ => (
+                                1 + rng.below(3) as u32,
+                                8 + rng.below(50) * RECORD_STRIDE_BYTES,
+                            ),
+                        };
+                        let to = (
+                            1 + rng.below(3) as u32,
+                            8 + rng.below(50) * RECORD_STRIDE_BYTES,
+                        );
+                        let moved = index.relocate(BlobId(blob), first, count, from, to);
+                        let mut expected_moved = 0;
+                        for k in 0..count {
+                            let shift = u64::from(k) * RECORD_STRIDE_BYTES;
+                            if let Some(held) = model.get_mut(&(blob, first + k))
+                                && (held.0, held.1) == (from.0, from.1 + shift)
+                            {
+                                *held = (to.0, to.1 + shift, held.2);
+                                expected_moved += RECORD_HEADER_BYTES as u64 + u64::from(held.2);
+                            }
+                        }
+                        assert_eq!(moved, expected_moved);
+                    }
+                }
+                check(&index, &model, &mut rng);
+            }
+        }
+    }
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use common::chunk::BlobId;
 
-use super::{Contents, Segments, TOMBSTONE_BYTES};
+use super::{Contents, Segments};
+use crate::record::TOMBSTONE_BYTES;
 
 const X: BlobId = BlobId(7);
 const Y: BlobId = BlobId(8);
@@ -76,4 +77,138 @@ fn lengths_add_up_to_the_disk_bytes() {
     segments.remove(1, &Contents::default());
     assert_eq!(segments.disk_bytes(), 50);
     assert_eq!(segments.ids().collect::<Vec<_>>(), vec![2]);
+}
+
+mod property {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use common::chunk::BlobId;
+    use common::rng::Rng;
+
+    use super::super::{Contents, Segments};
+    use crate::record::TOMBSTONE_BYTES;
+
+    /// Each segment's length and records, kept plainly.
+    #[derive(Clone, Default)]
+    struct ModelSegment {
+        len: u64,
+        chunk_blobs: BTreeSet<BlobId>,
+        tombstone_blobs: Vec<BlobId>,
+    }
+
+    fn contents(segment: &ModelSegment) -> Contents {
+        Contents {
+            chunk_blobs: segment.chunk_blobs.clone(),
+            tombstone_blobs: segment.tombstone_blobs.clone(),
+        }
+    }
+
+    /// A tombstone must stay while an older segment holds its blob.
+    fn needed(model: &BTreeMap<u32, ModelSegment>, blob: BlobId, segment: u32) -> bool {
+        model
+            .range(..segment)
+            .any(|(_, older)| older.chunk_blobs.contains(&blob))
+    }
+
+    fn check(segments: &Segments, model: &BTreeMap<u32, ModelSegment>) {
+        assert_eq!(
+            segments.ids().collect::<Vec<_>>(),
+            model.keys().copied().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            segments.disk_bytes(),
+            model.values().map(|segment| segment.len).sum::<u64>()
+        );
+        for (&id, segment) in model {
+            assert_eq!(segments.len(id), segment.len);
+            let needed_count = segment
+                .tombstone_blobs
+                .iter()
+                .filter(|&&blob| needed(model, blob, id))
+                .count() as u64;
+            assert_eq!(
+                segments.needed_tombstone_bytes(id),
+                needed_count * TOMBSTONE_BYTES,
+                "segment {id}"
+            );
+            for blob in 0..5 {
+                assert_eq!(
+                    segments.tombstone_needed(BlobId(blob), id),
+                    needed(model, BlobId(blob), id)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_records_rewrites_and_deletions_agree_with_a_plain_model() {
+        for seed in 0..40 {
+            let mut rng = Rng::new(seed);
+            let mut segments = Segments::default();
+            let mut model: BTreeMap<u32, ModelSegment> = BTreeMap::new();
+            let mut next_id = 1;
+            for _ in 0..300 {
+                let ids: Vec<u32> = model.keys().copied().collect();
+                let blob = BlobId(rng.below(5));
+                match rng.below(10) {
+                    0 => {
+                        segments.add(next_id, 8);
+                        model.insert(
+                            next_id,
+                            ModelSegment {
+                                len: 8,
+                                ..ModelSegment::default()
+                            },
+                        );
+                        next_id += 1;
+                    }
+                    1..=3 if !ids.is_empty() => {
+                        let id = *rng.pick(&ids);
+                        segments.note_chunk(blob, id);
+                        segments.grow(id, 1052);
+                        let segment = model.get_mut(&id).unwrap();
+                        segment.chunk_blobs.insert(blob);
+                        segment.len += 1052;
+                    }
+                    4 | 5 if !ids.is_empty() => {
+                        let id = *rng.pick(&ids);
+                        segments.note_tombstone(blob, id);
+                        segments.grow(id, TOMBSTONE_BYTES);
+                        let segment = model.get_mut(&id).unwrap();
+                        segment.tombstone_blobs.push(blob);
+                        segment.len += TOMBSTONE_BYTES;
+                    }
+                    6 | 7 if !ids.is_empty() => {
+                        // A rewrite keeps some of what the segment held.
+                        let id = *rng.pick(&ids);
+                        let old = model[&id].clone();
+                        let kept = ModelSegment {
+                            len: 8 + rng.below(old.len),
+                            chunk_blobs: old
+                                .chunk_blobs
+                                .iter()
+                                .copied()
+                                .filter(|_| rng.chance(50))
+                                .collect(),
+                            tombstone_blobs: old
+                                .tombstone_blobs
+                                .iter()
+                                .copied()
+                                .filter(|_| rng.chance(50))
+                                .collect(),
+                        };
+                        segments.replace(id, kept.len, &contents(&old), &contents(&kept));
+                        model.insert(id, kept);
+                    }
+                    8 if !ids.is_empty() => {
+                        let id = *rng.pick(&ids);
+                        let old = model.remove(&id).unwrap();
+                        segments.remove(id, &contents(&old));
+                    }
+                    _ => {}
+                }
+                check(&segments, &model);
+            }
+        }
+    }
 }

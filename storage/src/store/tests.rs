@@ -5,8 +5,10 @@ use std::os::unix::fs::FileExt;
 
 use common::chunk::BlobId;
 
-use super::{RECORD_HEADER_BYTES, SEGMENT_MAGIC, Store, segment_path, temp_path};
+use super::Store;
+use super::files::{segment_path, temp_path};
 use crate::error::StorageError;
+use crate::record::{RECORD_HEADER_BYTES, SEGMENT_MAGIC};
 use crate::test_support::{chunks, segment_files_bytes, temp_dir, with_compactor};
 
 #[test]

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
+mod race;
+
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -8,13 +10,13 @@ use std::path::Path;
 use common::chunk::BlobId;
 use common::wire::Chunk;
 
-use super::{
-    LIVE_PERCENT_MAX, MERGE_SEGMENT_BYTES_MAX, MERGE_SEGMENTS_MIN, Order, Outcome, Pacer, Plan,
-    SEAL_ACTIVE_BYTES_MIN, SegmentStat, compact_group, copy_live, finish, pass, plan, put_in_place,
-};
+use super::copy::{copy_live, finish, put_in_place};
+use super::plan::{Order, Plan, plan};
+use super::{Outcome, Pacing, compact_group, pass};
 use crate::error::StorageError;
-use crate::index::RECORD_HEADER_BYTES;
-use crate::store::{SEGMENT_MAGIC_BYTES, Store, segment_path, temp_path};
+use crate::record::{RECORD_HEADER_BYTES, SEGMENT_MAGIC_BYTES};
+use crate::store::Store;
+use crate::store::files::{segment_path, temp_path};
 use crate::test_support::{chunks, chunks_seeded, segment_files_bytes, temp_dir};
 
 const URGENT: Order = Order {
@@ -22,15 +24,7 @@ const URGENT: Order = Order {
     reclaim_bytes: 0,
 };
 
-fn stat(id: u32, len: u64, live_bytes: u64) -> SegmentStat {
-    SegmentStat {
-        id,
-        len,
-        kept_bytes: SEGMENT_MAGIC_BYTES + live_bytes,
-    }
-}
-
-fn plan_of(active_id: u32, stats: &[SegmentStat], order: Order) -> Plan {
+fn plan_of(active_id: u32, stats: &[super::plan::SegmentStat], order: Order) -> Plan {
     plan(active_id, stats, order, &BTreeSet::new())
 }
 
@@ -41,8 +35,8 @@ fn compact(store: &Store, id: u32) -> Outcome {
 
 /// Rewrites the consecutive closed segments `group` as one, unpaced.
 fn compact_ids(store: &Store, group: &[u32]) -> Outcome {
-    let mut pacer = Pacer::new(&store.compaction, true);
-    compact_group(store, group, &mut pacer).unwrap()
+    let mut pacing = Pacing::new(&store.compaction, true);
+    compact_group(store, group, &mut pacing).unwrap()
 }
 
 fn seal(store: &Store) -> u32 {
@@ -78,123 +72,6 @@ fn assert_gone(store: &Store, blob: u64) {
         ),
         "blob {blob} should be gone"
     );
-}
-
-#[test]
-fn the_live_fraction_is_live_records_over_segment_bytes() {
-    // 49 live bytes of 100 is sparse; 50 is not.
-    assert!(stat(1, 100, 49).is_sparse());
-    assert!(!stat(1, 100, 50).is_sparse());
-    assert_eq!(LIVE_PERCENT_MAX, 50);
-    let half_dead = stat(1, 1000, 400);
-    assert_eq!(half_dead.live_bytes(), 400);
-    assert_eq!(half_dead.dead_bytes(), 1000 - 400 - SEGMENT_MAGIC_BYTES);
-    // A compacted segment is all live.
-    assert!(!stat(1, SEGMENT_MAGIC_BYTES + 10, 10).is_sparse());
-}
-
-#[test]
-fn a_pass_chooses_sparse_and_empty_closed_segments_oldest_first() {
-    let big = MERGE_SEGMENT_BYTES_MAX;
-    let stats = [
-        stat(1, big, big * 6 / 10), // dense: kept
-        stat(2, big, big / 10),     // sparse
-        stat(3, big, big * 7 / 10), // dense: kept
-        stat(4, 8, 0),              // magic only: deleted
-        stat(5, big, 0),            // all dead
-        stat(6, 100_000, 1_000),    // the active one, small and sparse
-    ];
-    assert_eq!(
-        plan_of(6, &stats, Order::BACKGROUND),
-        Plan {
-            seal_active: false,
-            groups: vec![vec![2], vec![4], vec![5]]
-        }
-    );
-    // An urgent order seals the sparse active segment at any size.
-    assert_eq!(
-        plan_of(6, &stats, URGENT),
-        Plan {
-            seal_active: true,
-            groups: vec![vec![2], vec![4], vec![5], vec![6]]
-        }
-    );
-    // In the background, only from SEAL_ACTIVE_BYTES_MIN on.
-    let big_active = [stat(6, SEAL_ACTIVE_BYTES_MIN, 1_000)];
-    assert!(plan_of(6, &big_active, Order::BACKGROUND).seal_active);
-    // An active segment that is only its magic is never sealed.
-    assert!(plan_of(6, &[stat(6, 8, 0)], URGENT).groups.is_empty());
-    // Abandoned segments are left alone, and split groups.
-    let abandoned = BTreeSet::from([2, 4]);
-    assert_eq!(
-        plan(6, &stats, Order::BACKGROUND, &abandoned).groups,
-        vec![vec![5]]
-    );
-}
-
-#[test]
-fn runs_of_small_segments_are_merged_a_few_at_a_time() {
-    let small = MERGE_SEGMENT_BYTES_MAX / 8;
-    let dense = |id| stat(id, small, small - 100);
-    let few: Vec<SegmentStat> = (1..MERGE_SEGMENTS_MIN as u32).map(dense).collect();
-    assert!(plan_of(99, &few, Order::BACKGROUND).groups.is_empty());
-    let mut enough: Vec<SegmentStat> = (1..=MERGE_SEGMENTS_MIN as u32).map(dense).collect();
-    let all: Vec<u32> = (1..=MERGE_SEGMENTS_MIN as u32).collect();
-    assert_eq!(plan_of(99, &enough, Order::BACKGROUND).groups, vec![all]);
-    // A big dense segment in the middle splits the run.
-    enough[1] = stat(2, MERGE_SEGMENT_BYTES_MAX, MERGE_SEGMENT_BYTES_MAX);
-    assert!(plan_of(99, &enough, Order::BACKGROUND).groups.is_empty());
-    // A wasteful segment is rewritten alone when no merge takes it.
-    let big = MERGE_SEGMENT_BYTES_MAX;
-    let with_sparse = [dense(1), stat(2, small, 100), dense(3), stat(4, big, big)];
-    assert_eq!(
-        plan_of(99, &with_sparse, Order::BACKGROUND).groups,
-        vec![vec![2]]
-    );
-    // A merge never copies a big segment to absorb a few tiny ones.
-    let tiny = |id| stat(id, 10_000, 10_000);
-    let lopsided = [dense(1), tiny(2), tiny(3), tiny(4), tiny(5), tiny(6)];
-    assert_eq!(
-        plan_of(99, &lopsided, Order::BACKGROUND).groups,
-        vec![vec![2, 3, 4, 5, 6]]
-    );
-    // Nor merges across a segment it may not touch.
-    let abandoned = BTreeSet::from([4]);
-    assert!(
-        plan(99, &lopsided, Order::BACKGROUND, &abandoned)
-            .groups
-            .is_empty()
-    );
-    // A group never keeps more than a segment's worth.
-    let near_max: Vec<SegmentStat> = (1..=8).map(|id| stat(id, big - 1, big - 100)).collect();
-    assert_eq!(
-        plan_of(99, &near_max, Order::BACKGROUND).groups,
-        vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]]
-    );
-}
-
-#[test]
-fn a_reclaim_takes_the_deadest_segments_until_it_is_covered() {
-    let big = MERGE_SEGMENT_BYTES_MAX;
-    let stats = [
-        stat(1, big, big - 3000), // 2992 dead
-        stat(2, big, big - 4000), // 3992 dead
-        stat(3, big, big - 1000), // 992 dead
-        stat(4, big, big - 2000), // active: 1992 dead, minus a new magic
-    ];
-    let reclaim = |reclaim_bytes| Order {
-        urgent: true,
-        reclaim_bytes,
-    };
-    assert!(plan_of(4, &stats, reclaim(0)).groups.is_empty());
-    assert_eq!(plan_of(4, &stats, reclaim(3000)).groups, vec![vec![2]]);
-    assert_eq!(
-        plan_of(4, &stats, reclaim(4000)).groups,
-        vec![vec![1], vec![2]]
-    );
-    let everything = plan_of(4, &stats, reclaim(1_000_000));
-    assert_eq!(everything.groups, vec![vec![1], vec![2], vec![3], vec![4]]);
-    assert!(everything.seal_active);
 }
 
 #[test]
@@ -257,8 +134,8 @@ fn a_delete_or_rewrite_during_the_copy_wins() {
     store.delete_blob(BlobId(9)).unwrap();
     let id = seal(&store);
 
-    let mut pacer = Pacer::new(&store.compaction, true);
-    let copy = copy_live(&store, &[id], &mut pacer).unwrap().unwrap();
+    let mut pacing = Pacing::new(&store.compaction, true);
+    let copy = copy_live(&store, &[id], &mut pacing).unwrap().unwrap();
     // Meanwhile: blob 1 is deleted, chunk 2/1 rewritten with other bytes.
     store.delete_blob(BlobId(1)).unwrap();
     let rewritten = chunks_seeded(2, &[1024, 1024, 1024], 5);
@@ -382,8 +259,8 @@ fn a_crash_during_the_copy_leaves_the_segment_and_a_copy_start_up_removes() {
         store.put_batch(&chunks(2, &[1024; 5])).unwrap();
         store.delete_blob(BlobId(2)).unwrap();
         let id = seal(&store);
-        let mut pacer = Pacer::new(&store.compaction, true);
-        let copy = copy_live(&store, &[id], &mut pacer).unwrap().unwrap();
+        let mut pacing = Pacing::new(&store.compaction, true);
+        let copy = copy_live(&store, &[id], &mut pacing).unwrap().unwrap();
         assert!(copy.temp_path.exists());
         // The process dies here: the copy is neither fsynced nor renamed.
     }
@@ -409,8 +286,8 @@ fn a_crash_after_the_rename_before_the_index_moved_replays_the_same_chunks() {
         store.put_batch(&chunks(3, &[1024; 5])).unwrap();
         store.delete_blob(BlobId(2)).unwrap();
         let id = seal(&store);
-        let mut pacer = Pacer::new(&store.compaction, true);
-        let copy = copy_live(&store, &[id], &mut pacer).unwrap().unwrap();
+        let mut pacing = Pacing::new(&store.compaction, true);
+        let copy = copy_live(&store, &[id], &mut pacing).unwrap().unwrap();
         // Blob 3 dies after the copy: its tombstone in the newer segment
         // must still kill the copied records at replay.
         store.delete_blob(BlobId(3)).unwrap();
@@ -562,8 +439,8 @@ fn a_crash_after_a_merge_was_renamed_replays_the_same_chunks_with_any_old_segmen
     let live = {
         let (store, _) = Store::open(&dir, None).unwrap();
         let live = small_segments(&store);
-        let mut pacer = Pacer::new(&store.compaction, true);
-        let copy = copy_live(&store, &[1, 2, 3, 4], &mut pacer)
+        let mut pacing = Pacing::new(&store.compaction, true);
+        let copy = copy_live(&store, &[1, 2, 3, 4], &mut pacing)
             .unwrap()
             .unwrap();
         put_in_place(&store, &copy).unwrap();
@@ -608,130 +485,5 @@ fn a_request_wakes_the_compaction_thread_and_returns_after_its_pass() {
         2 * SEGMENT_MAGIC_BYTES + record_bytes(&[1024; 3])
     );
     assert_readable(&store, &chunks(2, &[1024; 3]));
-    fs::remove_dir_all(dir).unwrap();
-}
-
-/// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
-#[test]
-fn puts_rewrites_deletes_and_reads_race_compaction_without_losing_a_byte() {
-    use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::thread;
-
-    const WRITERS: u64 = 4;
-    const STEPS: u64 = 400;
-    let dir = temp_dir();
-    let (store, _) = Store::open(&dir, None).unwrap();
-    let writing_done = AtomicBool::new(false);
-    // Each writer owns the blobs `writer + WRITERS * n`, so its model of
-    // them is exact.
-    let models: Vec<BTreeMap<u64, Vec<Chunk>>> = thread::scope(|scope| {
-        let compactor = scope.spawn(|| {
-            let mut abandoned = BTreeSet::new();
-            let mut passes = 0;
-            while !writing_done.load(Ordering::Relaxed) {
-                pass(&store, URGENT, &mut abandoned);
-                passes += 1;
-            }
-            assert!(abandoned.is_empty());
-            passes
-        });
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|writer| {
-                let store = &store;
-                scope.spawn(move || {
-                    let mut dice = Dice(writer * 7919 + 17);
-                    let mut model: BTreeMap<u64, Vec<Chunk>> = BTreeMap::new();
-                    let mut next_blob = writer + 1;
-                    for step in 0..STEPS {
-                        let blobs: Vec<u64> = model.keys().copied().collect();
-                        let pick = |dice: &mut Dice| blobs[dice.below(blobs.len() as u64) as usize];
-                        match dice.below(10) {
-                            0..=3 => {
-                                let count = 1 + dice.below(40) as usize;
-                                let mut sizes = vec![1024; count];
-                                sizes[count - 1] = 1 + dice.below(1024) as usize;
-                                let written = chunks_seeded(next_blob, &sizes, step as usize);
-                                store.put_batch(&written).unwrap();
-                                model.insert(next_blob, written);
-                                next_blob += WRITERS;
-                            }
-                            4 | 5 if !blobs.is_empty() => {
-                                // A retried batch: some chunks again, other bytes.
-                                let blob = pick(&mut dice);
-                                let held = &model[&blob];
-                                let sizes: Vec<usize> =
-                                    held.iter().map(|chunk| chunk.data.len()).collect();
-                                let fresh = chunks_seeded(blob, &sizes, step as usize + 1);
-                                let start = dice.below(sizes.len() as u64) as usize;
-                                let end =
-                                    start + 1 + dice.below((sizes.len() - start) as u64) as usize;
-                                store.put_batch(&fresh[start..end]).unwrap();
-                                let held = model.get_mut(&blob).unwrap();
-                                held[start..end].clone_from_slice(&fresh[start..end]);
-                            }
-                            6 if !blobs.is_empty() => {
-                                let blob = pick(&mut dice);
-                                store.delete_blob(BlobId(blob)).unwrap();
-                                model.remove(&blob);
-                            }
-                            7 => {
-                                let (active_id, _) = store.segment_stats();
-                                store.seal_active(active_id).unwrap();
-                            }
-                            _ if !blobs.is_empty() => {
-                                let blob = pick(&mut dice);
-                                let held = &model[&blob];
-                                let count = held.len() as u32;
-                                assert_eq!(&store.get_run(BlobId(blob), 0, count).unwrap(), held);
-                            }
-                            _ => {}
-                        }
-                    }
-                    model
-                })
-            })
-            .collect();
-        let models = writers
-            .into_iter()
-            .map(|writer| writer.join().unwrap())
-            .collect();
-        writing_done.store(true, Ordering::Relaxed);
-        assert!(compactor.join().unwrap() > 0);
-        models
-    });
-    let check = |store: &Store| {
-        for model in &models {
-            for (&blob, held) in model {
-                let count = held.len() as u32;
-                assert_eq!(&store.get_run(BlobId(blob), 0, count).unwrap(), held);
-            }
-        }
-        let live_chunks: usize = models
-            .iter()
-            .flat_map(|model| model.values())
-            .map(Vec::len)
-            .sum();
-        assert_eq!(store.usage().chunks_count, live_chunks as u64);
-    };
-    check(&store);
-    pass(&store, URGENT, &mut BTreeSet::new());
-    check(&store);
-    assert_eq!(store.usage().disk_bytes, segment_files_bytes(&dir));
-    drop(store);
-    let (store, recovery) = Store::open(&dir, None).unwrap();
-    assert!(recovery.notes.is_empty(), "{:?}", recovery.notes);
-    check(&store);
     fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,164 @@
+//! Where requests ask the compaction thread for a pass and wait for it,
+//! bounded by `REQUEST_WAIT`; and where the thread waits for work, its
+//! interval, or a stop.
+
+use std::mem;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
+
+use super::plan::Order;
+
+/// How often the compaction thread looks for work when nobody asks.
+pub const COMPACTION_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// How long a put or delete waits for the pass it asked for. Well under the
+/// naming server's budget per call, so a slow pass costs a 507 or a late
+/// room, never a timed-out call.
+pub const REQUEST_WAIT: Duration = Duration::from_millis(1000);
+
+const _: () = assert!((REQUEST_WAIT.as_millis() as u64) * 2 <= STORAGE_TIMEOUT_MS_DEFAULT);
+
+/// Where requests ask the compaction thread for a pass and wait for it.
+#[derive(Default)]
+pub struct Schedule {
+    requests: Mutex<Requests>,
+    /// The compaction thread waits here for a request or its interval.
+    wake: Condvar,
+    /// Requesters wait here for the pass they asked for.
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Requests {
+    /// A compaction thread serves requests; without one, nobody waits.
+    serving: bool,
+    stopping: bool,
+    /// Tickets handed out; a pass serves every ticket up to the count when
+    /// it started, and sees every delete made before.
+    requested: u64,
+    started: u64,
+    completed: u64,
+    /// The largest reclaim asked by tickets no pass has started on yet.
+    reclaim_bytes: u64,
+}
+
+impl Schedule {
+    /// Asks for a pass that also frees `reclaim_bytes` if it can, and waits
+    /// until it is done, at most `REQUEST_WAIT`. Returns at once when no
+    /// compaction thread runs.
+    pub fn request_pass(&self, reclaim_bytes: u64) {
+        let deadline = Instant::now() + REQUEST_WAIT;
+        let mut requests = self.lock();
+        if !requests.serving || requests.stopping {
+            return;
+        }
+        requests.requested += 1;
+        let ticket = requests.requested;
+        requests.reclaim_bytes = requests.reclaim_bytes.max(reclaim_bytes);
+        self.wake.notify_all();
+        while requests.completed < ticket && requests.serving {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            requests = self
+                .done
+                .wait_timeout(requests, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_serving(&self) -> bool {
+        self.lock().serving
+    }
+
+    /// Ends `run` after its current group.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.wake.notify_all();
+    }
+
+    /// Waits for a request or the interval; `None` once stopping. Returns
+    /// the order and the ticket it serves.
+    pub(super) fn next_order(&self) -> Option<(Order, u64)> {
+        let deadline = Instant::now() + COMPACTION_INTERVAL;
+        let mut requests = self.lock();
+        loop {
+            if requests.stopping {
+                return None;
+            }
+            if requests.requested > requests.started {
+                requests.started = requests.requested;
+                let order = Order {
+                    urgent: true,
+                    reclaim_bytes: mem::take(&mut requests.reclaim_bytes),
+                };
+                return Some((order, requests.started));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Some((Order::BACKGROUND, requests.completed));
+            }
+            requests = self
+                .wake
+                .wait_timeout(requests, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    pub(super) fn finish(&self, ticket: u64) {
+        let mut requests = self.lock();
+        requests.completed = requests.completed.max(ticket);
+        self.done.notify_all();
+    }
+
+    /// Whether a request is waiting for a pass that has not started.
+    pub(super) fn urgent_pending(&self) -> bool {
+        let requests = self.lock();
+        requests.requested > requests.started || requests.stopping
+    }
+
+    /// Waits `duration`, or less if a request arrives or `stop` is called.
+    pub(super) fn pause(&self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        let mut requests = self.lock();
+        while requests.requested == requests.started && !requests.stopping {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            requests = self
+                .wake
+                .wait_timeout(requests, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    pub(super) fn set_serving(&self, serving: bool) {
+        self.lock().serving = serving;
+        self.done.notify_all();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Requests> {
+        // Plain counters: a poisoned lock still holds usable ones.
+        self.requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Marks the schedule not served once the compaction thread ends, however
+/// it ends, so nobody waits on a dead thread.
+pub(super) struct Serving<'a>(pub(super) &'a Schedule);
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.set_serving(false);
+    }
+}

@@ -1,0 +1,419 @@
+//! The chunk store: chunks appended to large segment files (the design of
+//! Haystack and SeaweedFS volumes; records in `record.rs`), an in-memory
+//! index of where each run of chunks sits (`index.rs`), what each segment
+//! holds (`segments.rs`), group commit, and compaction (`compaction/`).
+//! Invariants: a batch is acknowledged only after an fsync that covers it;
+//! every chunk read is checked against its CRC32C before it is returned; a
+//! record that fails its checks at start-up is never indexed; the segment
+//! files always replay, in id order, to the live chunks.
+//!
+//! Writes go to the newest segment, the active one; past
+//! `SEGMENT_BYTES_MAX` it is closed and the next started. Compaction
+//! rewrites closed segments without their dead records (see its module);
+//! a rewritten segment keeps its id, so replay order never changes, and a
+//! segment left with nothing is deleted, so ids may have gaps.
+//! `CAPACITY_BYTES` caps the segment files' bytes.
+
+mod capacity;
+pub mod compaction;
+pub mod files;
+mod recovery;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use common::chunk::{BlobId, ChunkId};
+use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::wire::Chunk;
+
+use crate::error::StorageError;
+use crate::index::{Index, Run};
+use crate::limits::{BLOB_LISTING_PAGE_BLOBS_MAX, SEGMENT_BYTES_MAX};
+use crate::record::{
+    self, RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_BYTES,
+};
+use crate::segments::Segments;
+
+use self::capacity::Room;
+use self::compaction::schedule::Schedule;
+
+pub struct Store {
+    dir: PathBuf,
+    capacity_bytes: Option<u64>,
+    state: Mutex<State>,
+    /// Held by the one thread running an fsync; others wait here and most
+    /// find their records already covered when they get it (group commit).
+    sync_lock: Mutex<()>,
+    /// The position up to which everything is on stable storage.
+    synced_through: Mutex<Position>,
+    /// Where requests ask the compaction thread for a pass.
+    pub compaction: Schedule,
+}
+
+/// A place in the log: segment id, then offset in it.
+type Position = (u32, u64);
+
+struct State {
+    index: Index,
+    segments: Segments,
+    /// An open handle per segment. Compaction swaps a segment's handle;
+    /// a read holding the old one keeps reading the old file.
+    files: BTreeMap<u32, Arc<File>>,
+    active_id: u32,
+}
+
+/// What `Store::open` found and did, for the start-up log.
+pub struct Recovery {
+    pub segments_count: usize,
+    pub chunks_count: usize,
+    pub runs_count: usize,
+    pub notes: Vec<String>,
+}
+
+pub struct StoreUsage {
+    pub live_bytes: u64,
+    pub disk_bytes: u64,
+    pub chunks_count: u64,
+    pub capacity_bytes: Option<u64>,
+}
+
+/// What one scrub step read and found.
+pub struct ScrubStep {
+    pub next: Option<(BlobId, u32)>,
+    pub bytes_read: u64,
+    pub corrupt: Vec<ChunkId>,
+}
+
+impl Store {
+    /// Stores a batch whose CRCs the wire decoder has checked; returns once
+    /// it is on stable storage. All or nothing: on error no chunk of the
+    /// batch is indexed.
+    pub fn put_batch(&self, chunks: &[Chunk]) -> Result<(), StorageError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut records =
+            Vec::with_capacity(chunks.len() * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES));
+        for chunk in chunks {
+            assert!(chunk.is_intact(), "the wire decoder checks every CRC");
+            record::encode_chunk(&mut records, chunk.id, chunk.crc, &chunk.data);
+        }
+        let mut reclaim_asked = false;
+        let ticket = loop {
+            let mut state = self.lock_state();
+            match capacity::room_for(self.capacity_bytes, &state, records.len() as u64) {
+                Room::Fits => {}
+                Room::Full {
+                    needed_bytes,
+                    free_bytes,
+                } => {
+                    return Err(StorageError::Full {
+                        needed_bytes,
+                        free_bytes,
+                    });
+                }
+                Room::AfterReclaiming {
+                    needed_bytes,
+                    free_bytes,
+                } => {
+                    // A pass that frees the shortfall is asked for and
+                    // waited on once, for at most `REQUEST_WAIT`; then the
+                    // room is checked again.
+                    if reclaim_asked {
+                        return Err(StorageError::Full {
+                            needed_bytes,
+                            free_bytes,
+                        });
+                    }
+                    drop(state);
+                    self.compaction.request_pass(needed_bytes - free_bytes);
+                    reclaim_asked = true;
+                    continue;
+                }
+            }
+            let records_offset = self.append(&mut state, &records)?;
+            let segment = state.active_id;
+            let mut offset = records_offset;
+            for (first, run_chunks) in runs_of(chunks) {
+                let last_len = run_chunks.last().map_or(0, |chunk| chunk.data.len());
+                let run = Run {
+                    segment,
+                    offset,
+                    count: u32::try_from(run_chunks.len()).expect("a batch fits u32"),
+                    last_len: u32::try_from(last_len).expect("a chunk fits u32"),
+                };
+                offset += run.record_bytes();
+                state.index.insert(first.blob, first.index, run);
+                state.segments.note_chunk(first.blob, segment);
+            }
+            assert_eq!(offset, records_offset + records.len() as u64);
+            break (state.active_id, state.segments.len(state.active_id));
+        };
+        self.sync_through(ticket).map_err(StorageError::from_io)
+    }
+
+    /// Reads `count` consecutive chunks of `blob` from `first_index`, each
+    /// checked against its record header and CRC32C; one read per run.
+    pub fn get_run(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<Vec<Chunk>, StorageError> {
+        assert!(count as usize <= BATCH_CHUNKS_MAX);
+        let pieces: Vec<(u32, Run, Arc<File>)> = {
+            let state = self.lock_state();
+            let pieces = state
+                .index
+                .locate(blob, first_index, count)
+                .map_err(|chunk| StorageError::NotFound { chunk })?;
+            pieces
+                .into_iter()
+                .map(|piece| {
+                    (
+                        piece.first_index,
+                        piece.run,
+                        Arc::clone(&state.files[&piece.run.segment]),
+                    )
+                })
+                .collect()
+        };
+        let mut chunks = Vec::with_capacity(count as usize);
+        for (piece_first, run, file) in pieces {
+            let records = read_run(&file, &run).map_err(StorageError::from_io)?;
+            let verified = record::verify_run(
+                &records,
+                run.offset,
+                (blob, piece_first),
+                run.count,
+                run.last_len,
+            );
+            for chunk in verified {
+                chunks.push(chunk.map_err(|chunk| StorageError::Corrupt { chunk })?);
+            }
+        }
+        assert_eq!(chunks.len(), count as usize);
+        Ok(chunks)
+    }
+
+    /// Scrubs the run after `cursor` in index order: reads it, checks every
+    /// record, and drops the corrupt chunks from the index, so they count
+    /// as missing and the naming server copies them back from a good
+    /// replica. `next` is `None` once the whole index was visited.
+    pub fn scrub_step(&self, cursor: Option<(BlobId, u32)>) -> io::Result<ScrubStep> {
+        let found = {
+            let state = self.lock_state();
+            state
+                .index
+                .run_after(cursor)
+                .map(|(key, run)| (key, run, Arc::clone(&state.files[&run.segment])))
+        };
+        let Some(((blob, first_index), run, file)) = found else {
+            return Ok(ScrubStep {
+                next: None,
+                bytes_read: 0,
+                corrupt: Vec::new(),
+            });
+        };
+        let records = read_run(&file, &run)?;
+        let corrupt: Vec<ChunkId> = record::verify_run(
+            &records,
+            run.offset,
+            (blob, first_index),
+            run.count,
+            run.last_len,
+        )
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+        if !corrupt.is_empty() {
+            let mut state = self.lock_state();
+            for id in &corrupt {
+                let offset = run.offset + u64::from(id.index - first_index) * RECORD_STRIDE_BYTES;
+                // A chunk rewritten or deleted since the read is not ours to drop.
+                if state.index.is_at(*id, run.segment, offset) {
+                    state.index.forget_chunk(*id);
+                }
+            }
+        }
+        Ok(ScrubStep {
+            next: Some((blob, first_index)),
+            bytes_read: records.len() as u64,
+            corrupt,
+        })
+    }
+
+    /// Stops serving chunks `first..first + count` of `blob`: surplus
+    /// replicas the naming server no longer places here (a server that was
+    /// dead while its chunks were re-replicated). Only the index forgets
+    /// them, nothing is journaled: compaction reclaims their records, and
+    /// if a restart comes first they are listed again and reconciliation
+    /// drops them again. They are copies of committed chunks, so serving
+    /// them in between is harmless.
+    pub fn drop_surplus(&self, blob: BlobId, first: u32, count: u32) {
+        let mut state = self.lock_state();
+        state
+            .index
+            .forget_range(blob, first, first.saturating_add(count));
+    }
+
+    /// Deletes every chunk of `blob`; deleting what is not here succeeds.
+    pub fn delete_blob(&self, blob: BlobId) -> Result<(), StorageError> {
+        let ticket = {
+            let mut state = self.lock_state();
+            if !state.index.has_blob(blob) {
+                return Ok(());
+            }
+            let mut tombstone = Vec::with_capacity(RECORD_HEADER_BYTES);
+            record::encode_tombstone(&mut tombstone, blob);
+            self.append(&mut state, &tombstone)?;
+            state.index.remove_blob(blob);
+            let segment = state.active_id;
+            state.segments.note_tombstone(blob, segment);
+            (state.active_id, state.segments.len(state.active_id))
+        };
+        self.sync_through(ticket).map_err(StorageError::from_io)?;
+        if self.capacity_bytes.is_some() {
+            // Under a capacity, the room a delete frees is only real once
+            // compaction has reclaimed it, and the naming server asks for
+            // this server's status right after deleting a failed create's
+            // chunks to place the next one. Answer after a pass (bounded),
+            // so that status already shows the room.
+            self.compaction.request_pass(0);
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self) -> StoreUsage {
+        let state = self.lock_state();
+        StoreUsage {
+            live_bytes: state.index.live_bytes(),
+            disk_bytes: state.segments.disk_bytes(),
+            chunks_count: state.index.chunks_count(),
+            capacity_bytes: self.capacity_bytes,
+        }
+    }
+
+    /// Up to `BLOB_LISTING_PAGE_BLOBS_MAX` blobs from `from` on, in order,
+    /// each with its number of chunks: one page of `GET /blobs`.
+    pub fn blob_counts(&self, from: BlobId) -> Vec<(BlobId, u64)> {
+        self.lock_state()
+            .index
+            .blob_counts(from, BLOB_LISTING_PAGE_BLOBS_MAX)
+    }
+
+    /// Appends `bytes` to the active segment, starting a new one when it is
+    /// full; returns the offset they were written at. On error nothing is
+    /// left half-written: the segment is cut back.
+    fn append(&self, state: &mut MutexGuard<'_, State>, bytes: &[u8]) -> Result<u64, StorageError> {
+        if state.segments.len(state.active_id) + bytes.len() as u64 > SEGMENT_BYTES_MAX {
+            self.start_segment(state).map_err(StorageError::from_io)?;
+        }
+        let file = Arc::clone(&state.files[&state.active_id]);
+        let offset = state.segments.len(state.active_id);
+        if let Err(err) = file.write_all_at(bytes, offset) {
+            // Cut back whatever part landed, so the next record starts on a
+            // record boundary; if even that fails the tail is torn, and the
+            // next start-up cuts it.
+            let _ = file.set_len(offset);
+            return Err(StorageError::from_io(err));
+        }
+        let active_id = state.active_id;
+        state.segments.grow(active_id, bytes.len() as u64);
+        Ok(offset)
+    }
+
+    /// Closes the active segment (fsynced, so tickets in it stay covered)
+    /// and starts the next one, fsyncing the folder so it survives a crash.
+    fn start_segment(&self, state: &mut MutexGuard<'_, State>) -> io::Result<()> {
+        if let Some(active) = state.files.get(&state.active_id) {
+            active.sync_data()?;
+        }
+        let next_id = state.files.keys().next_back().map_or(1, |id| id + 1);
+        let path = files::segment_path(&self.dir, next_id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all_at(&SEGMENT_MAGIC, 0)?;
+        file.sync_all()?;
+        files::sync_dir(&self.dir)?;
+        state.files.insert(next_id, Arc::new(file));
+        state.segments.add(next_id, SEGMENT_MAGIC_BYTES);
+        state.active_id = next_id;
+        Ok(())
+    }
+
+    /// Returns once everything up to `ticket` is on stable storage. One
+    /// fsync covers every record appended before it started, so concurrent
+    /// batches share fsyncs instead of queueing one each.
+    fn sync_through(&self, ticket: Position) -> io::Result<()> {
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *self.lock_synced() >= ticket {
+            return Ok(());
+        }
+        let (target, file) = {
+            let state = self.lock_state();
+            (
+                (state.active_id, state.segments.len(state.active_id)),
+                Arc::clone(&state.files[&state.active_id]),
+            )
+        };
+        // Earlier segments were fsynced when they were closed.
+        file.sync_data()?;
+        *self.lock_synced() = target;
+        Ok(())
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic never leaves `State` half-updated (no panics between the
+        // steps of an update), so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_synced(&self) -> MutexGuard<'_, Position> {
+        self.synced_through
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The records of `run`, read whole.
+fn read_run(file: &File, run: &Run) -> io::Result<Vec<u8>> {
+    let mut records = vec![0u8; usize::try_from(run.record_bytes()).expect("a run fits memory")];
+    file.read_exact_at(&mut records, run.offset)?;
+    Ok(records)
+}
+
+/// Splits a batch into runs the index can keep as one entry each:
+/// consecutive chunks of one blob, every one but the last full.
+fn runs_of(chunks: &[Chunk]) -> Vec<(ChunkId, &[Chunk])> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for idx in 1..=chunks.len() {
+        let continues = idx < chunks.len() && {
+            let (previous, next) = (&chunks[idx - 1], &chunks[idx]);
+            previous.id.blob == next.id.blob
+                && previous.id.index.checked_add(1) == Some(next.id.index)
+                && previous.data.len() == CHUNK_SIZE_BYTES
+        };
+        if !continues {
+            runs.push((chunks[start].id, &chunks[start..idx]));
+            start = idx;
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests;
