@@ -7,6 +7,12 @@
 //! frame  = blob u64 | index u32 | len u32 (<= 1024) | crc32c(data) u32 | data[len]
 //! ```
 //! Integers are big-endian. A batch ends exactly after its last frame.
+//!
+//! A storage server's blob listing (`GET /blobs`, for reconciliation) is a
+//! 12-byte entry per blob held, sorted by blob id:
+//! ```text
+//! entry  = blob u64 | chunk count u32 (u32::MAX for more)
+//! ```
 
 use std::fmt;
 use std::io::{self, Read};
@@ -166,6 +172,25 @@ fn decode_frame_header(frame: &[u8; FRAME_HEADER_BYTES]) -> (ChunkId, u32, u32) 
         index: index.expect(in_frame),
     };
     (id, len.expect(in_frame), crc.expect(in_frame))
+}
+
+/// Bytes of one entry of a blob listing.
+pub const BLOB_ENTRY_BYTES: usize = 12;
+
+/// Appends the listing entry of `blob`, holding `chunks_count` chunks; a
+/// count past `u32::MAX` (more chunks than any file has) is sent as
+/// `u32::MAX`.
+pub fn put_blob_entry(out: &mut Vec<u8>, blob: BlobId, chunks_count: u64) {
+    out.put_u64(blob.0);
+    out.put_u32(u32::try_from(chunks_count).unwrap_or(u32::MAX));
+}
+
+/// The blob and chunk count of one listing entry.
+pub fn decode_blob_entry(entry: &[u8; BLOB_ENTRY_BYTES]) -> (BlobId, u32) {
+    let mut fields = Reader::new(entry);
+    let in_entry = "BLOB_ENTRY_BYTES holds blob and count";
+    let blob = fields.u64().expect(in_entry);
+    (BlobId(blob), fields.u32().expect(in_entry))
 }
 
 fn read_exact_or_truncated(reader: &mut impl Read, buf: &mut [u8]) -> Result<(), WireError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
-use common::wire::{self, Chunk};
+use common::wire::{self, BLOB_ENTRY_BYTES, Chunk};
 use ureq::Agent;
 
 use crate::error::ApiError;
@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// a stalled listing fails sooner, after one call budget without a byte.
 const LIST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest blob listing read: 16 million blobs.
-const LIST_BYTES_MAX: u64 = 12 * 16 * 1024 * 1024;
+const LIST_BYTES_MAX: u64 = BLOB_ENTRY_BYTES as u64 * 16 * 1024 * 1024;
 
 pub struct StorageClient {
     agent: Agent,
@@ -116,9 +116,8 @@ impl StorageClient {
         expect_success(response).map(drop)
     }
 
-    /// Every blob `server` holds, with its chunk count (`GET /blobs`:
-    /// 12-byte records, blob u64 | count u32, big-endian). A long list
-    /// gets a longer budget than a batch.
+    /// Every blob `server` holds, with its chunk count (`GET /blobs`, see
+    /// `common::wire`). A long list gets a longer budget than a batch.
     pub fn list_blobs(&self, server: &str) -> Result<Vec<(BlobId, u32)>, CallError> {
         let response = self
             .agent
@@ -138,20 +137,14 @@ impl StorageClient {
                 .reader(),
         );
         let mut blobs = Vec::new();
-        let mut record = [0u8; 12];
+        let mut entry = [0u8; BLOB_ENTRY_BYTES];
         loop {
-            match reader.read_exact(&mut record) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => break,
+            match reader.read_exact(&mut entry) {
+                Ok(()) => blobs.push(wire::decode_blob_entry(&entry)),
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(blobs),
                 Err(err) => return Err(CallError::BadAnswer(err.to_string())),
             }
-            let blob = BlobId(u64::from_be_bytes(record[..8].try_into().expect("8 bytes")));
-            blobs.push((
-                blob,
-                u32::from_be_bytes(record[8..].try_into().expect("4 bytes")),
-            ));
         }
-        Ok(blobs)
     }
 
     /// Drops surplus replicas of chunks `first..first + count` of `blob`.

@@ -7,8 +7,7 @@
 //! DELETE /blobs/BLOB                      -> 204 (also when nothing was there)
 //! DELETE /blobs/BLOB?first=I&count=N      -> 204, surplus replicas dropped (see Store::drop_surplus)
 //! GET    /blobs                           -> 200, application/octet-stream, streamed:
-//!                                            a 12-byte record per blob held, by blob id:
-//!                                            blob u64 | chunk count u32 (big-endian)
+//!                                            a blob listing (common::wire)
 //! GET    /status                          -> 200 {"used_bytes","disk_bytes","live_bytes",
 //!                                                 "capacity_bytes","chunks"}
 //! GET    /health                          -> 200
@@ -19,9 +18,7 @@
 //! `GET /blobs` is for the naming server's reconciliation: it is read from
 //! the index a page at a time, never under one long hold of its lock, so a
 //! blob stored or deleted while it streams may or may not be listed, and a
-//! blob still being written is listed with the chunks stored so far. A
-//! count past `u32::MAX` (more chunks than any file has) is sent as
-//! `u32::MAX`.
+//! blob still being written is listed with the chunks stored so far.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -38,9 +35,6 @@ use crate::error::{STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, StorageError};
 use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
 use crate::scrub::ScrubStats;
 use crate::store::Store;
-
-/// Bytes of one record of `GET /blobs`.
-pub const BLOB_ENTRY_BYTES: usize = 12;
 
 pub struct Api {
     /// Shared with the compaction thread and with `GET /blobs` streams.
@@ -173,15 +167,6 @@ fn parse_blob(raw: &str) -> Result<BlobId, StorageError> {
     BlobId::parse(raw).map_err(|err| StorageError::BadRequest(err.to_string()))
 }
 
-/// One record of `GET /blobs`.
-pub fn encode_blob_entry(blob: BlobId, chunks_count: u64) -> [u8; BLOB_ENTRY_BYTES] {
-    let count = u32::try_from(chunks_count).unwrap_or(u32::MAX);
-    let mut entry = [0u8; BLOB_ENTRY_BYTES];
-    entry[..8].copy_from_slice(&blob.0.to_be_bytes());
-    entry[8..].copy_from_slice(&count.to_be_bytes());
-    entry
-}
-
 /// The body of `GET /blobs`: reads the next page of the index only when
 /// the previous one has been sent.
 pub struct BlobListing {
@@ -218,8 +203,7 @@ impl Read for BlobListing {
             };
             self.page.clear();
             for (blob, chunks_count) in counts {
-                self.page
-                    .extend_from_slice(&encode_blob_entry(blob, chunks_count));
+                wire::put_blob_entry(&mut self.page, blob, chunks_count);
             }
             self.sent = 0;
         }

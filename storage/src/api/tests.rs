@@ -7,16 +7,27 @@ use std::sync::Arc;
 use common::chunk::{BlobId, ChunkId};
 use common::wire::Chunk;
 
-use super::{BLOB_ENTRY_BYTES, BlobListing, encode_blob_entry};
+use common::wire::{self, BLOB_ENTRY_BYTES};
+
+use super::BlobListing;
 use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
 use crate::store::Store;
 use crate::test_support::{chunks, temp_dir};
 
+fn encode_blob_entry(blob: BlobId, chunks_count: u64) -> Vec<u8> {
+    let mut entry = Vec::new();
+    wire::put_blob_entry(&mut entry, blob, chunks_count);
+    entry
+}
+
 #[test]
 fn a_blob_entry_is_its_id_and_chunk_count_big_endian() {
+    let entry = encode_blob_entry(BlobId(0x0102_0304_0506_0708), 0x0a0b_0c0d);
+    assert_eq!(entry, [1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d]);
+    let entry: [u8; BLOB_ENTRY_BYTES] = entry.try_into().unwrap();
     assert_eq!(
-        encode_blob_entry(BlobId(0x0102_0304_0506_0708), 0x0a0b_0c0d),
-        [1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d]
+        wire::decode_blob_entry(&entry),
+        (BlobId(0x0102_0304_0506_0708), 0x0a0b_0c0d)
     );
     assert_eq!(
         encode_blob_entry(BlobId(u64::MAX), 1 << 32),
