@@ -1,7 +1,7 @@
 # Harbour: build, run a local cluster, test, bench.
 #   make run-cluster   build, then start naming on :8000 and storage on :8001, :8002
 #   make stop-cluster  stop exactly the processes run-cluster started
-#   make test          every check CI runs
+#   make test          every check CI runs (the patched tiny_http's own tests too)
 #   make bench         throughput figures (not part of test)
 #   make test-docker   the compose cluster across containers (after make test in CI)
 
@@ -71,6 +71,7 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(CARGO) test --locked --manifest-path vendor/tiny_http/Cargo.toml --target-dir target/vendor
 	docker-compose config -q
 
 bench: build

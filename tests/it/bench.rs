@@ -442,12 +442,7 @@ fn bench_recovery_after_a_storage_death() {
         done.store(true, Ordering::Relaxed);
         recovery
     });
-    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
-    let copied = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("harbour_chunks_re_replicated_total "))
-        .and_then(|count| count.parse::<u64>().ok())
-        .unwrap_or(0);
+    let copied = cluster.metric("harbour_chunks_re_replicated_total");
     println!(
         "recovery: {total_mib:.0} MiB at R=2 on 3 servers, one killed: under-replicated back to 0 after {:.1} s ({copied} chunks copied, {:.1} MiB/s)",
         recovery.as_secs_f64(),

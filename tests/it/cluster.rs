@@ -276,12 +276,23 @@ impl Cluster {
     }
 
     /// The replica URLs of every chunk of `path_name`, from `GET /stat`,
-    /// each checked to be `replication` distinct servers.
+    /// each checked to be `replication` distinct servers. The file must
+    /// exist and its answer hold every chunk.
     pub fn chunk_replicas(&self, path_name: &str) -> Vec<Vec<String>> {
-        let stat = self
-            .request("GET", &format!("/stat/{path_name}"), &[])
-            .json();
-        let chunks = stat["chunks"].as_array().cloned().unwrap_or_default();
+        let answer = self.request("GET", &format!("/stat/{path_name}"), &[]);
+        assert_eq!(
+            answer.status,
+            200,
+            "stat {path_name}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let stat = answer.json();
+        let chunks = stat["chunks"].as_array().expect("a chunks array");
+        assert_eq!(
+            Some(chunks.len() as u64),
+            stat["chunk_count"].as_u64(),
+            "{path_name}: every chunk is listed"
+        );
         chunks
             .iter()
             .map(|chunk| {
@@ -309,19 +320,45 @@ impl Cluster {
     }
 
     /// Total chunks stored on every storage server, by their own count.
+    /// Every server must answer: a dead one is no zero.
     pub fn stored_chunks(&self) -> u64 {
-        (0..self.storages.len())
-            .map(|idx| {
-                let answer = request_to(
-                    &self.agent,
-                    &format!("{}/status", self.storage_url(idx)),
-                    "GET",
-                    &[],
-                );
-                answer.map_or(0, |answer| answer.json()["chunks"].as_u64().unwrap_or(0))
+        let every: Vec<usize> = (0..self.storages.len()).collect();
+        self.stored_chunks_on(&every)
+    }
+
+    /// Chunks stored on the storage servers `idxs`, by their own count;
+    /// each must answer its status.
+    pub fn stored_chunks_on(&self, idxs: &[usize]) -> u64 {
+        idxs.iter()
+            .map(|&idx| {
+                let url = format!("{}/status", self.storage_url(idx));
+                let answer = request_to(&self.agent, &url, "GET", &[])
+                    .unwrap_or_else(|err| panic!("storage {idx} does not answer: {err}"));
+                assert_eq!(answer.status, 200, "storage {idx} status");
+                answer.json()["chunks"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("storage {idx} status has no chunks count"))
             })
             .sum()
     }
+
+    /// The value of the naming server's unlabelled metric `name`; the
+    /// metric must be on `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let answer = self.request("GET", "/metrics", &[]);
+        assert_eq!(answer.status, 200, "GET /metrics");
+        metric_value(&String::from_utf8_lossy(&answer.body), name)
+    }
+}
+
+/// The value of unlabelled metric `name` in a Prometheus text page.
+pub fn metric_value(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("metric {name}: {err}"))
 }
 
 impl Drop for Cluster {
@@ -370,7 +407,7 @@ impl Server {
     fn spawn(&mut self) {
         let log = fs::File::create(&self.log).expect("create log file");
         let mut command = Command::new(bin_path(self.binary));
-        clear_harbour_env(&mut command);
+        clear_env(&mut command);
         let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
@@ -556,7 +593,7 @@ pub struct CliRun {
 impl Cli {
     pub fn new(args: &[&str]) -> Cli {
         let mut command = Command::new(bin_path("harbour"));
-        clear_harbour_env(&mut command);
+        clear_env(&mut command);
         command.args(args);
         Cli {
             command,
@@ -687,24 +724,14 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Removes every setting a Harbour binary reads from the environment, so a
-/// test sees only what it sets.
-pub fn clear_harbour_env(command: &mut Command) {
-    for key in [
-        "LISTEN_ADDR",
-        "STORAGE_SERVERS",
-        "REPLICATION_FACTOR",
-        "META_DIR",
-        "DATA_DIR",
-        "CAPACITY_BYTES",
-        "REQUEST_TIMEOUT_MS",
-        "IO_TIMEOUT_MS",
-        "WORKERS",
-        "HEARTBEAT_MS",
-        "DEAD_AFTER_MS",
-        "NAME_SERVER",
-    ] {
-        command.env_remove(key);
+/// Starts the child with an empty environment (but `RUST_BACKTRACE`, for
+/// readable panics), so a test sees only what it sets: nothing a Harbour
+/// binary reads can leak in from the caller's shell, whatever variables
+/// the binaries learn to read.
+pub fn clear_env(command: &mut Command) {
+    command.env_clear();
+    if let Some(backtrace) = std::env::var_os("RUST_BACKTRACE") {
+        command.env("RUST_BACKTRACE", backtrace);
     }
 }
 

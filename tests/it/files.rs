@@ -170,8 +170,7 @@ fn status_counts_files_chunks_and_space() {
         || used() == expected_used,
     );
     assert_eq!(cluster.request("GET", "/health", &[]).status, 200);
-    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
-    assert!(metrics.contains("harbour_files 2"), "{metrics}");
+    assert_eq!(cluster.metric("harbour_files"), 2);
 }
 
 #[test]

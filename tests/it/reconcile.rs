@@ -74,11 +74,7 @@ fn orphaned_chunks_are_reclaimed_and_lost_replicas_counted() {
                 && cluster.status_json()["under_replicated"] == 0
         },
     );
-    let metrics = String::from_utf8(cluster.request("GET", "/metrics", &[]).body).unwrap();
-    assert!(
-        metrics.contains("harbour_chunks_re_replicated_total 3\n"),
-        "{metrics}"
-    );
+    assert_eq!(cluster.metric("harbour_chunks_re_replicated_total"), 3);
     assert_eq!(
         cluster.get("kept").body,
         bytes,
