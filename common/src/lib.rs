@@ -4,10 +4,13 @@ pub mod api;
 pub mod chunk;
 pub mod codec;
 pub mod config;
+pub mod group_commit;
 pub mod limits;
 pub mod name;
 pub mod pacer;
 pub mod percent;
 pub mod rng;
 pub mod server;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wire;

@@ -19,6 +19,12 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 use crate::api::ErrorBody;
 use crate::limits::{HEADER_LINE_BYTES_MAX, HEADERS_COUNT_MAX, UNREAD_BODY_DRAIN_BYTES_MAX};
 
+/// Status codes of successful answers, shared by both servers; each
+/// server's error statuses are in its `error.rs` table.
+pub const STATUS_OK: u16 = 200;
+pub const STATUS_CREATED: u16 = 201;
+pub const STATUS_NO_CONTENT: u16 = 204;
+
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub workers_count: usize,

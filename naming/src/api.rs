@@ -8,11 +8,13 @@ use common::api::ClusterStatus;
 use common::limits::BATCH_CHUNKS_MAX;
 use common::name::FileName;
 use common::percent;
-use common::server::{self, Handler, Reply, ServerStats};
+use common::server::{
+    self, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, ServerStats,
+};
 use tiny_http::{Method, Request};
 
 use crate::download::ChunkReader;
-use crate::error::{ApiError, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
+use crate::error::ApiError;
 use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::version::FileVersion;
 use crate::metrics;

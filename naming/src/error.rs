@@ -76,11 +76,6 @@ impl HttpError for ApiError {
     }
 }
 
-/// Status codes of successful answers, kept beside the error table.
-pub const STATUS_OK: u16 = 200;
-pub const STATUS_CREATED: u16 = 201;
-pub const STATUS_NO_CONTENT: u16 = 204;
-
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

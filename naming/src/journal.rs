@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::codec::{Put, Reader};
+use common::group_commit::GroupCommit;
 
 use crate::metadata::change::Change;
 
@@ -37,17 +38,15 @@ const FILE_HEADER_BYTES: u64 = 16;
 const CHECKPOINT_NAME: &str = "checkpoint";
 const CHECKPOINT_TEMP_NAME: &str = "checkpoint.tmp";
 
-/// Position of a record in the journal: records are durable through
-/// `durable_lsn`.
+/// Position of a record in the journal, counted from 1 since the open.
 pub type Lsn = u64;
 
 pub struct Journal {
     dir: PathBuf,
     writer: Mutex<Writer>,
-    /// Held by the one thread writing and fsyncing; the others wait here and
-    /// usually find their records already durable (group commit).
-    sync_lock: Mutex<()>,
-    durable_lsn: Mutex<Lsn>,
+    /// How far the appended records are durable; one write and one fsync
+    /// cover every record appended before they started.
+    commit: GroupCommit<Lsn>,
     /// A test pauses a syncer here, to put a checkpoint between a change's
     /// append and its fsync.
     #[cfg(test)]
@@ -158,8 +157,7 @@ impl Journal {
         let journal = Journal {
             dir: dir.to_path_buf(),
             writer: Mutex::new(writer),
-            sync_lock: Mutex::new(()),
-            durable_lsn: Mutex::new(0),
+            commit: GroupCommit::new(0),
             #[cfg(test)]
             pause_before_sync: Mutex::new(None),
         };
@@ -192,30 +190,27 @@ impl Journal {
                 pause();
             }
         }
-        let _sync = self
-            .sync_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *self.lock_durable() >= lsn {
-            return Ok(());
-        }
-        let (bytes, file, offset, target_lsn) = {
-            let mut writer = self.lock_writer();
-            let bytes = std::mem::take(&mut writer.pending);
-            let offset = writer.file_len;
-            writer.file_len += bytes.len() as u64;
-            (bytes, Arc::clone(&writer.file), offset, writer.last_lsn)
-        };
-        file.write_all_at(&bytes, offset)?;
-        file.sync_data()?;
-        *self.lock_durable() = target_lsn;
-        Ok(())
+        self.commit.wait_durable(lsn, || {
+            // Taken under the writer lock, written outside it, so appends
+            // go on meanwhile. A failed write is fatal to the caller (the
+            // door stops the process), so the taken bytes are not retried.
+            let (bytes, file, offset, target_lsn) = {
+                let mut writer = self.lock_writer();
+                let bytes = std::mem::take(&mut writer.pending);
+                let offset = writer.file_len;
+                writer.file_len += bytes.len() as u64;
+                (bytes, Arc::clone(&writer.file), offset, writer.last_lsn)
+            };
+            file.write_all_at(&bytes, offset)?;
+            file.sync_data()?;
+            Ok(target_lsn)
+        })
     }
 
     /// Every change up to this Lsn is on stable storage.
     #[cfg(test)]
     pub fn durable_lsn(&self) -> Lsn {
-        *self.lock_durable()
+        self.commit.durable()
     }
 
     /// The Lsn of the last change appended.
@@ -232,25 +227,26 @@ impl Journal {
     /// state lock, so the snapshot it takes next is exactly the state as of
     /// the end of the previous generation.
     pub fn rotate(&self) -> io::Result<u64> {
-        let _sync = self
-            .sync_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut writer = self.lock_writer();
-        let bytes = std::mem::take(&mut writer.pending);
-        writer.file.write_all_at(&bytes, writer.file_len)?;
-        writer.file.sync_data()?;
-        let generation = writer.generation + 1;
-        let file = create_journal(&self.dir, generation).map_err(|err| match err {
-            JournalError::Io { err, .. } => err,
-            JournalError::Damaged { detail, .. } => io::Error::other(detail),
-        })?;
-        writer.file = Arc::new(file);
-        writer.generation = generation;
-        writer.file_len = FILE_HEADER_BYTES;
-        writer.bytes_since_checkpoint = 0;
-        *self.lock_durable() = writer.last_lsn;
-        Ok(generation)
+        self.commit.sync_alone(|| {
+            let mut guard = self.lock_writer();
+            let writer = &mut *guard;
+            // Pending records stay pending until written: a failed rotation
+            // (the checkpointer logs it and tries again) loses none.
+            writer.file.write_all_at(&writer.pending, writer.file_len)?;
+            writer.file_len += writer.pending.len() as u64;
+            writer.pending.clear();
+            writer.file.sync_data()?;
+            let generation = writer.generation + 1;
+            let file = create_journal(&self.dir, generation).map_err(|err| match err {
+                JournalError::Io { err, .. } => err,
+                JournalError::Damaged { detail, .. } => io::Error::other(detail),
+            })?;
+            writer.file = Arc::new(file);
+            writer.generation = generation;
+            writer.file_len = FILE_HEADER_BYTES;
+            writer.bytes_since_checkpoint = 0;
+            Ok((writer.last_lsn, generation))
+        })
     }
 
     /// Writes the checkpoint of `generation` from `changes` (the state when
@@ -286,12 +282,6 @@ impl Journal {
         // The writer's fields change together under the lock, with no panic
         // in between, so a poisoned lock still holds a consistent writer.
         self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn lock_durable(&self) -> MutexGuard<'_, Lsn> {
-        self.durable_lsn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -27,11 +27,13 @@ use std::sync::atomic::Ordering;
 use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX};
-use common::server::{self, BodyError, Handler, Reply};
+use common::server::{
+    self, BodyError, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK,
+};
 use common::wire;
 use tiny_http::{Method, Request};
 
-use crate::error::{STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, StorageError};
+use crate::error::StorageError;
 use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
 use crate::scrub::ScrubStats;
 use crate::store::Store;

@@ -64,11 +64,6 @@ impl StorageError {
     }
 }
 
-/// Status codes of successful answers, kept beside the error table.
-pub const STATUS_OK: u16 = 200;
-pub const STATUS_CREATED: u16 = 201;
-pub const STATUS_NO_CONTENT: u16 = 204;
-
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

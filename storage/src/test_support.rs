@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use common::chunk::{BlobId, ChunkId};
@@ -15,15 +14,7 @@ use crate::store::Store;
 use crate::store::compaction;
 
 pub fn temp_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "harbour-store-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::testing::fresh_dir("store-test")
 }
 
 /// Chunks `0..sizes.len()` of `blob`, chunk `i` being `sizes[i]` bytes.

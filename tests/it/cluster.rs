@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a cluster is set up; `Spec::default()` is three storage servers at
@@ -758,15 +757,7 @@ pub fn bin_path(name: &str) -> PathBuf {
 
 /// A fresh folder for one test: `temp/harbour-it/<pid>-<n>`.
 pub fn test_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join("harbour-it").join(format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create test dir");
-    dir
+    common::testing::fresh_dir("it")
 }
 
 fn path_arg(path: &Path) -> String {

@@ -3,7 +3,6 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::chunk::BlobId;
 use common::name::FileName;
@@ -14,15 +13,7 @@ use crate::metadata::change::Change;
 use crate::metadata::version::{FileVersion, push_run};
 
 fn temp_dir() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "harbour-journal-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::testing::fresh_dir("journal-test")
 }
 
 fn name(text: &str) -> FileName {

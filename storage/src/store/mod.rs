@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::chunk::{BlobId, ChunkId};
+use common::group_commit::GroupCommit;
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 use common::wire::Chunk;
 
@@ -45,11 +46,9 @@ pub struct Store {
     dir: PathBuf,
     capacity_bytes: Option<u64>,
     state: Mutex<State>,
-    /// Held by the one thread running an fsync; others wait here and most
-    /// find their records already covered when they get it (group commit).
-    sync_lock: Mutex<()>,
-    /// The position up to which everything is on stable storage.
-    synced_through: Mutex<Position>,
+    /// The position up to which everything is on stable storage; one fsync
+    /// covers every batch appended before it started.
+    commit: GroupCommit<Position>,
     /// Where requests ask the compaction thread for a pass.
     pub compaction: Schedule,
 }
@@ -353,36 +352,24 @@ impl Store {
     /// fsync covers every record appended before it started, so concurrent
     /// batches share fsyncs instead of queueing one each.
     fn sync_through(&self, ticket: Position) -> io::Result<()> {
-        let _sync = self
-            .sync_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *self.lock_synced() >= ticket {
-            return Ok(());
-        }
-        let (target, file) = {
-            let state = self.lock_state();
-            (
-                (state.active_id, state.segments.len(state.active_id)),
-                Arc::clone(&state.files[&state.active_id]),
-            )
-        };
-        // Earlier segments were fsynced when they were closed.
-        file.sync_data()?;
-        *self.lock_synced() = target;
-        Ok(())
+        self.commit.wait_durable(ticket, || {
+            let (target, file) = {
+                let state = self.lock_state();
+                (
+                    (state.active_id, state.segments.len(state.active_id)),
+                    Arc::clone(&state.files[&state.active_id]),
+                )
+            };
+            // Earlier segments were fsynced when they were closed.
+            file.sync_data()?;
+            Ok(target)
+        })
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // A panic never leaves `State` half-updated (no panics between the
         // steps of an update), so a poisoned lock is still consistent.
         self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn lock_synced(&self) -> MutexGuard<'_, Position> {
-        self.synced_through
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::chunk::ChunkId;
+use common::group_commit::GroupCommit;
 use common::limits::CHUNK_SIZE_BYTES;
 
 use crate::index::{Index, Run};
@@ -81,9 +82,8 @@ impl Store {
         let store = Store {
             dir: dir.to_path_buf(),
             capacity_bytes,
-            synced_through: Mutex::new((state.active_id, active_len)),
+            commit: GroupCommit::new((state.active_id, active_len)),
             state: Mutex::new(state),
-            sync_lock: Mutex::new(()),
             compaction: Schedule::default(),
         };
         let (chunks_count, runs_count) = {

@@ -4,7 +4,7 @@
 
 use std::mem;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
 
@@ -49,7 +49,6 @@ impl Schedule {
     /// until it is done, at most `REQUEST_WAIT`. Returns at once when no
     /// compaction thread runs.
     pub fn request_pass(&self, reclaim_bytes: u64) {
-        let deadline = Instant::now() + REQUEST_WAIT;
         let mut requests = self.lock();
         if !requests.serving || requests.stopping {
             return;
@@ -58,17 +57,12 @@ impl Schedule {
         let ticket = requests.requested;
         requests.reclaim_bytes = requests.reclaim_bytes.max(reclaim_bytes);
         self.wake.notify_all();
-        while requests.completed < ticket && requests.serving {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            requests = self
-                .done
-                .wait_timeout(requests, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let _ = self
+            .done
+            .wait_timeout_while(requests, REQUEST_WAIT, |requests| {
+                requests.completed < ticket && requests.serving
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
 
     #[cfg(test)]
@@ -85,30 +79,24 @@ impl Schedule {
     /// Waits for a request or the interval; `None` once stopping. Returns
     /// the order and the ticket it serves.
     pub(super) fn next_order(&self) -> Option<(Order, u64)> {
-        let deadline = Instant::now() + COMPACTION_INTERVAL;
-        let mut requests = self.lock();
-        loop {
-            if requests.stopping {
-                return None;
-            }
-            if requests.requested > requests.started {
-                requests.started = requests.requested;
-                let order = Order {
-                    urgent: true,
-                    reclaim_bytes: mem::take(&mut requests.reclaim_bytes),
-                };
-                return Some((order, requests.started));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Some((Order::BACKGROUND, requests.completed));
-            }
-            requests = self
-                .wake
-                .wait_timeout(requests, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+        let (mut requests, _) = self
+            .wake
+            .wait_timeout_while(self.lock(), COMPACTION_INTERVAL, |requests| {
+                !requests.stopping && requests.requested == requests.started
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if requests.stopping {
+            return None;
         }
+        if requests.requested == requests.started {
+            return Some((Order::BACKGROUND, requests.completed));
+        }
+        requests.started = requests.requested;
+        let order = Order {
+            urgent: true,
+            reclaim_bytes: mem::take(&mut requests.reclaim_bytes),
+        };
+        Some((order, requests.started))
     }
 
     pub(super) fn finish(&self, ticket: u64) {
@@ -125,19 +113,12 @@ impl Schedule {
 
     /// Waits `duration`, or less if a request arrives or `stop` is called.
     pub(super) fn pause(&self, duration: Duration) {
-        let deadline = Instant::now() + duration;
-        let mut requests = self.lock();
-        while requests.requested == requests.started && !requests.stopping {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            requests = self
-                .wake
-                .wait_timeout(requests, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let _ = self
+            .wake
+            .wait_timeout_while(self.lock(), duration, |requests| {
+                requests.requested == requests.started && !requests.stopping
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
 
     pub(super) fn set_serving(&self, serving: bool) {
