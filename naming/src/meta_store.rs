@@ -16,6 +16,7 @@
 pub mod local;
 
 use std::io;
+use std::ops::Deref;
 use std::sync::MutexGuard;
 
 use common::chunk::BlobId;
@@ -33,13 +34,31 @@ pub trait MetaStore: Send + Sync {
     /// file never adopts an old one's leftover chunks.
     fn new_blob(&self) -> BlobId;
 
-    /// The state as of the last applied change. Hold the guard briefly:
-    /// every change waits for it.
-    fn state(&self) -> MutexGuard<'_, Metadata>;
+    /// The state as of the last applied change, read-only. Hold the guard
+    /// briefly: every change waits for it.
+    fn state(&self) -> StateRef<'_>;
 
     /// Upkeep due now, called about once a second (the local store writes
     /// a checkpoint once its journal has grown enough).
     fn maintain(&self) -> io::Result<()>;
+}
+
+/// A read-only view of the state under its lock: changes go through
+/// `MetaStore::apply`, so nothing outside a store can change durable state.
+pub struct StateRef<'a>(MutexGuard<'a, Metadata>);
+
+impl<'a> StateRef<'a> {
+    fn new(guard: MutexGuard<'a, Metadata>) -> StateRef<'a> {
+        StateRef(guard)
+    }
+}
+
+impl Deref for StateRef<'_> {
+    type Target = Metadata;
+
+    fn deref(&self) -> &Metadata {
+        &self.0
+    }
 }
 
 /// Panics on a refusal that means a bug: the door is never asked for a

@@ -18,8 +18,7 @@ use common::name::FileName;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::garbage::Garbage;
-use crate::meta_store::MetaStore;
-use crate::metadata::Metadata;
+use crate::meta_store::{MetaStore, StateRef};
 use crate::metadata::change::{Applied, Change, Refusal};
 use crate::metadata::version::{FileVersion, ServerId};
 use crate::metrics::Metrics;
@@ -79,7 +78,7 @@ impl Naming {
     }
 
     /// The metadata, for reads; hold the guard briefly.
-    pub fn metadata(&self) -> MutexGuard<'_, Metadata> {
+    pub fn metadata(&self) -> StateRef<'_> {
         self.store.state()
     }
 

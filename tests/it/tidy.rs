@@ -102,6 +102,75 @@ fn banned_constructs_stay_out() {
     assert!(violations.is_empty(), "\n{}", violations.join("\n"));
 }
 
+/// The architecture invariants a grep can check (ARCHITECTURE.md states
+/// them): (path prefix the rule covers, what must not appear, why).
+#[test]
+fn architecture_invariants_hold_in_the_sources() {
+    let rules: [(&str, &str, &str); 6] = [
+        (
+            "storage/src/",
+            "FileName",
+            "storage never sees file names: it stores chunks by blob and index",
+        ),
+        (
+            "storage/src/",
+            "common::name",
+            "storage never sees file names: it stores chunks by blob and index",
+        ),
+        (
+            "naming/src/metadata",
+            "std::fs",
+            "the metadata does no IO: the journal and the door do",
+        ),
+        (
+            "naming/src/metadata",
+            "std::net",
+            "the metadata does no IO: the journal and the door do",
+        ),
+        (
+            "naming/src/metadata",
+            "ureq",
+            "the metadata does no IO: the journal and the door do",
+        ),
+        (
+            "naming/src/placement.rs",
+            "Instant",
+            "placement is pure: no clock, no IO",
+        ),
+    ];
+    let mut violations = Vec::new();
+    for (path, text) in sources() {
+        if path.contains("/tests.rs") || path.contains("/tests/") {
+            continue;
+        }
+        for (prefix, pattern, why) in rules {
+            if path.starts_with(prefix) && text.contains(pattern) {
+                violations.push(format!("{path}: `{pattern}`: {why}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "\n{}", violations.join("\n"));
+}
+
+#[test]
+fn durable_state_changes_only_through_the_door() {
+    // `Metadata::apply` mutates; outside a metadata store only tests may
+    // call it (the door hands everyone else a read-only `StateRef`).
+    let mut violations = Vec::new();
+    for (path, text) in sources() {
+        let allowed = path.starts_with("naming/src/meta_store/")
+            || path.contains("/tests.rs")
+            || !path.starts_with("naming/src/");
+        if !allowed && text.contains(".apply(&") {
+            violations.push(path);
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "Metadata::apply called outside the door: {violations:?}"
+    );
+}
+
 #[test]
 fn every_source_file_says_what_it_owns() {
     let missing: Vec<String> = sources()

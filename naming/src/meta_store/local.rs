@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use common::chunk::BlobId;
 
 use crate::journal::{Journal, Lsn};
-use crate::meta_store::{MetaStore, expect_valid};
+use crate::meta_store::{MetaStore, StateRef, expect_valid};
 use crate::metadata::Metadata;
 use crate::metadata::change::{Applied, Change, Refusal};
 
@@ -174,8 +174,8 @@ impl MetaStore for LocalStore {
         BlobId(id)
     }
 
-    fn state(&self) -> MutexGuard<'_, Metadata> {
-        self.lock_state()
+    fn state(&self) -> StateRef<'_> {
+        StateRef::new(self.lock_state())
     }
 
     fn maintain(&self) -> io::Result<()> {
