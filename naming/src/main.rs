@@ -61,7 +61,7 @@ fn run(config: &Config) -> Result<(), String> {
     // Server ids in the runs are positions in the durable table: it only
     // grows, so reordering STORAGE_SERVERS never changes what an id means.
     for url in &config.storage_servers {
-        naming.join(url).map_err(|err| err.to_string())?;
+        naming.register(url).map_err(|err| err.to_string())?;
     }
     {
         let metadata = naming.metadata();

@@ -178,10 +178,18 @@ impl Naming {
         }
     }
 
-    /// Adds the storage server at `url` to the table, durably (a server
-    /// started with `--join`, or listed in the configuration); a known URL
-    /// keeps its id.
+    /// A storage server started with `--join` registers: it is added to
+    /// the table (`register`) and asked for its status at once, so
+    /// placement can use it without waiting for the next heartbeat.
     pub fn join(&self, url: &str) -> Result<ServerId, ApiError> {
+        let id = self.register(url)?;
+        self.heartbeat(&[id]);
+        Ok(id)
+    }
+
+    /// Adds the storage server at `url` to the table, durably; a known URL
+    /// keeps its id.
+    pub fn register(&self, url: &str) -> Result<ServerId, ApiError> {
         let table_full = || {
             ApiError::BadRequest(
                 "the cluster has as many storage servers as it can hold".to_owned(),
@@ -208,9 +216,8 @@ impl Naming {
             match self.store.apply(change) {
                 Ok(applied) => {
                     if !known && applied == Applied::Changed {
-                        println!("storage server {url} joined as id {id}");
+                        println!("storage server {url} added to the cluster as id {id}");
                     }
-                    self.heartbeat(&[id]);
                     return Ok(id);
                 }
                 Err(Refusal::UnknownServer { .. }) => continue,
