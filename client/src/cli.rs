@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::config::{ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis};
 
+use crate::bench::{BENCH_FILES_MAX, BENCH_WORKERS_MAX, BenchSpec, Phase};
 use crate::error::ClientError;
 
 pub struct Invocation {
@@ -40,6 +41,7 @@ pub enum Command {
     Drain {
         server_url: String,
     },
+    Bench(BenchSpec),
     Help,
 }
 
@@ -70,10 +72,18 @@ Usage:
   harbour stat   NAME                            # chunks, replicas and where they live
   harbour status                                 # servers, liveness, space, under-replicated chunks
   harbour drain  STORAGE_URL                     # move every chunk off a storage server before removing it
+  harbour bench  [--files N] [--size BYTES] [--workers N] [--phases create,read,delete]
+                                                 # load test: N files, then removed again
 
 Options:
   --json        print one JSON document (size, list, stat, status)
   --overwrite   replace an existing file (create)
+  --files N     bench: files to create (default 1000)
+  --size BYTES  bench: size of each file, e.g. 1024, 64KiB, 256MiB (default 1KiB)
+  --workers N   bench: concurrent workers over keep-alive connections (default 8)
+  --phases P    bench: comma-separated, from create,read,delete (default all three)
+
+Example: harbour bench --files 5000 --size 1KiB --workers 16 --json
 
 Exit status: 0 success, 2 usage error, 1 any other failure.";
 
@@ -85,6 +95,10 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         .map_err(|err| ClientError::Usage(err.to_string()))?;
     let json = args.contains("--json");
     let overwrite = args.contains("--overwrite");
+    let bench = match subcommand.as_deref() {
+        Some("bench") => Some(bench_spec(&mut args)?),
+        _ => None,
+    };
     let mut reader = ConfigReader::new(args);
     let usage = |err: common::config::ConfigError| ClientError::Usage(err.to_string());
     let server = reader
@@ -101,6 +115,12 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         None if help => Command::Help,
         _ if help => Command::Help,
         None => return Err(ClientError::Usage("missing command".to_owned())),
+        Some("bench") => {
+            if !free.is_empty() {
+                return Err(ClientError::Usage("bench takes no arguments".to_owned()));
+            }
+            Command::Bench(bench.expect("parsed for bench"))
+        }
         Some(subcommand) => command(subcommand, free, overwrite)?,
     };
     if overwrite && !matches!(command, Command::Create { .. }) {
@@ -184,6 +204,81 @@ fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Comma
     Ok(command)
 }
 
+/// `harbour bench`'s options, with their defaults.
+fn bench_spec(args: &mut pico_args::Arguments) -> Result<BenchSpec, ClientError> {
+    let usage = |flag: &str, err: pico_args::Error| ClientError::Usage(format!("{flag}: {err}"));
+    let files: u64 = args
+        .opt_value_from_str("--files")
+        .map_err(|err| usage("--files", err))?
+        .unwrap_or(1000);
+    if !(1..=BENCH_FILES_MAX).contains(&files) {
+        return Err(ClientError::Usage(format!(
+            "--files must be 1 to {BENCH_FILES_MAX}"
+        )));
+    }
+    let size_bytes = match args
+        .opt_value_from_str::<_, String>("--size")
+        .map_err(|err| usage("--size", err))?
+    {
+        Some(raw) => parse_size(&raw)
+            .ok_or_else(|| ClientError::Usage(format!("--size: {raw:?} is not a size")))?,
+        None => 1024,
+    };
+    let workers: usize = args
+        .opt_value_from_str("--workers")
+        .map_err(|err| usage("--workers", err))?
+        .unwrap_or(8);
+    if !(1..=BENCH_WORKERS_MAX).contains(&workers) {
+        return Err(ClientError::Usage(format!(
+            "--workers must be 1 to {BENCH_WORKERS_MAX}"
+        )));
+    }
+    let phases = match args
+        .opt_value_from_str::<_, String>("--phases")
+        .map_err(|err| usage("--phases", err))?
+    {
+        None => vec![Phase::Create, Phase::Read, Phase::Delete],
+        Some(raw) => raw
+            .split(',')
+            .map(|phase| match phase.trim() {
+                "create" => Ok(Phase::Create),
+                "read" => Ok(Phase::Read),
+                "delete" => Ok(Phase::Delete),
+                other => Err(ClientError::Usage(format!(
+                    "--phases: {other:?} is not create, read or delete"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    Ok(BenchSpec {
+        files,
+        size_bytes,
+        workers,
+        prefix: format!("harbour-bench-{}-{started}/", std::process::id()),
+        phases,
+    })
+}
+
+/// A size in bytes: a whole number, optionally with K/KiB, M/MiB or G/GiB
+/// (powers of 1024).
+fn parse_size(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    let digits_end = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(digits_end);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
 /// Every remaining argument, in order; one that looks like a flag is a
 /// mistake (a typo, or a flag this command does not have), except `-`.
 fn free_arguments(args: &mut pico_args::Arguments) -> Result<Vec<String>, ClientError> {
@@ -207,4 +302,21 @@ fn take<const N: usize>(values: Vec<String>) -> [String; N] {
 fn one(values: Vec<String>) -> String {
     let [value] = take(values);
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("64KiB"), Some(64 << 10));
+        assert_eq!(parse_size("1K"), Some(1024));
+        assert_eq!(parse_size("256MiB"), Some(256 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        for bad in ["", "KiB", "1.5M", "-1", "1 KiB", "1kb"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -13,7 +13,12 @@ use crate::naming_client::{NamingClient, Refusal};
 use crate::output;
 
 pub fn run(invocation: Invocation) -> Result<(), ClientError> {
-    let client = NamingClient::new(&invocation.server, invocation.timeout);
+    // A bench keeps a connection per worker alive; other commands need one.
+    let connections = match &invocation.command {
+        Command::Bench(spec) => spec.workers,
+        _ => 1,
+    };
+    let client = NamingClient::new(&invocation.server, invocation.timeout, connections);
     let json = invocation.json;
     match invocation.command {
         Command::Create {
@@ -28,6 +33,7 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::Stat { name } => stat(&client, &name, json),
         Command::Status => status(&client, json),
         Command::Drain { server_url } => drain(&client, &server_url, json),
+        Command::Bench(spec) => crate::bench::run(&client, &spec, json),
         Command::Help => {
             print!("{}", crate::cli::help_page());
             Ok(())

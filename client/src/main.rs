@@ -1,6 +1,7 @@
 //! harbour: parse the command line, run the command, map the outcome to an
 //! exit status (0 success, 2 usage, 1 anything else) and one `error:` line.
 
+mod bench;
 mod cli;
 mod commands;
 mod error;

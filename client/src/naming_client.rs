@@ -26,13 +26,17 @@ pub struct Refusal {
 pub type Answer = Result<Response<ureq::Body>, Refusal>;
 
 impl NamingClient {
-    pub fn new(server: &str, timeout: Duration) -> NamingClient {
+    /// A client keeping up to `connections` idle connections to `server`
+    /// for reuse.
+    pub fn new(server: &str, timeout: Duration, connections: usize) -> NamingClient {
         let agent: Agent = Agent::config_builder()
             .timeout_connect(Some(timeout))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
             .http_status_as_error(false)
             .proxy(None)
+            .max_idle_connections(connections.max(1))
+            .max_idle_connections_per_host(connections.max(1))
             .build()
             .into();
         NamingClient {

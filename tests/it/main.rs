@@ -15,6 +15,7 @@ mod faults;
 mod files;
 mod full_disk;
 mod hostile;
+mod load;
 mod memory;
 mod reconcile;
 mod replication;
