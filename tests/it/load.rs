@@ -80,7 +80,7 @@ fn an_interrupted_bench_removes_what_it_wrote() {
     let cluster = Cluster::start(Spec::default());
     let mut command = Command::new(bin_path("harbour"));
     clear_env(&mut command);
-    let mut bench = command
+    let bench = command
         .args([
             "bench",
             "--files",
