@@ -77,7 +77,7 @@ test:
 bench: build
 	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage
 	HARBOUR_BENCH=1 HARBOUR_SLOW_TESTS=1 HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) \
-	  $(CARGO) test --release -p tests -- --nocapture --test-threads=1 bench_ streams_through
+	  $(CARGO) test --release -p tests -- --nocapture --test-threads=1 bench:: streams_through
 
 # Base images the Dockerfile names, made locally when no registry is
 # reachable (a user with a registry can skip this: docker pulls them).

@@ -43,6 +43,10 @@ pub struct BenchSpec {
     /// Every name the run uses starts with this (unique per run).
     pub prefix: String,
     pub phases: Vec<Phase>,
+    /// Leave the files of a run that ends well (another run with the same
+    /// prefix reads or deletes them); a failed or interrupted run still
+    /// removes what it wrote.
+    pub keep: bool,
 }
 
 /// The state the workers of a run share.
@@ -60,11 +64,14 @@ pub fn run(client: &NamingClient, spec: &BenchSpec, json: bool) -> Result<(), Cl
     assert!(spec.files <= BENCH_FILES_MAX);
     assert!((1..=BENCH_WORKERS_MAX).contains(&spec.workers));
     let stop = interrupt_flag()?;
+    // Files a run reads or deletes without creating them were written by
+    // an earlier run with the same prefix, which kept them.
+    let creates = spec.phases.contains(&Phase::Create);
     let run = Run {
         client,
         spec,
         content: Content::new(&spec.prefix),
-        written: (0..spec.files).map(|_| AtomicBool::new(false)).collect(),
+        written: (0..spec.files).map(|_| AtomicBool::new(!creates)).collect(),
         stop,
     };
     let mut report = Report::new(spec);
@@ -82,7 +89,10 @@ pub fn run(client: &NamingClient, spec: &BenchSpec, json: bool) -> Result<(), Cl
             break;
         }
     }
-    let leftovers = run.clean_up();
+    let leftovers = match (spec.keep, &failure) {
+        (true, None) => 0,
+        _ => run.clean_up(),
+    };
     report.print(json);
     if leftovers > 0 {
         eprintln!(

@@ -82,6 +82,9 @@ Options:
   --size BYTES  bench: size of each file, e.g. 1024, 64KiB, 256MiB (default 1KiB)
   --workers N   bench: concurrent workers over keep-alive connections (default 8)
   --phases P    bench: comma-separated, from create,read,delete (default all three)
+  --prefix P    bench: names start with P (default harbour-bench-PID-TIME/)
+  --keep        bench: leave the files of a run that ends well, for a later run
+                with the same --prefix (say, --phases read,delete)
 
 Example: harbour bench --files 5000 --size 1KiB --workers 16 --json
 
@@ -250,15 +253,26 @@ fn bench_spec(args: &mut pico_args::Arguments) -> Result<BenchSpec, ClientError>
             })
             .collect::<Result<_, _>>()?,
     };
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis());
+    let prefix = match args
+        .opt_value_from_str::<_, String>("--prefix")
+        .map_err(|err| usage("--prefix", err))?
+    {
+        Some(prefix) => prefix,
+        None => {
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis());
+            format!("harbour-bench-{}-{started}/", std::process::id())
+        }
+    };
+    let keep = args.contains("--keep");
     Ok(BenchSpec {
         files,
         size_bytes,
         workers,
-        prefix: format!("harbour-bench-{}-{started}/", std::process::id()),
+        prefix,
         phases,
+        keep,
     })
 }
 

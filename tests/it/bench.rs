@@ -1,15 +1,17 @@
-//! `make bench`: throughput and memory figures of release builds, each next
-//! to a baseline measured in the same run on the same machine (raw disk
-//! writes and fsyncs, raw loopback TCP). Prints, never asserts on time.
+//! `make bench`: the standard workloads on a local release cluster (one
+//! naming server, two storage servers, R=2, data on this machine's disk),
+//! each figure printed beside the bound this machine set in the same run,
+//! with the CPU time each server spent per operation (from /proc, the
+//! steadiest figure on a shared machine). Prints, never asserts on time.
 //! Runs only with HARBOUR_BENCH=1.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::thread;
+mod bounds;
+mod scale;
+
+use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, Spec, test_bytes, test_dir};
+use crate::cluster::{Cluster, Spec, bin_path};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -17,439 +19,372 @@ fn enabled() -> bool {
     crate::cluster::opted_in("HARBOUR_BENCH", "benchmarks (make bench)")
 }
 
-/// Sequential write of `bytes` into a file, then one fsync: the disk's speed.
-fn disk_write_mib_per_sec(bytes: usize) -> f64 {
-    let path = test_dir().join("baseline.bin");
-    let block = test_bytes(1024 * 1024, 1);
-    let started = Instant::now();
-    let mut file = File::create(&path).unwrap();
-    for _ in 0..bytes / block.len() {
-        file.write_all(&block).unwrap();
+/// The cluster of `make run-cluster`: production timeouts and periods.
+fn bench_spec() -> Spec {
+    Spec {
+        storage: 2,
+        replication: 2,
+        storage_timeout_ms: 5000,
+        io_timeout_ms: 30_000,
+        heartbeat_ms: 1000,
+        dead_after_ms: 5000,
+        checkpoint_bytes: 64 * 1024 * 1024,
+        reconcile_ms: 30_000,
+        ..Spec::default()
     }
-    file.sync_all().unwrap();
-    let rate = bytes as f64 / MIB / started.elapsed().as_secs_f64();
-    fs::remove_file(path).unwrap();
-    rate
 }
 
-/// 1 KiB appends, each followed by fdatasync, for `duration`: the ceiling of
-/// acknowledging one write at a time.
-fn fsyncs_per_sec(duration: Duration) -> f64 {
-    let path = test_dir().join("fsync.bin");
-    let mut file = File::create(&path).unwrap();
-    let block = [7u8; 1024];
-    let started = Instant::now();
-    let mut count = 0u64;
-    while started.elapsed() < duration {
-        file.write_all(&block).unwrap();
-        file.sync_data().unwrap();
-        count += 1;
-    }
-    let rate = count as f64 / started.elapsed().as_secs_f64();
-    fs::remove_file(path).unwrap();
-    rate
+/// CPU time (user + system) of the cluster's processes since `start`.
+struct CpuMeter {
+    pids: Vec<u32>,
+    start: Vec<u64>,
 }
 
-/// Bytes through a loopback TCP connection, 256 KiB writes.
-fn loopback_mib_per_sec(bytes: usize) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            let block = vec![1u8; 256 * 1024];
-            for _ in 0..bytes / block.len() {
-                stream.write_all(&block).unwrap();
-            }
-        });
-        let (mut stream, _) = listener.accept().unwrap();
-        let started = Instant::now();
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut received = 0;
-        while received < bytes {
-            let read = stream.read(&mut buffer).unwrap();
-            assert!(read > 0);
-            received += read;
+/// CPU microseconds spent by the naming server and by the storage servers
+/// together.
+#[derive(Clone, Copy)]
+struct Cpu {
+    naming_us: f64,
+    storage_us: f64,
+}
+
+impl CpuMeter {
+    fn start(cluster: &Cluster) -> CpuMeter {
+        let mut pids = vec![cluster.naming_ref().pid()];
+        pids.extend((0..cluster.spec.storage).map(|idx| cluster.storage_ref(idx).pid()));
+        let start = pids.iter().map(|&pid| cpu_ticks(pid)).collect();
+        CpuMeter { pids, start }
+    }
+
+    fn stop(&self) -> Cpu {
+        let ticks_us = 1e6 / clock_ticks_per_sec();
+        let spent: Vec<f64> = self
+            .pids
+            .iter()
+            .zip(&self.start)
+            .map(|(&pid, &start)| (cpu_ticks(pid) - start) as f64 * ticks_us)
+            .collect();
+        Cpu {
+            naming_us: spent[0],
+            storage_us: spent[1..].iter().sum(),
         }
-        bytes as f64 / MIB / started.elapsed().as_secs_f64()
-    })
+    }
+}
+
+/// utime + stime of `pid`, in clock ticks (every thread, live or gone).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces: fields are counted after its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// One phase of a `harbour bench` run, with the servers' CPU over it.
+struct Measured {
+    ops: f64,
+    ops_per_sec: f64,
+    mb_per_sec: f64,
+    p99_ms: f64,
+    cpu: Cpu,
+}
+
+/// Runs one phase of `harbour bench` over `files` files of `size` with
+/// `workers`, under the prefix `prefix` (kept between phases).
+fn phase(
+    cluster: &Cluster,
+    phase: &str,
+    prefix: &str,
+    files: u64,
+    size: &str,
+    workers: u32,
+) -> Measured {
+    let keep = phase != "delete";
+    let files = files.to_string();
+    let workers = workers.to_string();
+    let mut args = vec![
+        "bench",
+        "--json",
+        "--phases",
+        phase,
+        "--prefix",
+        prefix,
+        "--files",
+        &files,
+        "--size",
+        size,
+        "--workers",
+        &workers,
+    ];
+    if keep {
+        args.push("--keep");
+    }
+    let meter = CpuMeter::start(cluster);
+    let run = cluster.cli(&args).assert_ok();
+    let cpu = meter.stop();
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let measured = &report["phases"][0];
+    Measured {
+        ops: measured["ops"].as_f64().unwrap(),
+        ops_per_sec: measured["ops_per_sec"].as_f64().unwrap(),
+        mb_per_sec: measured["mb_per_sec"].as_f64().unwrap(),
+        p99_ms: measured["latency_ms"]["p99"].as_f64().unwrap(),
+        cpu,
+    }
+}
+
+/// A line of the report: what, the figure, its bound and their ratio, and
+/// the CPU per operation (or per MiB).
+fn row(
+    what: &str,
+    figure: String,
+    bound: Option<(f64, f64, String)>,
+    cpu: Option<(Cpu, f64, &str)>,
+) {
+    let (ratio, bound) = match bound {
+        Some((figure, bound, text)) => (format!("{:.2}", figure / bound), text),
+        None => (String::new(), String::new()),
+    };
+    let cpu = match cpu {
+        Some((cpu, per, unit)) => format!(
+            "naming {:>7.0} µs  storage {:>7.0} µs  /{unit}",
+            cpu.naming_us / per,
+            cpu.storage_us / per
+        ),
+        None => String::new(),
+    };
+    println!("{what:<34} {figure:>22} {bound:>28} {ratio:>6}  {cpu}");
+}
+
+/// Rows of one small-file workload: create, read, delete, each with its
+/// bound and CPU per operation.
+fn small_files(
+    cluster: &Cluster,
+    bounds: &bounds::Bounds,
+    label: &str,
+    files: u64,
+    size: &str,
+    workers: u32,
+) {
+    let prefix = format!("bench-{label}/");
+    for (name, bound) in [
+        ("create", (bounds.fsyncs_per_sec, "one-at-a-time fsyncs")),
+        ("read", (bounds.round_trips_per_sec, "loopback round trips")),
+        ("delete", (bounds.fsyncs_per_sec, "one-at-a-time fsyncs")),
+    ] {
+        let measured = phase(cluster, name, &prefix, files, size, workers);
+        row(
+            &format!("{label} {name}, {workers} workers"),
+            format!(
+                "{:.0}/s p99 {:.1} ms",
+                measured.ops_per_sec, measured.p99_ms
+            ),
+            Some((
+                measured.ops_per_sec,
+                bound.0,
+                format!("{:.0}/s {}", bound.0, bound.1),
+            )),
+            Some((measured.cpu, measured.ops, "op")),
+        );
+        if name != "delete" && size != "1KiB" {
+            println!(
+                "{:<34} {:>22}",
+                "",
+                format!("{:.1} MB/s", measured.mb_per_sec)
+            );
+        }
+    }
 }
 
 #[test]
-fn bench_throughput_and_memory() {
+fn bench_report() {
     if !enabled() {
         return;
     }
-    let disk = disk_write_mib_per_sec(256 * 1024 * 1024);
-    let fsyncs = fsyncs_per_sec(Duration::from_secs(2));
-    let loopback = loopback_mib_per_sec(1024 * 1024 * 1024);
-    println!("baseline  disk write+fsync      {disk:>9.1} MiB/s");
-    println!("baseline  1 KiB write+fdatasync {fsyncs:>9.0} /s");
-    println!("baseline  loopback TCP          {loopback:>9.1} MiB/s");
+    let started = Instant::now();
+    let mut cluster = Cluster::start(bench_spec());
+    let file_mib = 256;
+    let bounds = bounds::measure(&cluster.dir, file_mib << 20, cluster.spec.replication);
+    bounds.print();
+    println!();
+    println!(
+        "{:<34} {:>22} {:>28} {:>6}  CPU per operation",
+        "workload", "figure", "bound", "ratio"
+    );
 
-    let mut cluster = Cluster::start(Spec {
-        storage: 2,
-        ..Spec::default()
-    });
+    // (g) first, while the processes are fresh.
     let idle = [
         cluster.naming().peak_rss_bytes(),
         cluster.storage(0).peak_rss_bytes(),
     ];
-    println!(
-        "idle RSS  naming {} KiB, storage {} KiB",
-        idle[0] / 1024,
-        idle[1] / 1024
+    row(
+        "idle RSS naming / storage",
+        format!("{} / {} KiB", idle[0] / 1024, idle[1] / 1024),
+        None,
+        None,
+    );
+    for binary in ["harbour", "harbour-naming", "harbour-storage"] {
+        let bytes = fs::metadata(bin_path(binary)).unwrap().len();
+        row(
+            &format!("binary {binary}"),
+            format!("{:.2} MB", bytes as f64 / 1e6),
+            None,
+            None,
+        );
+    }
+    row(
+        "naming start to healthy",
+        format!("{:.1} ms", start_to_healthy(&cluster).as_secs_f64() * 1e3),
+        None,
+        None,
     );
 
-    let file = test_bytes(64 * 1024 * 1024, 7);
-    let started = Instant::now();
-    assert_eq!(cluster.put("bench64", &file).status, 201);
-    let up = file.len() as f64 / MIB / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let read = cluster.get("bench64");
-    let down = file.len() as f64 / MIB / started.elapsed().as_secs_f64();
-    assert!(read.body == file);
-    println!(
-        "harbour   64 MiB up (R=2)       {up:>9.1} MiB/s  ({:.2} of disk, {:.2} of loopback)",
-        up / disk,
-        up / loopback
+    // (a) one 256 MiB file up and down; (e) peak RSS meanwhile.
+    let size = format!("{file_mib}MiB");
+    let up = phase(&cluster, "create", "bench-a/", 1, &size, 1);
+    row(
+        &format!("(a) {file_mib} MiB up"),
+        format!("{:.0} MB/s", up.mb_per_sec),
+        Some((
+            up.mb_per_sec,
+            bounds.copies_write_mib_per_sec * MIB / 1e6,
+            format!(
+                "{:.0} MB/s {} copies",
+                bounds.copies_write_mib_per_sec * MIB / 1e6,
+                bounds.copies
+            ),
+        )),
+        Some((up.cpu, file_mib as f64, "MiB")),
     );
-    println!(
-        "harbour   64 MiB down           {down:>9.1} MiB/s  ({:.2} of loopback)",
-        down / loopback
+    let down = phase(&cluster, "read", "bench-a/", 1, &size, 1);
+    row(
+        &format!("(a) {file_mib} MiB down"),
+        format!("{:.0} MB/s", down.mb_per_sec),
+        Some((
+            down.mb_per_sec,
+            bounds.loopback_mib_per_sec * MIB / 1e6,
+            format!(
+                "{:.0} MB/s loopback",
+                bounds.loopback_mib_per_sec * MIB / 1e6
+            ),
+        )),
+        Some((down.cpu, file_mib as f64, "MiB")),
     );
-
-    let clients = 8;
-    let per_client = 250;
-    let started = Instant::now();
-    thread::scope(|scope| {
-        for client in 0..clients {
-            let cluster = &cluster;
-            scope.spawn(move || {
-                let body = [client as u8; 1024];
-                for idx in 0..per_client {
-                    assert_eq!(
-                        cluster.put(&format!("small/{client}/{idx}"), &body).status,
-                        201
-                    );
-                }
-            });
-        }
-    });
-    let creates = (clients * per_client) as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "harbour   1 KiB creates, {clients} clients {creates:>6.0} /s  ({:.2} of one-at-a-time fdatasync)",
-        creates / fsyncs
-    );
+    phase(&cluster, "delete", "bench-a/", 1, &size, 1);
     let peak = [
         cluster.naming().peak_rss_bytes(),
         cluster.storage(0).peak_rss_bytes(),
         cluster.storage(1).peak_rss_bytes(),
     ];
-    println!(
-        "peak RSS  naming {} KiB, storage {} KiB, {} KiB",
-        peak[0] / 1024,
-        peak[1] / 1024,
-        peak[2] / 1024
+    row(
+        "(e) peak RSS naming / storage x2",
+        format!(
+            "{} / {} / {} KiB",
+            peak[0] / 1024,
+            peak[1] / 1024,
+            peak[2] / 1024
+        ),
+        None,
+        None,
     );
+
+    // (b) and (d): 5,000 files of 1 KiB with 16 workers and with 1.
+    small_files(&cluster, &bounds, "(b) 1 KiB x 5000", 5000, "1KiB", 16);
+    small_files(&cluster, &bounds, "(b) 1 KiB x 5000", 5000, "1KiB", 1);
+    // (c) 1,000 files of 64 KiB with 8 workers.
+    small_files(&cluster, &bounds, "(c) 64 KiB x 1000", 1000, "64KiB", 8);
+    drop(cluster);
+
+    // (f) naming-server memory per file and per chunk.
+    let per_file = scale::naming_restart(1_000_000, 1, 1);
+    row(
+        "(f) naming memory per file",
+        format!(
+            "{:.0} B",
+            per_file.extra_rss_bytes as f64 / per_file.files as f64
+        ),
+        None,
+        None,
+    );
+    row(
+        "    restart with 1M files",
+        format!("{:.2} s", per_file.restart.as_secs_f64()),
+        None,
+        None,
+    );
+    let per_chunk = scale::naming_restart(1000, 1000, 4);
+    let file_bytes = per_file.extra_rss_bytes as f64 / per_file.files as f64;
+    let chunk_bytes = (per_chunk.extra_rss_bytes as f64 - file_bytes * per_chunk.files as f64)
+        / per_chunk.chunks as f64;
+    row(
+        "(f) naming memory per chunk",
+        format!("{:.2} B (runs of 250)", chunk_bytes.max(0.0)),
+        None,
+        None,
+    );
+    println!("\nmake bench took {:.0} s", started.elapsed().as_secs_f64());
 }
 
-/// A frame of the naming journal format (ARCHITECTURE.md): len | crc | payload.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&common::chunk::crc32c(payload).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// Writes a checkpoint of `files` files of `chunks_per_file` full chunks in
-/// `runs_per_file` runs (alternating replica sets, as rotation places
-/// them), straight in the documented format.
-fn write_checkpoint(
-    meta_dir: &std::path::Path,
-    urls: &[String],
-    files: u64,
-    chunks_per_file: u32,
-    runs_per_file: u32,
-) {
-    fs::create_dir_all(meta_dir).unwrap();
-    let mut out = std::io::BufWriter::new(File::create(meta_dir.join("checkpoint")).unwrap());
-    out.write_all(b"HRBCKPT1").unwrap();
-    out.write_all(&1u64.to_be_bytes()).unwrap();
-    let mut records = 0u64;
-    for (id, url) in urls.iter().enumerate() {
-        let mut payload = vec![4u8];
-        payload.extend_from_slice(&(id as u16).to_be_bytes());
-        put_str(&mut payload, url);
-        out.write_all(&frame(&payload)).unwrap();
-        records += 1;
-    }
-    let mut reserve = vec![3u8];
-    reserve.extend_from_slice(&(files + 1).to_be_bytes());
-    out.write_all(&frame(&reserve)).unwrap();
-    records += 1;
-    for idx in 0..files {
-        let mut payload = vec![1u8];
-        put_str(&mut payload, &format!("bench/{idx:08}"));
-        payload.extend_from_slice(&(idx + 1).to_be_bytes());
-        payload.extend_from_slice(&(u64::from(chunks_per_file) * 1024).to_be_bytes());
-        payload.extend_from_slice(&runs_per_file.to_be_bytes());
-        let run_chunks = chunks_per_file / runs_per_file;
-        for run in 0..runs_per_file {
-            payload.extend_from_slice(&(run * run_chunks).to_be_bytes());
-            payload.extend_from_slice(&run_chunks.to_be_bytes());
-            let (first, second) = if run % 2 == 0 { (0u16, 1u16) } else { (1, 0) };
-            payload.push(2);
-            payload.extend_from_slice(&first.to_be_bytes());
-            payload.extend_from_slice(&second.to_be_bytes());
+/// Time from starting a naming server to its first 200 on /health,
+/// polled as fast as connections go.
+fn start_to_healthy(cluster: &Cluster) -> Duration {
+    let dir = crate::cluster::test_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let urls = format!("{},{}", cluster.storage_url(0), cluster.storage_url(1));
+    let mut command = std::process::Command::new(bin_path("harbour-naming"));
+    crate::cluster::clear_env(&mut command);
+    let log = fs::File::create(dir.join("naming.log")).unwrap();
+    let started = Instant::now();
+    let mut naming = command
+        .args([
+            "--listen",
+            &listen,
+            "--storage-servers",
+            &urls,
+            "--meta-dir",
+        ])
+        .arg(dir.join("meta"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let healthy = loop {
+        let answered = std::net::TcpStream::connect(&listen).is_ok_and(|mut stream| {
+            use std::io::{Read, Write};
+            let mut status = [0u8; 12];
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && stream.read_exact(&mut status).is_ok()
+                && &status == b"HTTP/1.1 200"
+        });
+        if answered {
+            break started.elapsed();
         }
-        out.write_all(&frame(&payload)).unwrap();
-        records += 1;
-    }
-    let mut end = vec![5u8];
-    end.extend_from_slice(&records.to_be_bytes());
-    out.write_all(&frame(&end)).unwrap();
-    out.flush().unwrap();
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
-#[test]
-fn bench_naming_restart_with_a_million_files() {
-    if !enabled() {
-        return;
-    }
-    // Small files: the cost per file. Large files: the cost per chunk.
-    naming_restart(1_000_000, 4, 1);
-    naming_restart(10_000, 4096, 16);
-}
-
-fn start_naming(
-    urls: &[String],
-    meta_dir: &std::path::Path,
-    log: std::path::PathBuf,
-) -> crate::cluster::Server {
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--storage-servers",
-        &urls.join(","),
-        "--meta-dir",
-    ];
-    let args = args
-        .iter()
-        .map(|arg| arg.to_string())
-        .chain([meta_dir.to_string_lossy().into_owned()])
-        .collect();
-    crate::cluster::Server::start("harbour-naming", args, log)
-}
-
-fn naming_restart(files: u64, chunks_per_file: u32, runs_per_file: u32) {
-    let dir = test_dir();
-    let urls = [
-        "http://127.0.0.1:9".to_owned(),
-        "http://127.0.0.1:10".to_owned(),
-    ];
-    // Baseline: the same process shape with an empty namespace.
-    let empty = start_naming(&urls, &dir.join("empty-meta"), dir.join("empty.log"));
-    let empty_rss = rss_bytes(empty.pid());
-    drop(empty);
-    let meta_dir = dir.join("meta");
-    write_checkpoint(&meta_dir, &urls, files, chunks_per_file, runs_per_file);
-    let checkpoint_bytes = fs::metadata(meta_dir.join("checkpoint")).unwrap().len();
-    let started = Instant::now();
-    let naming = start_naming(&urls, &meta_dir, dir.join("naming.log"));
-    let restart = started.elapsed();
-    let rss = rss_bytes(naming.pid());
-    let chunks = files * u64::from(chunks_per_file);
-    println!(
-        "naming restart, {files} files ({chunks} chunks in {runs_per_file} runs a file, checkpoint {:.1} MiB): {:.2} s to listening",
-        checkpoint_bytes as f64 / MIB,
-        restart.as_secs_f64()
-    );
-    println!(
-        "naming memory: {:.1} MiB RSS vs {:.1} MiB empty: {:.0} bytes per file, {:.1} bytes per chunk",
-        rss as f64 / MIB,
-        empty_rss as f64 / MIB,
-        (rss - empty_rss) as f64 / files as f64,
-        (rss - empty_rss) as f64 / chunks as f64
-    );
-    drop(naming);
-    let _ = fs::remove_dir_all(dir);
-}
-
-#[test]
-fn bench_storage_restart_and_space_with_a_million_chunks() {
-    if !enabled() {
-        return;
-    }
-    use common::chunk::{BlobId, ChunkId};
-    use common::wire::{Chunk, encode_batch};
-
-    let blobs = 4096u64;
-    let chunks_per_blob = 256u32;
-    let dir = test_dir();
-    let args = |data: &std::path::Path| -> Vec<String> {
-        vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            data.to_string_lossy().into_owned(),
-        ]
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "naming never became healthy"
+        );
     };
-    let data_dir = dir.join("data");
-    let mut storage =
-        crate::cluster::Server::start("harbour-storage", args(&data_dir), dir.join("storage.log"));
-    let agent = crate::cluster::Cluster::test_agent();
-    let base = format!("http://{}", storage.addr);
-    let started = Instant::now();
-    let payload = test_bytes(1024, 3);
-    for blob in 0..blobs {
-        let batch: Vec<Chunk> = (0..chunks_per_blob)
-            .map(|index| {
-                Chunk::new(
-                    ChunkId {
-                        blob: BlobId(blob + 1),
-                        index,
-                    },
-                    payload.clone(),
-                )
-            })
-            .collect();
-        let answer = crate::cluster::request_to(
-            &agent,
-            &format!("{base}/chunks"),
-            "PUT",
-            &encode_batch(&batch),
-        )
-        .unwrap();
-        assert_eq!(answer.status, 201);
-    }
-    let chunks = blobs * u64::from(chunks_per_blob);
-    let put_secs = started.elapsed().as_secs_f64();
-    println!(
-        "storage: {chunks} chunks stored in {put_secs:.1} s ({:.0} chunks/s, batches of {chunks_per_blob})",
-        chunks as f64 / put_secs
-    );
-    let status = |agent: &ureq::Agent, addr: std::net::SocketAddr| {
-        crate::cluster::request_to(agent, &format!("http://{addr}/status"), "GET", &[])
-            .unwrap()
-            .json()
-    };
-    let before = status(&agent, storage.addr);
-    println!(
-        "storage: {:.1} MiB on disk for {:.1} MiB of chunks ({:.3}x)",
-        before["used_bytes"].as_f64().unwrap() / MIB,
-        before["live_bytes"].as_f64().unwrap() / MIB,
-        before["used_bytes"].as_f64().unwrap() / before["live_bytes"].as_f64().unwrap()
-    );
-    let started = Instant::now();
-    storage.restart();
-    println!(
-        "storage restart with {chunks} chunks: {:.2} s to listening, RSS {:.1} MiB",
-        started.elapsed().as_secs_f64(),
-        rss_bytes(storage.pid()) as f64 / MIB
-    );
-
-    // Delete three blobs of every four, then let compaction reclaim the space.
-    let base = format!("http://{}", storage.addr);
-    for blob in (0..blobs).filter(|blob| blob % 4 != 0) {
-        let answer = crate::cluster::request_to(
-            &agent,
-            &format!("{base}/blobs/{:016x}", blob + 1),
-            "DELETE",
-            &[],
-        )
-        .unwrap();
-        assert_eq!(answer.status, 204);
-    }
-    let started = Instant::now();
-    let mut ratio = f64::MAX;
-    crate::cluster::wait_until(Duration::from_secs(300), "compaction", || {
-        let now = status(&agent, storage.addr);
-        ratio = now["used_bytes"].as_f64().unwrap() / now["live_bytes"].as_f64().unwrap();
-        ratio < 1.1
-    });
-    let after = status(&agent, storage.addr);
-    println!(
-        "storage after deleting 3/4 and compaction ({:.1} s): {:.1} MiB on disk for {:.1} MiB of chunks ({ratio:.3}x)",
-        started.elapsed().as_secs_f64(),
-        after["used_bytes"].as_f64().unwrap() / MIB,
-        after["live_bytes"].as_f64().unwrap() / MIB,
-    );
-    drop(storage);
+    let _ = naming.kill();
+    let _ = naming.wait();
     let _ = fs::remove_dir_all(dir);
-}
-
-#[test]
-fn bench_recovery_after_a_storage_death() {
-    if !enabled() {
-        return;
-    }
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-    let mut cluster = crate::cluster::Cluster::start(Spec::default());
-    let files = 16;
-    let file_bytes = 64 * 1024 * 1024;
-    let contents: Vec<Vec<u8>> = (0..files)
-        .map(|idx| test_bytes(file_bytes, idx as u64))
-        .collect();
-    for (idx, bytes) in contents.iter().enumerate() {
-        assert_eq!(cluster.put(&format!("r/{idx}"), bytes).status, 201);
-    }
-    let total_mib = (files * file_bytes) as f64 / MIB;
-    cluster.storage(0).kill();
-    let killed = Instant::now();
-    let done = AtomicBool::new(false);
-    let read_bytes = AtomicU64::new(0);
-    let recovery = thread::scope(|scope| {
-        let cluster = &cluster;
-        let (done, read_bytes, contents) = (&done, &read_bytes, &contents);
-        scope.spawn(move || {
-            let mut idx = 0;
-            while !done.load(Ordering::Relaxed) {
-                let read = cluster.get(&format!("r/{}", idx % files));
-                assert!(read.body == contents[idx % files]);
-                read_bytes.fetch_add(read.body.len() as u64, Ordering::Relaxed);
-                idx += 1;
-            }
-        });
-        let mut saw_under_replicated = false;
-        crate::cluster::wait_until(Duration::from_secs(600), "full replication again", || {
-            let under = cluster.status_json()["under_replicated"].as_u64().unwrap();
-            saw_under_replicated |= under > 0;
-            saw_under_replicated && under == 0
-        });
-        let recovery = killed.elapsed();
-        done.store(true, Ordering::Relaxed);
-        recovery
-    });
-    let copied = cluster.metric("harbour_chunks_re_replicated_total");
-    println!(
-        "recovery: {total_mib:.0} MiB at R=2 on 3 servers, one killed: under-replicated back to 0 after {:.1} s ({copied} chunks copied, {:.1} MiB/s)",
-        recovery.as_secs_f64(),
-        copied as f64 / 1024.0 / recovery.as_secs_f64()
-    );
-    println!(
-        "recovery: client reads meanwhile {:.1} MiB/s",
-        read_bytes.load(Ordering::Relaxed) as f64 / MIB / recovery.as_secs_f64()
-    );
+    healthy
 }

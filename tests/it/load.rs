@@ -129,3 +129,22 @@ fn bench_options_are_checked() {
         .cli(&["bench", "extra"])
         .assert_fails(2, "bench takes no arguments");
 }
+
+#[test]
+fn a_kept_run_leaves_its_files_for_a_later_run_of_the_same_prefix() {
+    let cluster = Cluster::start(Spec::default());
+    let common = [
+        "--files", "7", "--size", "2500", "--prefix", "kept/", "--json",
+    ];
+    let create = [&["bench", "--phases", "create", "--keep"][..], &common[..]].concat();
+    cluster.cli(&create).assert_ok();
+    assert_eq!(files_count(&cluster), 7);
+    let list = cluster.cli(&["list", "kept/"]).assert_ok().stdout_text();
+    assert_eq!(list.lines().count(), 7, "{list}");
+    // The read verifies the bytes the earlier run wrote; then they go.
+    let rest = [&["bench", "--phases", "read,delete"][..], &common[..]].concat();
+    let run = cluster.cli(&rest).assert_ok();
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["phases"][0]["ops"], 7);
+    assert_eq!(files_count(&cluster), 0);
+}
