@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::percent;
 use ureq::Agent;
 use ureq::http::Response;
@@ -66,10 +67,16 @@ impl NamingClient {
         let mut request = self
             .agent
             .put(url)
-            .header("Content-Type", "application/octet-stream")
-            .header("Expect", "100-continue");
+            .header("Content-Type", "application/octet-stream");
         if let Some(len) = len {
             request = request.header("Content-Length", len.to_string());
+        }
+        // A refusal before the body (409, 413) comes after the server read
+        // and dropped up to UNREAD_BODY_DRAIN_BYTES_MAX of it: a body that
+        // small is simply sent, sparing a round trip; a larger one waits for
+        // `100 Continue`, so a refusal does not cost its upload.
+        if len.is_none_or(|len| len > UNREAD_BODY_DRAIN_BYTES_MAX as u64) {
+            request = request.header("Expect", "100-continue");
         }
         let sent = request.send(ureq::SendBody::from_reader(body));
         self.answer(sent)

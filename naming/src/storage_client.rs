@@ -70,7 +70,7 @@ impl StorageClient {
             .header("Content-Type", "application/octet-stream")
             .send(batch)
             .map_err(classify)?;
-        expect_success(response).map(drop)
+        expect_done(response)
     }
 
     /// Reads `count` chunks of `blob` from `first_index`, checking that the
@@ -113,7 +113,7 @@ impl StorageClient {
             .delete(&format!("{server}/blobs/{blob}"))
             .call()
             .map_err(classify)?;
-        expect_success(response).map(drop)
+        expect_done(response)
     }
 
     /// Every blob `server` holds, with its chunk count (`GET /blobs`, see
@@ -157,7 +157,7 @@ impl StorageClient {
     ) -> Result<(), CallError> {
         let url = format!("{server}/blobs/{blob}?first={first}&count={count}");
         let response = self.agent.delete(&url).call().map_err(classify)?;
-        expect_success(response).map(drop)
+        expect_done(response)
     }
 
     /// `GET /status`, answered within `timeout` (a heartbeat must not wait
@@ -198,6 +198,21 @@ impl StorageClient {
             },
         }
     }
+}
+
+/// A success with nothing to read: the body is read to its end anyway
+/// (it is small), because ureq returns a connection to its pool only once
+/// the answer on it was read whole. Dropping it unread cost a new
+/// connection, and a resolver thread, per call.
+fn expect_done(response: ureq::http::Response<ureq::Body>) -> Result<(), CallError> {
+    let mut response = expect_success(response)?;
+    let mut rest = response
+        .body_mut()
+        .with_config()
+        .limit(JSON_BODY_BYTES_MAX)
+        .reader();
+    io::copy(&mut rest, &mut io::sink()).map_err(|err| CallError::BadAnswer(err.to_string()))?;
+    Ok(())
 }
 
 fn expect_success(

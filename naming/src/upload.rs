@@ -5,7 +5,7 @@
 //! every replica; on any failure the chunks written so far are deleted.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::thread;
 
@@ -69,19 +69,15 @@ impl Reservation<'_> {
         let in_flight = naming.new_blob();
         let blob = in_flight.blob;
         let mut touched = BTreeSet::new();
-        let stored =
-            upload_batches(naming, blob, body, &mut touched).and_then(|version| {
-                match self.declared_bytes {
-                    Some(declared) if declared != version.size_bytes => {
-                        Err(ApiError::BodyIncomplete {
-                            detail: format!(
-                                "{} of the {declared} announced bytes arrived",
-                                version.size_bytes
-                            ),
-                        })
-                    }
-                    _ => Ok(version),
-                }
+        let stored = upload_batches(naming, blob, body, self.declared_bytes, &mut touched)
+            .and_then(|version| match self.declared_bytes {
+                Some(declared) if declared != version.size_bytes => Err(ApiError::BodyIncomplete {
+                    detail: format!(
+                        "{} of the {declared} announced bytes arrived",
+                        version.size_bytes
+                    ),
+                }),
+                _ => Ok(version),
             });
         match stored {
             Ok(version) => {
@@ -144,74 +140,109 @@ fn commit(
 
 /// Streams the body to storage batch by batch. While batch k is being
 /// replicated, batch k+1 is read from the client: one batch in flight, so
-/// memory stays at two batches whatever the file size.
+/// memory stays at two batches whatever the file size. The last batch (the
+/// only one of a small file) is replicated on this thread: nothing is left
+/// to read meanwhile.
 fn upload_batches(
     naming: &Naming,
     blob: BlobId,
     body: &mut dyn Read,
+    declared_bytes: Option<u64>,
     touched: &mut BTreeSet<ServerId>,
 ) -> Result<FileVersion, ApiError> {
     let mut runs = Vec::new();
-    let mut size_bytes = 0u64;
     let mut next_index = 0u32;
-    let mut data = read_batch(body, &mut size_bytes)?;
+    let mut body = BatchReader {
+        body,
+        declared_bytes,
+        read_bytes: 0,
+    };
+    let mut batch = body.next_batch()?;
     thread::scope(|scope| {
-        while !data.is_empty() {
-            let chunks_count = data.len().div_ceil(CHUNK_SIZE_BYTES);
-            let targets = naming.place(data.len() as u64)?;
-            let encoded = encode(blob, next_index, &data);
-            let data_bytes = data.len() as u64;
-            let in_flight = scope.spawn(move || {
+        while !batch.data.is_empty() {
+            let data_bytes = batch.data.len() as u64;
+            let chunks_count = batch.data.len().div_ceil(CHUNK_SIZE_BYTES) as u64;
+            let targets = naming.place(data_bytes)?;
+            let encoded = encode(blob, next_index, &batch.data);
+            let store = move |encoded: &[u8]| {
                 let batch = Batch {
-                    encoded: &encoded,
+                    encoded,
                     data_bytes,
-                    chunks_count: chunks_count as u64,
+                    chunks_count,
                 };
                 replicate::store_batch(naming, targets, &batch)
-            });
-            let next = read_batch(body, &mut size_bytes);
-            let replicated = in_flight
-                .join()
-                .map_err(|_| ApiError::Internal("the replication thread panicked".to_owned()))?;
+            };
+            let (replicated, next) = if batch.last {
+                let done = BodyBatch {
+                    data: Vec::new(),
+                    last: true,
+                };
+                (store(&encoded), Ok(done))
+            } else {
+                let in_flight = scope.spawn(move || store(&encoded));
+                let next = body.next_batch();
+                let replicated = in_flight.join().map_err(|_| {
+                    ApiError::Internal("the replication thread panicked".to_owned())
+                })?;
+                (replicated, next)
+            };
             touched.extend(replicated.attempted.iter().copied());
             let targets = replicated.outcome?;
             let count = u32::try_from(chunks_count).expect("a batch count fits u32");
             version::push_run(&mut runs, count, &targets);
             next_index += count;
-            data = next?;
+            batch = next?;
         }
         Ok(FileVersion {
             blob,
-            size_bytes,
+            size_bytes: body.read_bytes,
             runs,
         })
     })
 }
 
-/// Reads up to one batch of file bytes; fewer only at the end of the body.
-fn read_batch(body: &mut dyn Read, size_bytes: &mut u64) -> Result<Vec<u8>, ApiError> {
-    let mut data = vec![0u8; BATCH_BYTES];
-    let mut filled = 0;
-    while filled < data.len() {
-        match body.read(&mut data[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                return Err(ApiError::BodyIncomplete {
-                    detail: err.to_string(),
-                });
-            }
+/// The client's body, read a batch at a time.
+struct BatchReader<'a> {
+    body: &'a mut dyn Read,
+    /// The Content-Length, when the body has one: buffers are sized by it,
+    /// so a 1 KiB file costs a 1 KiB buffer, not a batch's.
+    declared_bytes: Option<u64>,
+    read_bytes: u64,
+}
+
+/// Up to one batch of file bytes, and whether the body ends after them.
+struct BodyBatch {
+    data: Vec<u8>,
+    last: bool,
+}
+
+impl BatchReader<'_> {
+    /// Reads up to one batch of file bytes; fewer only at the end of the body.
+    fn next_batch(&mut self) -> Result<BodyBatch, ApiError> {
+        let capacity = match self.declared_bytes {
+            Some(declared) => declared
+                .saturating_sub(self.read_bytes)
+                .min(BATCH_BYTES as u64),
+            None => BATCH_BYTES as u64,
+        };
+        let mut data = Vec::with_capacity(usize::try_from(capacity).expect("at most a batch"));
+        let read = (&mut self.body)
+            .take(BATCH_BYTES as u64)
+            .read_to_end(&mut data)
+            .map_err(|err| ApiError::BodyIncomplete {
+                detail: err.to_string(),
+            })?;
+        self.read_bytes += read as u64;
+        if self.read_bytes > FILE_BYTES_MAX {
+            return Err(ApiError::BodyTooLarge {
+                limit_bytes: FILE_BYTES_MAX,
+            });
         }
+        // A short batch met the end of the body; so did one that completes
+        // the Content-Length (the body reader ends there).
+        let last = read < BATCH_BYTES || self.declared_bytes == Some(self.read_bytes);
+        Ok(BodyBatch { data, last })
     }
-    data.truncate(filled);
-    *size_bytes += filled as u64;
-    if *size_bytes > FILE_BYTES_MAX {
-        return Err(ApiError::BodyTooLarge {
-            limit_bytes: FILE_BYTES_MAX,
-        });
-    }
-    Ok(data)
 }
 
 fn encode(blob: BlobId, first_index: u32, data: &[u8]) -> Vec<u8> {

@@ -269,3 +269,38 @@ fn a_create_routes_around_a_frozen_storage_server_when_another_can_take_its_plac
     assert!(cluster.get("f").body == bytes);
     cluster.storage(2).thaw();
 }
+
+#[test]
+fn pooled_connections_to_a_restarted_storage_server_are_not_reused_dead() {
+    // Connections to storage are kept alive between calls; a restart
+    // closes every one of them. With two servers at replication 2 nothing
+    // can replace a server whose call fails, so a create that met a dead
+    // pooled connection would fail.
+    let mut cluster = Cluster::start(Spec {
+        storage: 2,
+        dead_after_ms: 60_000,
+        ..Spec::default()
+    });
+    for idx in 0..20 {
+        assert_eq!(
+            cluster
+                .put(&format!("before/{idx}"), &test_bytes(3000, idx))
+                .status,
+            201
+        );
+    }
+    cluster.storage(0).restart();
+    cluster.storage(1).restart();
+    for idx in 0..20 {
+        let bytes = test_bytes(3000, 100 + idx);
+        let answer = cluster.put(&format!("after/{idx}"), &bytes);
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(cluster.get(&format!("after/{idx}")).body == bytes);
+        assert!(cluster.get(&format!("before/{idx}")).body == test_bytes(3000, idx));
+    }
+}
