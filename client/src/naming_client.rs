@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::percent;
+use common::resolver::QuickResolver;
 use ureq::Agent;
 use ureq::http::Response;
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::error::ClientError;
 
@@ -30,7 +32,7 @@ impl NamingClient {
     /// A client keeping up to `connections` idle connections to `server`
     /// for reuse.
     pub fn new(server: &str, timeout: Duration, connections: usize) -> NamingClient {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .timeout_connect(Some(timeout))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
@@ -38,8 +40,8 @@ impl NamingClient {
             .proxy(None)
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(config, DefaultConnector::new(), QuickResolver::default());
         NamingClient {
             agent,
             server: server.to_owned(),

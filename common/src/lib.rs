@@ -9,6 +9,7 @@ pub mod limits;
 pub mod name;
 pub mod pacer;
 pub mod percent;
+pub mod resolver;
 pub mod rng;
 pub mod server;
 #[cfg(any(test, feature = "testing"))]

@@ -9,8 +9,10 @@ use std::time::Duration;
 use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
+use common::resolver::QuickResolver;
 use common::wire::{self, BLOB_ENTRY_BYTES, Chunk};
 use ureq::Agent;
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::error::ApiError;
 
@@ -49,15 +51,15 @@ pub enum CallError {
 
 impl StorageClient {
     pub fn new(timeout: Duration, connections_per_server: usize) -> StorageClient {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .timeout_connect(Some(timeout))
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .proxy(None)
             .max_idle_connections(connections_per_server * 8)
             .max_idle_connections_per_host(connections_per_server)
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(config, DefaultConnector::new(), QuickResolver::default());
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         StorageClient { agent, timeout_ms }
     }
