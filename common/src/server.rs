@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -153,7 +154,7 @@ impl Reply {
 pub fn serve(
     config: &ServerConfig,
     handler: &dyn Handler,
-    stats: &ServerStats,
+    stats: &Arc<ServerStats>,
 ) -> Result<(), ServeError> {
     serve_on(bind(config)?, config, handler, stats)
 }
@@ -191,7 +192,7 @@ pub fn serve_on(
     listener: Listener,
     config: &ServerConfig,
     handler: &dyn Handler,
-    stats: &ServerStats,
+    stats: &Arc<ServerStats>,
 ) -> Result<(), ServeError> {
     let server = listener.server;
     assert!(config.workers_count >= 1);
@@ -208,22 +209,49 @@ pub fn serve_on(
                     .for_each(|request| run_one(handler, stats, request))
             });
         }
+        // Connection threads put each request in the bounded queue
+        // themselves (a full queue is answered 503 on the spot), instead of
+        // queueing it for a dispatcher thread: one thread hop less per
+        // request. The sink holds a sender that outlives this scope, so
+        // once the scope ends it only refuses: the workers are gone.
+        let dispatcher = Dispatcher {
+            sender: sender.clone(),
+            stats: Arc::clone(stats),
+        };
+        server.set_request_sink(Box::new(move |request| dispatcher.dispatch(request)));
+        let direct = Dispatcher {
+            sender,
+            stats: Arc::clone(stats),
+        };
         loop {
-            // Err means tiny_http's accept thread has exited: stop, don't spin.
+            // Only the accept thread's end (an error) or a request queued
+            // before the sink was set come this way. Err means tiny_http's
+            // accept thread has exited: stop, don't spin.
             let request = server.recv().map_err(ServeError::Accept)?;
-            stats.requests_total.fetch_add(1, Ordering::Relaxed);
-            match sender.try_send(request) {
-                Ok(()) => {}
-                Err(TrySendError::Full(request)) => {
-                    stats.busy_rejections_total.fetch_add(1, Ordering::Relaxed);
-                    reject_busy(request);
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    unreachable!("`receiver` lives in this scope")
-                }
-            }
+            direct.dispatch(request);
         }
     })
+}
+
+/// Puts requests in the workers' bounded queue, or answers 503 at once.
+struct Dispatcher {
+    sender: crossbeam_channel::Sender<Request>,
+    stats: Arc<ServerStats>,
+}
+
+impl Dispatcher {
+    fn dispatch(&self, request: Request) {
+        self.stats.requests_total.fetch_add(1, Ordering::Relaxed);
+        match self.sender.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) => {
+                self.stats
+                    .busy_rejections_total
+                    .fetch_add(1, Ordering::Relaxed);
+                reject_busy(request);
+            }
+        }
+    }
 }
 
 /// How long `--health-check` waits for the server's answer.
@@ -299,7 +327,10 @@ pub fn read_body_capped(request: &mut Request, limit_bytes: u64) -> Result<Vec<u
     {
         return Err(BodyError::TooLarge { limit_bytes });
     }
-    let mut body = Vec::new();
+    // Sized by the announced length (bounded above), so a batch is read
+    // in a few large reads, not through doublings of a growing buffer.
+    let announced = request.body_length().unwrap_or(0) as u64;
+    let mut body = Vec::with_capacity(usize::try_from(announced.min(limit_bytes) + 1).unwrap_or(0));
     request
         .as_reader()
         .take(limit_bytes + 1)

@@ -82,7 +82,7 @@ fn run(config: &Config) -> Result<(), String> {
         scrub: Arc::clone(&scrub_stats),
     };
     let stopping = AtomicBool::new(false);
-    let stats = ServerStats::default();
+    let stats = Arc::new(ServerStats::default());
     let served = thread::scope(|scope| {
         scope.spawn(|| {
             // A failed check in compaction means the index may no longer

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,8 +43,9 @@ fn a_panicking_handler_answers_500_and_the_only_worker_lives_on() {
         io_timeout: Duration::from_secs(5),
     };
     // The server runs until the test process ends: serve() only returns on error.
-    let stats: &'static ServerStats = Box::leak(Box::default());
-    thread::spawn(move || serve(&config, &Panicky, stats));
+    let stats = Arc::new(ServerStats::default());
+    let served = Arc::clone(&stats);
+    thread::spawn(move || serve(&config, &Panicky, &served));
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "the server never listened");

@@ -70,7 +70,10 @@ impl ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
+        // Harbour: 16 KiB instead of 1 KiB, so a request's line, headers and a small body
+        // come in one read instead of several
+        let mut source =
+            SequentialReaderBuilder::new(BufReader::with_capacity(16 * 1024, read_socket));
         let first_header = source.next().unwrap();
         let sink = SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket));
         // Harbour: shared with the requests, with the socket to shut down when closing

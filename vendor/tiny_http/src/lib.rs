@@ -102,7 +102,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -147,7 +147,14 @@ pub struct Server {
     // shared with the accept thread; see `set_connections_max`
     live_connections: Arc<AtomicUsize>,
     connections_max: Arc<AtomicUsize>,
+
+    // Harbour: where connection threads hand requests once set (see `set_request_sink`)
+    request_sink: Arc<OnceLock<RequestSink>>,
 }
+
+/// Where connection threads hand each request, instead of the queue `recv` pops.
+// Harbour: added, see `Server::set_request_sink`
+pub type RequestSink = Box<dyn Fn(Request) + Send + Sync>;
 
 enum Message {
     Error(IoError),
@@ -397,6 +404,8 @@ impl Server {
         let connections_max = Arc::new(AtomicUsize::new(usize::MAX));
         let inside_live_connections = live_connections.clone();
         let inside_connections_max = connections_max.clone();
+        let request_sink: Arc<OnceLock<RequestSink>> = Arc::new(OnceLock::new());
+        let inside_request_sink = request_sink.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -460,18 +469,25 @@ impl Server {
                         // Harbour: counted as live until its thread is done with it
                         let live = LiveConnection::new(&inside_live_connections);
                         let mut client = Some((client, live));
+                        let request_sink = inside_request_sink.clone();
                         tasks_pool.spawn(Box::new(move || {
+                            // Harbour: a request goes to the sink when one is set, saving the
+                            // hop through the queue and the thread that pops it
+                            let deliver = |rq: Request| match request_sink.get() {
+                                Some(sink) => sink(rq),
+                                None => messages.push(rq.into()),
+                            };
                             if let Some((client, _live)) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                                        deliver(rq.with_notify_sender(sender.clone()));
                                         receiver.recv().unwrap();
                                     }
                                 } else {
                                     for rq in client {
-                                        messages.push(rq.into());
+                                        deliver(rq);
                                     }
                                 }
                             }
@@ -502,6 +518,7 @@ impl Server {
         // result
         Ok(Server {
             messages,
+            request_sink,
             close: close_trigger,
             listening_addr: local_addr,
             live_connections,
@@ -541,6 +558,14 @@ impl Server {
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
+    /// From now on, connection threads hand every request to `sink` (on their own thread)
+    /// instead of queueing it for `recv`, which then only returns the accept thread's fatal
+    /// error (or a request queued before). Can be set once; returns `false` after that.
+    // Harbour: added; a server that feeds its own worker pool saves a thread hop per request
+    pub fn set_request_sink(&self, sink: RequestSink) -> bool {
+        self.request_sink.set(sink).is_ok()
+    }
+
     pub fn recv(&self) -> IoResult<Request> {
         match self.messages.pop() {
             Some(Message::Error(err)) => Err(err),

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
 
 use std::io::Result as IoResult;
-use std::io::{self, Cursor, Read, Write};
+use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fs::File;
 
@@ -188,6 +188,28 @@ fn choose_transfer_encoding(
 
     // Identity by default
     TransferEncoding::Identity
+}
+
+/// The most bytes of a body handed to the socket in one write.
+// Harbour: `io::copy` moved a body 8 KiB at a time: 32 writes (and locks of the shared
+// writer) per 256 KiB; a buffer sized by the body, up to this, takes one or a few.
+const BODY_COPY_BYTES_MAX: usize = 256 * 1024;
+
+/// Copies `reader` to its end into `writer` through a buffer of `buffer_len` bytes.
+// Harbour: added, see `BODY_COPY_BYTES_MAX`
+fn copy_body<R: Read, W: Write>(reader: &mut R, writer: &mut W, buffer_len: usize) -> IoResult<u64> {
+    let mut buffer = vec![0u8; buffer_len.max(1)];
+    let mut copied = 0u64;
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(read) => read,
+            Err(ref err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        writer.write_all(&buffer[..read])?;
+        copied += read as u64;
+    }
 }
 
 impl<R> Response<R>
@@ -452,7 +474,7 @@ where
                     use chunked_transfer::Encoder;
 
                     let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    copy_body(&mut reader, &mut writer, BODY_COPY_BYTES_MAX)?;
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -460,7 +482,7 @@ where
                     let data_length = data_length.unwrap();
 
                     if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
+                        copy_body(&mut reader, &mut writer, data_length.min(BODY_COPY_BYTES_MAX))?;
                     }
                 }
 
