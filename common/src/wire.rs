@@ -19,7 +19,9 @@ use std::io::{self, Read};
 
 use crate::chunk::{BlobId, ChunkId, crc32c};
 use crate::codec::{Put, Reader};
-use crate::limits::{BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES,
+};
 
 pub const BATCH_MAGIC: [u8; 4] = *b"HRBT";
 pub const BATCH_VERSION: u8 = 1;
@@ -30,6 +32,16 @@ pub struct Chunk {
     pub id: ChunkId,
     pub crc: u32,
     pub data: Vec<u8>,
+}
+
+/// A chunk whose bytes live elsewhere (a received batch, a segment read)
+/// and match its CRC32C: made only by a check (`decode_batch_ref`,
+/// `ChunkRef::checked`, `Chunk::as_ref`), so holding one is the proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef<'a> {
+    id: ChunkId,
+    crc: u32,
+    data: &'a [u8],
 }
 
 #[derive(Debug)]
@@ -58,6 +70,42 @@ impl Chunk {
     pub fn is_intact(&self) -> bool {
         crc32c(&self.data) == self.crc
     }
+
+    /// A view of this chunk; it must be intact.
+    pub fn as_ref(&self) -> ChunkRef<'_> {
+        ChunkRef::checked(self.id, self.crc, &self.data).expect("an intact chunk")
+    }
+}
+
+impl<'a> ChunkRef<'a> {
+    /// `data` as chunk `id` if it matches `crc`.
+    pub fn checked(id: ChunkId, crc: u32, data: &'a [u8]) -> Option<ChunkRef<'a>> {
+        (data.len() <= CHUNK_SIZE_BYTES && crc32c(data) == crc).then_some(ChunkRef {
+            id,
+            crc,
+            data,
+        })
+    }
+
+    pub fn id(&self) -> ChunkId {
+        self.id
+    }
+
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    pub fn to_owned(&self) -> Chunk {
+        Chunk {
+            id: self.id,
+            crc: self.crc,
+            data: self.data.to_vec(),
+        }
+    }
 }
 
 /// Builds one batch in memory; its size is bounded by `BATCH_BYTES_MAX`.
@@ -69,11 +117,18 @@ pub struct BatchEncoder {
 
 impl BatchEncoder {
     pub fn new(count: usize) -> BatchEncoder {
+        BatchEncoder::reusing(Vec::new(), count)
+    }
+
+    /// An encoder writing into `buffer` (emptied first), so a caller that
+    /// encodes batch after batch can reuse its buffers.
+    pub fn reusing(mut buffer: Vec<u8>, count: usize) -> BatchEncoder {
         assert!(count <= BATCH_CHUNKS_MAX);
         let count = u32::try_from(count).expect("BATCH_CHUNKS_MAX fits u32");
-        let mut bytes = Vec::with_capacity(
-            BATCH_HEADER_BYTES + count as usize * (FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES),
-        );
+        buffer.clear();
+        buffer
+            .reserve(BATCH_HEADER_BYTES + count as usize * (FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES));
+        let mut bytes = buffer;
         bytes.put_bytes(&BATCH_MAGIC);
         bytes.put_bytes(&[BATCH_VERSION, 0, 0, 0]);
         bytes.put_u32(count);
@@ -113,53 +168,59 @@ pub fn encode_batch(chunks: &[Chunk]) -> Vec<u8> {
     encoder.finish()
 }
 
-/// Reads one whole batch from `reader`, checking every frame's length and
-/// CRC and that nothing follows the last frame. Memory is bounded by
-/// `BATCH_CHUNKS_MAX` chunks whatever the reader sends.
+/// Reads one whole batch from `reader` (at most `BATCH_BYTES_MAX` bytes
+/// are read) and decodes it as `decode_batch_ref` does, into owned chunks.
 pub fn decode_batch(reader: &mut impl Read) -> Result<Vec<Chunk>, WireError> {
-    let mut header = [0u8; BATCH_HEADER_BYTES];
-    read_exact_or_truncated(reader, &mut header)?;
-    let mut fields = Reader::new(&header);
-    let (magic, version, reserved, count) = (
-        fields.array::<4>(),
-        fields.u8(),
-        fields.array::<3>(),
-        fields.u32(),
-    );
+    let mut bytes = Vec::new();
+    reader
+        .take(BATCH_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(WireError::Io)?;
+    Ok(decode_batch_ref(&bytes)?
+        .iter()
+        .map(ChunkRef::to_owned)
+        .collect())
+}
+
+/// Decodes the whole batch `bytes`, checking every frame's length and CRC
+/// and that nothing follows the last frame; the chunks borrow their bytes.
+pub fn decode_batch_ref(bytes: &[u8]) -> Result<Vec<ChunkRef<'_>>, WireError> {
+    let mut reader = Reader::new(bytes);
+    let header = reader
+        .bytes(BATCH_HEADER_BYTES)
+        .map_err(|_| WireError::Truncated)?;
+    let mut fields = Reader::new(header);
     let in_header = "BATCH_HEADER_BYTES holds the batch header";
-    if magic.expect(in_header) != BATCH_MAGIC {
+    if fields.array::<4>().expect(in_header) != BATCH_MAGIC {
         return Err(WireError::BadMagic);
     }
-    let version = version.expect(in_header);
-    if version != BATCH_VERSION || reserved.expect(in_header) != [0, 0, 0] {
+    let version = fields.u8().expect(in_header);
+    if version != BATCH_VERSION || fields.array::<3>().expect(in_header) != [0, 0, 0] {
         return Err(WireError::UnsupportedVersion(version));
     }
-    let count = count.expect(in_header);
+    let count = fields.u32().expect(in_header);
     if count as usize > BATCH_CHUNKS_MAX {
         return Err(WireError::TooManyChunks { count });
     }
     let mut chunks = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let mut frame = [0u8; FRAME_HEADER_BYTES];
-        read_exact_or_truncated(reader, &mut frame)?;
+        let frame = reader
+            .array::<FRAME_HEADER_BYTES>()
+            .map_err(|_| WireError::Truncated)?;
         let (id, len, crc) = decode_frame_header(&frame);
         if len as usize > CHUNK_SIZE_BYTES {
             return Err(WireError::ChunkTooLarge { id, len });
         }
-        let mut data = vec![0u8; len as usize];
-        read_exact_or_truncated(reader, &mut data)?;
-        let chunk = Chunk { id, crc, data };
-        if !chunk.is_intact() {
-            return Err(WireError::ChecksumMismatch { id });
-        }
+        let data = reader
+            .bytes(len as usize)
+            .map_err(|_| WireError::Truncated)?;
+        let chunk = ChunkRef::checked(id, crc, data).ok_or(WireError::ChecksumMismatch { id })?;
         chunks.push(chunk);
     }
-    let mut probe = [0u8; 1];
-    match reader.read(&mut probe) {
-        Ok(0) => Ok(chunks),
-        Ok(_) => Err(WireError::TrailingBytes),
-        Err(err) => Err(WireError::Io(err)),
+    if !reader.is_empty() {
+        return Err(WireError::TrailingBytes);
     }
+    Ok(chunks)
 }
 
 /// The chunk id, length and CRC of a frame header.
@@ -191,13 +252,6 @@ pub fn decode_blob_entry(entry: &[u8; BLOB_ENTRY_BYTES]) -> (BlobId, u32) {
     let in_entry = "BLOB_ENTRY_BYTES holds blob and count";
     let blob = fields.u64().expect(in_entry);
     (BlobId(blob), fields.u32().expect(in_entry))
-}
-
-fn read_exact_or_truncated(reader: &mut impl Read, buf: &mut [u8]) -> Result<(), WireError> {
-    reader.read_exact(buf).map_err(|err| match err.kind() {
-        io::ErrorKind::UnexpectedEof => WireError::Truncated,
-        _ => WireError::Io(err),
-    })
 }
 
 impl fmt::Display for WireError {

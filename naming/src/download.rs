@@ -6,7 +6,6 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use common::chunk::BlobId;
 use common::limits::BATCH_CHUNKS_MAX;
 
 use crate::error::ApiError;
@@ -47,11 +46,17 @@ impl ChunkReader {
             self.buffer_pos = 0;
             return Ok(());
         }
-        let (bytes, count) = fetch_batch(&self.naming, &self.urls, &self.version, self.next_index)?;
-        self.naming
-            .metrics
-            .count(&self.naming.metrics.bytes_read_total, bytes.len() as u64);
-        self.buffer = bytes;
+        let count = fetch_batch(
+            &self.naming,
+            &self.urls,
+            &self.version,
+            self.next_index,
+            &mut self.buffer,
+        )?;
+        self.naming.metrics.count(
+            &self.naming.metrics.bytes_read_total,
+            self.buffer.len() as u64,
+        );
         self.buffer_pos = 0;
         self.next_index += u64::from(count);
         Ok(())
@@ -77,13 +82,15 @@ impl Read for ChunkReader {
 
 /// Reads the batch starting at chunk `first_index` (at most
 /// `BATCH_CHUNKS_MAX` chunks, within one run) from the first replica that
-/// serves it whole and intact.
+/// serves it whole and intact, into `out` (reused from batch to batch);
+/// returns its chunk count.
 fn fetch_batch(
     naming: &Naming,
     urls: &[Arc<str>],
     version: &FileVersion,
     first_index: u64,
-) -> Result<(Vec<u8>, u32), ApiError> {
+    out: &mut Vec<u8>,
+) -> Result<u32, ApiError> {
     let run = version.run_of(first_index);
     let run_end = u64::from(run.first_index) + u64::from(run.count);
     assert!(first_index < run_end);
@@ -93,8 +100,8 @@ fn fetch_batch(
     let mut failures = Vec::new();
     for server in replica_order(naming, &run.replicas, first_index) {
         let url = &urls[usize::from(server)];
-        match fetch_from(naming, url, version, first, count) {
-            Ok(bytes) => return Ok((bytes, count)),
+        match fetch_from(naming, url, version, (first, count), out) {
+            Ok(()) => return Ok(count),
             Err(detail) => {
                 naming
                     .metrics
@@ -112,27 +119,29 @@ fn fetch_from(
     naming: &Naming,
     url: &str,
     version: &FileVersion,
-    first: u32,
-    count: u32,
-) -> Result<Vec<u8>, String> {
-    let blob: BlobId = version.blob;
-    let chunks = naming
+    (first, count): (u32, u32),
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
+    let mut wrong_size = None;
+    naming
         .storage
-        .get_run(url, blob, first, count)
+        .get_run(url, version.blob, first, count, &mut |chunk| {
+            let expected = version.chunk_size(u64::from(chunk.id().index));
+            if chunk.data().len() as u64 != expected {
+                wrong_size.get_or_insert(format!(
+                    "chunk {} has {} bytes, {expected} expected",
+                    chunk.id(),
+                    chunk.data().len()
+                ));
+            }
+            out.extend_from_slice(chunk.data());
+        })
         .map_err(|err| err.to_string())?;
-    let mut bytes = Vec::with_capacity(chunks.iter().map(|chunk| chunk.data.len()).sum());
-    for chunk in &chunks {
-        let expected = version.chunk_size(u64::from(chunk.id.index));
-        if chunk.data.len() as u64 != expected {
-            return Err(format!(
-                "chunk {} has {} bytes, {expected} expected",
-                chunk.id,
-                chunk.data.len()
-            ));
-        }
-        bytes.extend_from_slice(&chunk.data);
+    match wrong_size {
+        Some(detail) => Err(detail),
+        None => Ok(()),
     }
-    Ok(bytes)
 }
 
 /// Replicas in the order to try them: live ones first, and among them a

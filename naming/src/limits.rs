@@ -48,6 +48,11 @@ pub const CHECKPOINT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// million creates, and a restart skips the rest of the range.
 pub const BLOB_RESERVATION_COUNT: u64 = 1 << 20;
 
+/// Batches of one upload replicated at once while the next is read from
+/// the client: hides each batch's round trip and fsync behind the others,
+/// and bounds an upload's memory to this many encoded batches and one read.
+pub const UPLOAD_BATCHES_IN_FLIGHT_MAX: usize = 4;
+
 /// After a create fails part-way, up to this much of the rest of its body
 /// is read and dropped, so the client is still reading when the error
 /// answer comes (most clients stop listening once a write fails). Past it
@@ -59,3 +64,4 @@ const _: () = assert!(REPLICATION_MAX <= u8::MAX as usize);
 const _: () = assert!(REPLICATION_DEFAULT >= 1 && REPLICATION_DEFAULT <= REPLICATION_MAX as u64);
 const _: () = assert!(DEAD_AFTER_MS_DEFAULT >= DEAD_AFTER_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT);
 const _: () = assert!(BLOB_RESERVATION_COUNT >= 1);
+const _: () = assert!(UPLOAD_BATCHES_IN_FLIGHT_MAX >= 1);

@@ -12,7 +12,6 @@
 use common::chunk::BlobId;
 use common::limits::BATCH_CHUNKS_MAX;
 use common::pacer::Pacer;
-use common::wire::encode_batch;
 
 use crate::metadata::version::ServerId;
 use crate::naming::Naming;
@@ -113,13 +112,21 @@ fn repair_range(
 ) -> Option<u64> {
     let needed = naming.cluster.replication - task.healthy.len();
     let sources = naming.addresses(&task.sources);
-    let chunks = sources
-        .iter()
-        .find_map(|(_, url)| naming.storage.get_run(url, task.blob, first, count).ok())?;
-    let encoded = encode_batch(&chunks);
+    let mut data_bytes = 0;
+    // The batch a source serves is checked chunk by chunk, and forwarded
+    // to the new replicas as it came.
+    let encoded = sources.iter().find_map(|(_, url)| {
+        data_bytes = 0;
+        naming
+            .storage
+            .get_run(url, task.blob, first, count, &mut |chunk| {
+                data_bytes += chunk.data().len() as u64
+            })
+            .ok()
+    })?;
     let batch = Batch {
         encoded: &encoded,
-        data_bytes: chunks.iter().map(|chunk| chunk.data.len() as u64).sum(),
+        data_bytes,
         chunks_count: u64::from(count),
     };
     // A live server that lost its copy (scrubbed as corrupt, say) may take

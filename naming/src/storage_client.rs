@@ -10,7 +10,7 @@ use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
 use common::resolver::QuickResolver;
-use common::wire::{self, BLOB_ENTRY_BYTES, Chunk};
+use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
 use ureq::Agent;
 use ureq::unversioned::transport::DefaultConnector;
 
@@ -76,36 +76,41 @@ impl StorageClient {
     }
 
     /// Reads `count` chunks of `blob` from `first_index`, checking that the
-    /// answer holds exactly those chunks, each intact.
+    /// answer holds exactly those chunks, each intact, and hands each to
+    /// `each` in order; returns the batch as it came (a valid batch of
+    /// those chunks, which a repair forwards as it is).
     pub fn get_run(
         &self,
         server: &str,
         blob: BlobId,
         first_index: u32,
         count: u32,
-    ) -> Result<Vec<Chunk>, CallError> {
+        each: &mut dyn FnMut(ChunkRef<'_>),
+    ) -> Result<Vec<u8>, CallError> {
         let url = format!("{server}/chunks/{blob}?first={first_index}&count={count}");
         let response = self.agent.get(&url).call().map_err(classify)?;
         let mut response = expect_success(response)?;
-        let mut reader = response
+        let bytes = response
             .body_mut()
             .with_config()
             .limit(BATCH_BYTES_MAX as u64)
-            .reader();
+            .read_to_vec()
+            .map_err(classify)?;
         let chunks =
-            wire::decode_batch(&mut reader).map_err(|err| CallError::BadAnswer(err.to_string()))?;
+            wire::decode_batch_ref(&bytes).map_err(|err| CallError::BadAnswer(err.to_string()))?;
         let expected = first_index..first_index + count;
         let exact = chunks.len() == count as usize
             && chunks
                 .iter()
                 .zip(expected)
-                .all(|(chunk, index)| chunk.id.blob == blob && chunk.id.index == index);
+                .all(|(chunk, index)| chunk.id().blob == blob && chunk.id().index == index);
         if !exact {
             return Err(CallError::BadAnswer(
                 "the batch holds other chunks than asked for".to_owned(),
             ));
         }
-        Ok(chunks)
+        chunks.into_iter().for_each(each);
+        Ok(bytes)
     }
 
     /// Deletes every chunk of `blob` on `server`.

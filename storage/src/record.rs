@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use common::chunk::{BlobId, ChunkId, crc32c};
 use common::codec::{Put, Reader};
 use common::limits::CHUNK_SIZE_BYTES;
-use common::wire::Chunk;
+use common::wire::ChunkRef;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HRBSEG01";
 pub const SEGMENT_MAGIC_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
@@ -257,7 +257,7 @@ pub fn verify_run(
     (blob, first_index): (BlobId, u32),
     count: u32,
     last_len: u32,
-) -> Vec<Result<Chunk, ChunkId>> {
+) -> Vec<Result<ChunkRef<'_>, ChunkId>> {
     (0..count)
         .map(|k| {
             let id = ChunkId {
@@ -277,12 +277,8 @@ pub fn verify_run(
                 return Err(id);
             }
             let data_start = at + RECORD_HEADER_BYTES;
-            let chunk = Chunk {
-                id,
-                crc: record.data_crc,
-                data: bytes[data_start..data_start + record.len as usize].to_vec(),
-            };
-            chunk.is_intact().then_some(chunk).ok_or(id)
+            let data = &bytes[data_start..data_start + record.len as usize];
+            ChunkRef::checked(id, record.data_crc, data).ok_or(id)
         })
         .collect()
 }

@@ -26,8 +26,9 @@ pub struct ScrubStats {
 pub fn run(store: &Store, stats: &ScrubStats, bytes_per_sec: u64, stop: &AtomicBool) {
     let mut pacer = Pacer::new(bytes_per_sec);
     let mut cursor = None;
+    let mut buffer = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let step = match store.scrub_step(cursor) {
+        let step = match store.scrub_step(cursor, &mut buffer) {
             Ok(step) => step,
             Err(err) => {
                 eprintln!("scrub: reading the store failed: {err}");

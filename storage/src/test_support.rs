@@ -42,6 +42,14 @@ pub fn chunks_seeded(blob: u64, sizes: &[usize], seed: usize) -> Vec<Chunk> {
         .collect()
 }
 
+impl Store {
+    /// `put_batch` of owned chunks, as tests make them.
+    pub fn put_chunks(&self, chunks: &[Chunk]) -> Result<(), crate::error::StorageError> {
+        let refs: Vec<_> = chunks.iter().map(Chunk::as_ref).collect();
+        self.put_batch(&refs)
+    }
+}
+
 /// Runs `body` while `store`'s compaction thread runs.
 pub fn with_compactor<T>(store: &Store, body: impl FnOnce() -> T) -> T {
     thread::scope(|scope| {

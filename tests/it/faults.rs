@@ -304,3 +304,65 @@ fn pooled_connections_to_a_restarted_storage_server_are_not_reused_dead() {
         assert!(cluster.get(&format!("before/{idx}")).body == test_bytes(3000, idx));
     }
 }
+
+#[test]
+fn a_large_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
+    // Several batches are in flight at once: the frozen server holds every
+    // one of them until its timeout; none may be acknowledged, or left.
+    let spec = Spec {
+        storage: 2,
+        dead_after_ms: 60_000,
+        ..Spec::default()
+    };
+    let mut cluster = Cluster::start(spec);
+    cluster.storage(1).freeze();
+    let started = Instant::now();
+    let answer = cluster.put("big", &test_bytes(8 * 1024 * 1024, 5));
+    let elapsed = started.elapsed();
+    eprintln!("an 8 MiB create against a frozen server failed after {elapsed:?}");
+    assert_eq!(
+        answer.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
+    cluster.storage(1).thaw();
+    cluster.wait_healthy();
+    assert_eq!(cluster.get("big").status, 404);
+    wait_until(
+        Duration::from_secs(15),
+        "the partial batches to be deleted",
+        || cluster.stored_chunks() == 0,
+    );
+}
+
+#[test]
+fn a_create_whose_client_breaks_off_mid_body_leaves_nothing() {
+    let cluster = Cluster::start(Spec::default());
+    // 16 MiB announced, 5 MiB sent (several batches stored, more in flight
+    // and being read), then the connection drops.
+    let mut stream = std::net::TcpStream::connect(cluster.naming_ref().addr).unwrap();
+    use std::io::Write;
+    stream
+        .write_all(b"PUT /files/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 16777216\r\n\r\n")
+        .unwrap();
+    let piece = test_bytes(1024 * 1024, 6);
+    for _ in 0..5 {
+        stream.write_all(&piece).unwrap();
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the first batches to be stored",
+        || cluster.stored_chunks() > 0,
+    );
+    drop(stream);
+    wait_until(
+        Duration::from_secs(15),
+        "the chunks of the broken create to be deleted",
+        || cluster.stored_chunks() == 0,
+    );
+    assert_eq!(cluster.get("cut").status, 404);
+    assert_eq!(cluster.status_json()["files"], 0);
+    assert_eq!(cluster.put("cut", b"whole this time").status, 201);
+}

@@ -58,10 +58,10 @@ fn the_listing_streams_every_blob_in_order_across_pages() {
                 )
             })
             .collect();
-        store.put_batch(&chunks).unwrap();
+        store.put_chunks(&chunks).unwrap();
     }
     store
-        .put_batch(&chunks(blobs_count / 2, &[1024; 3]))
+        .put_chunks(&chunks(blobs_count / 2, &[1024; 3]))
         .unwrap();
     store.delete_blob(BlobId(3)).unwrap();
 

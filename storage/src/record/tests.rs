@@ -157,7 +157,7 @@ fn verifying_a_run_names_exactly_the_chunks_that_fail() {
     }
     let verified = verify_run(&bytes, 0, (BlobId(5), 20), 4, 10);
     assert!(verified.iter().all(Result::is_ok));
-    assert_eq!(verified[3].as_ref().unwrap().data, vec![3; 10]);
+    assert_eq!(verified[3].as_ref().unwrap().data(), vec![3; 10]);
     // Rotten data in chunk 21, a header of another chunk where 22 should be.
     let stride = RECORD_HEADER_BYTES + 1024;
     bytes[stride + RECORD_HEADER_BYTES + 5] ^= 1;

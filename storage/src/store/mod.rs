@@ -19,6 +19,7 @@ pub mod compaction;
 pub mod files;
 mod recovery;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -29,7 +30,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use common::chunk::{BlobId, ChunkId};
 use common::group_commit::GroupCommit;
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+#[cfg(test)]
 use common::wire::Chunk;
+use common::wire::ChunkRef;
 
 use crate::error::StorageError;
 use crate::index::{Index, Run};
@@ -41,6 +44,14 @@ use crate::segments::Segments;
 
 use self::capacity::Room;
 use self::compaction::schedule::Schedule;
+
+thread_local! {
+    /// Each worker's buffer for the records of the batch it stores: kept
+    /// from batch to batch, so encoding them allocates nothing.
+    static RECORDS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Each worker's buffer for the records of the runs it reads.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 pub struct Store {
     dir: PathBuf,
@@ -88,19 +99,25 @@ pub struct ScrubStep {
 }
 
 impl Store {
-    /// Stores a batch whose CRCs the wire decoder has checked; returns once
-    /// it is on stable storage. All or nothing: on error no chunk of the
-    /// batch is indexed.
-    pub fn put_batch(&self, chunks: &[Chunk]) -> Result<(), StorageError> {
+    /// Stores a batch of checked chunks (a `ChunkRef` is one: the wire
+    /// decoder made it after checking its CRC); returns once it is on
+    /// stable storage. All or nothing: on error no chunk of the batch is
+    /// indexed.
+    pub fn put_batch(&self, chunks: &[ChunkRef<'_>]) -> Result<(), StorageError> {
         if chunks.is_empty() {
             return Ok(());
         }
-        let mut records =
-            Vec::with_capacity(chunks.len() * (RECORD_HEADER_BYTES + CHUNK_SIZE_BYTES));
-        for chunk in chunks {
-            assert!(chunk.is_intact(), "the wire decoder checks every CRC");
-            record::encode_chunk(&mut records, chunk.id, chunk.crc, &chunk.data);
-        }
+        RECORDS.with_borrow_mut(|records| {
+            records.clear();
+            for chunk in chunks {
+                record::encode_chunk(records, chunk.id(), chunk.crc(), chunk.data());
+            }
+            self.append_batch(chunks, records)
+        })
+    }
+
+    /// The records of `chunks`, encoded, appended and indexed, durably.
+    fn append_batch(&self, chunks: &[ChunkRef<'_>], records: &[u8]) -> Result<(), StorageError> {
         let mut reclaim_asked = false;
         let ticket = loop {
             let mut state = self.lock_state();
@@ -134,11 +151,11 @@ impl Store {
                     continue;
                 }
             }
-            let records_offset = self.append(&mut state, &records)?;
+            let records_offset = self.append(&mut state, records)?;
             let segment = state.active_id;
             let mut offset = records_offset;
             for (first, run_chunks) in runs_of(chunks) {
-                let last_len = run_chunks.last().map_or(0, |chunk| chunk.data.len());
+                let last_len = run_chunks.last().map_or(0, |chunk| chunk.data().len());
                 let run = Run {
                     segment,
                     offset,
@@ -156,13 +173,15 @@ impl Store {
     }
 
     /// Reads `count` consecutive chunks of `blob` from `first_index`, each
-    /// checked against its record header and CRC32C; one read per run.
-    pub fn get_run(
+    /// checked against its record header and CRC32C (one read per run), and
+    /// hands them to `each` in order, borrowed from the read.
+    pub fn read_run(
         &self,
         blob: BlobId,
         first_index: u32,
         count: u32,
-    ) -> Result<Vec<Chunk>, StorageError> {
+        each: &mut dyn FnMut(ChunkRef<'_>),
+    ) -> Result<(), StorageError> {
         assert!(count as usize <= BATCH_CHUNKS_MAX);
         let pieces: Vec<(u32, Run, Arc<File>)> = {
             let state = self.lock_state();
@@ -181,21 +200,39 @@ impl Store {
                 })
                 .collect()
         };
-        let mut chunks = Vec::with_capacity(count as usize);
-        for (piece_first, run, file) in pieces {
-            let records = read_run(&file, &run).map_err(StorageError::from_io)?;
-            let verified = record::verify_run(
-                &records,
-                run.offset,
-                (blob, piece_first),
-                run.count,
-                run.last_len,
-            );
-            for chunk in verified {
-                chunks.push(chunk.map_err(|chunk| StorageError::Corrupt { chunk })?);
+        READ_BUFFER.with_borrow_mut(|buffer| {
+            let mut handed = 0;
+            for (piece_first, run, file) in pieces {
+                let records = read_run(&file, &run, buffer).map_err(StorageError::from_io)?;
+                let verified = record::verify_run(
+                    records,
+                    run.offset,
+                    (blob, piece_first),
+                    run.count,
+                    run.last_len,
+                );
+                for chunk in verified {
+                    each(chunk.map_err(|chunk| StorageError::Corrupt { chunk })?);
+                    handed += 1;
+                }
             }
-        }
-        assert_eq!(chunks.len(), count as usize);
+            assert_eq!(handed, count);
+            Ok(())
+        })
+    }
+
+    /// `read_run`, into owned chunks.
+    #[cfg(test)]
+    pub fn get_run(
+        &self,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<Vec<Chunk>, StorageError> {
+        let mut chunks = Vec::with_capacity(count as usize);
+        self.read_run(blob, first_index, count, &mut |chunk| {
+            chunks.push(chunk.to_owned())
+        })?;
         Ok(chunks)
     }
 
@@ -203,7 +240,13 @@ impl Store {
     /// record, and drops the corrupt chunks from the index, so they count
     /// as missing and the naming server copies them back from a good
     /// replica. `next` is `None` once the whole index was visited.
-    pub fn scrub_step(&self, cursor: Option<(BlobId, u32)>) -> io::Result<ScrubStep> {
+    /// `buffer` holds the run's records; the scrubber keeps it from step to
+    /// step.
+    pub fn scrub_step(
+        &self,
+        cursor: Option<(BlobId, u32)>,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<ScrubStep> {
         let found = {
             let state = self.lock_state();
             state
@@ -218,9 +261,9 @@ impl Store {
                 corrupt: Vec::new(),
             });
         };
-        let records = read_run(&file, &run)?;
+        let records = read_run(&file, &run, buffer)?;
         let corrupt: Vec<ChunkId> = record::verify_run(
-            &records,
+            records,
             run.offset,
             (blob, first_index),
             run.count,
@@ -375,27 +418,32 @@ impl Store {
     }
 }
 
-/// The records of `run`, read whole.
-fn read_run(file: &File, run: &Run) -> io::Result<Vec<u8>> {
-    let mut records = vec![0u8; usize::try_from(run.record_bytes()).expect("a run fits memory")];
-    file.read_exact_at(&mut records, run.offset)?;
+/// The records of `run`, read whole into `buffer` (grown as needed, kept
+/// by the caller from read to read).
+fn read_run<'a>(file: &File, run: &Run, buffer: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+    let len = usize::try_from(run.record_bytes()).expect("a run fits memory");
+    if buffer.len() < len {
+        buffer.resize(len, 0);
+    }
+    let records = &mut buffer[..len];
+    file.read_exact_at(records, run.offset)?;
     Ok(records)
 }
 
 /// Splits a batch into runs the index can keep as one entry each:
 /// consecutive chunks of one blob, every one but the last full.
-fn runs_of(chunks: &[Chunk]) -> Vec<(ChunkId, &[Chunk])> {
+fn runs_of<'a, 'b>(chunks: &'a [ChunkRef<'b>]) -> Vec<(ChunkId, &'a [ChunkRef<'b>])> {
     let mut runs = Vec::new();
     let mut start = 0;
     for idx in 1..=chunks.len() {
         let continues = idx < chunks.len() && {
-            let (previous, next) = (&chunks[idx - 1], &chunks[idx]);
-            previous.id.blob == next.id.blob
-                && previous.id.index.checked_add(1) == Some(next.id.index)
-                && previous.data.len() == CHUNK_SIZE_BYTES
+            let (previous, next) = (chunks[idx - 1], chunks[idx]);
+            previous.id().blob == next.id().blob
+                && previous.id().index.checked_add(1) == Some(next.id().index)
+                && previous.data().len() == CHUNK_SIZE_BYTES
         };
         if !continues {
-            runs.push((chunks[start].id, &chunks[start..idx]));
+            runs.push((chunks[start].id(), &chunks[start..idx]));
             start = idx;
         }
     }

@@ -16,7 +16,7 @@ fn stores_reads_and_deletes_runs() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
     let batch = chunks(1, &[1024, 1024, 3]);
-    store.put_batch(&batch).unwrap();
+    store.put_chunks(&batch).unwrap();
     assert_eq!(store.get_run(BlobId(1), 0, 3).unwrap(), batch);
     assert_eq!(store.get_run(BlobId(1), 1, 2).unwrap(), batch[1..]);
     assert!(matches!(
@@ -38,8 +38,8 @@ fn reopening_rebuilds_the_index_and_keeps_deletes() {
     let dir = temp_dir();
     {
         let (store, _) = Store::open(&dir, None).unwrap();
-        store.put_batch(&chunks(1, &[10, 20])).unwrap();
-        store.put_batch(&chunks(2, &[30])).unwrap();
+        store.put_chunks(&chunks(1, &[10, 20])).unwrap();
+        store.put_chunks(&chunks(2, &[30])).unwrap();
         store.delete_blob(BlobId(1)).unwrap();
     }
     let (store, recovery) = Store::open(&dir, None).unwrap();
@@ -55,8 +55,8 @@ fn a_torn_tail_is_cut_and_everything_before_it_served() {
     let dir = temp_dir();
     {
         let (store, _) = Store::open(&dir, None).unwrap();
-        store.put_batch(&chunks(1, &[100])).unwrap();
-        store.put_batch(&chunks(2, &[100])).unwrap();
+        store.put_chunks(&chunks(1, &[100])).unwrap();
+        store.put_chunks(&chunks(2, &[100])).unwrap();
     }
     let path = segment_path(&dir, 1);
     let full_len = fs::metadata(&path).unwrap().len();
@@ -73,7 +73,7 @@ fn a_torn_tail_is_cut_and_everything_before_it_served() {
     assert_eq!(fs::metadata(&path).unwrap().len(), expected_len);
     assert_eq!(store.get_run(BlobId(1), 0, 1).unwrap(), chunks(1, &[100]));
     // The store appends on a record boundary after the cut.
-    store.put_batch(&chunks(3, &[5])).unwrap();
+    store.put_chunks(&chunks(3, &[5])).unwrap();
     drop(store);
     let (store, _) = Store::open(&dir, None).unwrap();
     assert_eq!(store.get_run(BlobId(3), 0, 1).unwrap(), chunks(3, &[5]));
@@ -84,7 +84,7 @@ fn a_torn_tail_is_cut_and_everything_before_it_served() {
 fn a_flipped_data_byte_is_reported_as_corruption_never_served() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[100, 100])).unwrap();
+    store.put_chunks(&chunks(1, &[100, 100])).unwrap();
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -118,10 +118,10 @@ fn capacity_caps_disk_bytes_and_a_delete_gives_its_room_back() {
     // one record more does not.
     let (store, _) = Store::open(&dir, Some(3000)).unwrap();
     with_compactor(&store, || {
-        store.put_batch(&chunks(1, &[1024, 1024])).unwrap();
+        store.put_chunks(&chunks(1, &[1024, 1024])).unwrap();
         assert_eq!(store.usage().disk_bytes, 8 + 2 * 1052);
         assert!(matches!(
-            store.put_batch(&chunks(2, &[1024])),
+            store.put_chunks(&chunks(2, &[1024])),
             Err(StorageError::Full {
                 needed_bytes: 1052,
                 free_bytes: 888
@@ -133,7 +133,7 @@ fn capacity_caps_disk_bytes_and_a_delete_gives_its_room_back() {
         store.delete_blob(BlobId(1)).unwrap();
         assert_eq!(store.usage().disk_bytes, 8);
         assert_eq!(segment_files_bytes(&dir), 8);
-        store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
+        store.put_chunks(&chunks(2, &[1024, 1024])).unwrap();
         assert_eq!(
             store.get_run(BlobId(2), 0, 2).unwrap(),
             chunks(2, &[1024, 1024])
@@ -156,17 +156,17 @@ fn a_put_over_capacity_first_reclaims_dead_records() {
     with_compactor(&store, || {
         // A retried batch leaves a dead copy of chunk 1/0; the segment is
         // still two-thirds live, too dense for an ordinary pass.
-        store.put_batch(&chunks(1, &[1024])).unwrap();
-        store.put_batch(&chunks(1, &[1024])).unwrap();
-        store.put_batch(&chunks(3, &[1024])).unwrap();
+        store.put_chunks(&chunks(1, &[1024])).unwrap();
+        store.put_chunks(&chunks(1, &[1024])).unwrap();
+        store.put_chunks(&chunks(3, &[1024])).unwrap();
         assert_eq!(store.usage().disk_bytes, 8 + 3 * 1052);
         // 3164 + 2104 > 4300, but not once the dead 1052 are gone.
-        store.put_batch(&chunks(2, &[1024, 1024])).unwrap();
+        store.put_chunks(&chunks(2, &[1024, 1024])).unwrap();
         assert_eq!(store.usage().disk_bytes, 8 + 8 + 4 * 1052);
         assert_eq!(store.usage().disk_bytes, segment_files_bytes(&dir));
         // Past what compaction can free, the answer is 507 at once.
         assert!(matches!(
-            store.put_batch(&chunks(4, &[1024])),
+            store.put_chunks(&chunks(4, &[1024])),
             Err(StorageError::Full { .. })
         ));
         assert_eq!(store.get_run(BlobId(1), 0, 1).unwrap(), chunks(1, &[1024]));
@@ -183,10 +183,10 @@ fn a_put_over_capacity_first_reclaims_dead_records() {
 fn without_a_compaction_thread_a_full_store_refuses_at_once() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, Some(2000)).unwrap();
-    store.put_batch(&chunks(1, &[1024])).unwrap();
+    store.put_chunks(&chunks(1, &[1024])).unwrap();
     store.delete_blob(BlobId(1)).unwrap();
     assert!(matches!(
-        store.put_batch(&chunks(2, &[1024])),
+        store.put_chunks(&chunks(2, &[1024])),
         Err(StorageError::Full { .. })
     ));
     fs::remove_dir_all(dir).unwrap();
@@ -197,7 +197,7 @@ fn a_leftover_compaction_copy_is_removed_at_start_up() {
     let dir = temp_dir();
     {
         let (store, _) = Store::open(&dir, None).unwrap();
-        store.put_batch(&chunks(1, &[100, 200])).unwrap();
+        store.put_chunks(&chunks(1, &[100, 200])).unwrap();
     }
     let leftover = temp_path(&dir, 1);
     fs::write(&leftover, b"HRBSEG01 and half a record").unwrap();
@@ -227,7 +227,7 @@ fn a_file_of_many_batches_costs_a_handful_of_index_entries() {
     {
         let (store, _) = Store::open(&dir, None).unwrap();
         for batch in all.chunks(256) {
-            store.put_batch(batch).unwrap();
+            store.put_chunks(batch).unwrap();
         }
         assert_eq!(store.get_run(BlobId(5), 250, 10).unwrap(), all[250..260]);
     }
@@ -239,7 +239,7 @@ fn a_file_of_many_batches_costs_a_handful_of_index_entries() {
     );
     assert_eq!(store.get_run(BlobId(5), 1000, 24).unwrap(), all[1000..]);
     // A retried batch replaces the chunks it rewrites, and reads still verify.
-    store.put_batch(&all[100..200]).unwrap();
+    store.put_chunks(&all[100..200]).unwrap();
     assert_eq!(store.get_run(BlobId(5), 90, 256).unwrap(), all[90..346]);
     assert_eq!(store.usage().live_bytes, 1024 * 1024);
     fs::remove_dir_all(dir).unwrap();

@@ -195,21 +195,37 @@ fn choose_transfer_encoding(
 // writer) per 256 KiB; a buffer sized by the body, up to this, takes one or a few.
 const BODY_COPY_BYTES_MAX: usize = 256 * 1024;
 
+thread_local! {
+    // Harbour: the copy buffer of the responses a thread writes, zeroed once and reused (a
+    // fresh 256 KiB buffer per response cost a memset and page faults each time)
+    static COPY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Copies `reader` to its end into `writer` through a buffer of `buffer_len` bytes.
 // Harbour: added, see `BODY_COPY_BYTES_MAX`
 fn copy_body<R: Read, W: Write>(reader: &mut R, writer: &mut W, buffer_len: usize) -> IoResult<u64> {
-    let mut buffer = vec![0u8; buffer_len.max(1)];
-    let mut copied = 0u64;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => return Ok(copied),
-            Ok(read) => read,
-            Err(ref err) if err.kind() == ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        writer.write_all(&buffer[..read])?;
-        copied += read as u64;
-    }
+    COPY_BUFFER.with(|cell| {
+        // A reader that writes a response itself cannot reach here again on this thread,
+        // but a fresh buffer keeps that case correct rather than panicking.
+        let mut owned = Vec::new();
+        let mut shared = cell.try_borrow_mut().ok();
+        let buffer = shared.as_deref_mut().unwrap_or(&mut owned);
+        if buffer.len() < buffer_len.max(1) {
+            buffer.resize(buffer_len.max(1), 0);
+        }
+        let buffer = &mut buffer[..buffer_len.max(1)];
+        let mut copied = 0u64;
+        loop {
+            let read = match reader.read(buffer) {
+                Ok(0) => return Ok(copied),
+                Ok(read) => read,
+                Err(ref err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            writer.write_all(&buffer[..read])?;
+            copied += read as u64;
+        }
+    })
 }
 
 impl<R> Response<R>

@@ -80,11 +80,11 @@ fn a_rewrite_keeps_exactly_the_live_chunks_byte_exact() {
     let (store, _) = Store::open(&dir, None).unwrap();
     let kept_sizes = [1024, 1024, 1024, 1024, 1024, 7];
     let kept = chunks(1, &kept_sizes);
-    store.put_batch(&kept).unwrap();
-    store.put_batch(&chunks(2, &[1024; 20])).unwrap();
-    store.put_batch(&chunks(3, &[1024, 500])).unwrap();
+    store.put_chunks(&kept).unwrap();
+    store.put_chunks(&chunks(2, &[1024; 20])).unwrap();
+    store.put_chunks(&chunks(3, &[1024, 500])).unwrap();
     // A retried batch rewrites chunks 2..4 of blob 1 in place of the first.
-    store.put_batch(&kept[2..4]).unwrap();
+    store.put_chunks(&kept[2..4]).unwrap();
     store.delete_blob(BlobId(2)).unwrap();
     let id = seal(&store);
     let before = store.usage();
@@ -127,10 +127,10 @@ fn a_rewrite_keeps_exactly_the_live_chunks_byte_exact() {
 fn a_delete_or_rewrite_during_the_copy_wins() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[1024, 1024, 1024])).unwrap();
-    store.put_batch(&chunks(2, &[1024, 1024, 1024])).unwrap();
-    store.put_batch(&chunks(3, &[1024, 1024])).unwrap();
-    store.put_batch(&chunks(9, &[1024; 30])).unwrap();
+    store.put_chunks(&chunks(1, &[1024, 1024, 1024])).unwrap();
+    store.put_chunks(&chunks(2, &[1024, 1024, 1024])).unwrap();
+    store.put_chunks(&chunks(3, &[1024, 1024])).unwrap();
+    store.put_chunks(&chunks(9, &[1024; 30])).unwrap();
     store.delete_blob(BlobId(9)).unwrap();
     let id = seal(&store);
 
@@ -139,7 +139,7 @@ fn a_delete_or_rewrite_during_the_copy_wins() {
     // Meanwhile: blob 1 is deleted, chunk 2/1 rewritten with other bytes.
     store.delete_blob(BlobId(1)).unwrap();
     let rewritten = chunks_seeded(2, &[1024, 1024, 1024], 5);
-    store.put_batch(&rewritten[1..2]).unwrap();
+    store.put_chunks(&rewritten[1..2]).unwrap();
     let outcome = finish(&store, copy).unwrap();
 
     assert!(matches!(outcome, Outcome::Rewritten { .. }), "{outcome:?}");
@@ -172,13 +172,13 @@ fn a_delete_or_rewrite_during_the_copy_wins() {
 fn a_tombstone_stays_while_an_older_segment_holds_its_blob() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[1024, 1024])).unwrap();
-    store.put_batch(&chunks(5, &[300])).unwrap();
+    store.put_chunks(&chunks(1, &[1024, 1024])).unwrap();
+    store.put_chunks(&chunks(5, &[300])).unwrap();
     let first = seal(&store);
-    store.put_batch(&chunks(2, &[1024; 10])).unwrap();
+    store.put_chunks(&chunks(2, &[1024; 10])).unwrap();
     store.delete_blob(BlobId(1)).unwrap();
     store.delete_blob(BlobId(2)).unwrap();
-    store.put_batch(&chunks(6, &[1024])).unwrap();
+    store.put_chunks(&chunks(6, &[1024])).unwrap();
     let second = seal(&store);
 
     // Compacting the newer segment first: the tombstone of blob 1 must
@@ -223,9 +223,9 @@ fn a_tombstone_stays_while_an_older_segment_holds_its_blob() {
 fn a_segment_left_with_nothing_is_deleted() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[1024; 8])).unwrap();
+    store.put_chunks(&chunks(1, &[1024; 8])).unwrap();
     let first = seal(&store);
-    store.put_batch(&chunks(2, &[10])).unwrap();
+    store.put_chunks(&chunks(2, &[10])).unwrap();
     store.delete_blob(BlobId(1)).unwrap();
     let disk_before = store.usage().disk_bytes;
 
@@ -255,8 +255,8 @@ fn a_crash_during_the_copy_leaves_the_segment_and_a_copy_start_up_removes() {
     let dir = temp_dir();
     {
         let (store, _) = Store::open(&dir, None).unwrap();
-        store.put_batch(&chunks(1, &[1024, 1024, 3])).unwrap();
-        store.put_batch(&chunks(2, &[1024; 5])).unwrap();
+        store.put_chunks(&chunks(1, &[1024, 1024, 3])).unwrap();
+        store.put_chunks(&chunks(2, &[1024; 5])).unwrap();
         store.delete_blob(BlobId(2)).unwrap();
         let id = seal(&store);
         let mut pacing = Pacing::new(&store.compaction, true);
@@ -281,9 +281,9 @@ fn a_crash_after_the_rename_before_the_index_moved_replays_the_same_chunks() {
     let new_len;
     {
         let (store, _) = Store::open(&dir, None).unwrap();
-        store.put_batch(&chunks(1, &[1024, 1024, 3])).unwrap();
-        store.put_batch(&chunks(2, &[1024; 5])).unwrap();
-        store.put_batch(&chunks(3, &[1024; 5])).unwrap();
+        store.put_chunks(&chunks(1, &[1024, 1024, 3])).unwrap();
+        store.put_chunks(&chunks(2, &[1024; 5])).unwrap();
+        store.put_chunks(&chunks(3, &[1024; 5])).unwrap();
         store.delete_blob(BlobId(2)).unwrap();
         let id = seal(&store);
         let mut pacing = Pacing::new(&store.compaction, true);
@@ -318,8 +318,8 @@ fn a_read_that_took_the_old_file_keeps_reading_it() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
     let kept = chunks(1, &[1024, 1024]);
-    store.put_batch(&chunks(2, &[1024; 6])).unwrap();
-    store.put_batch(&kept).unwrap();
+    store.put_chunks(&chunks(2, &[1024; 6])).unwrap();
+    store.put_chunks(&kept).unwrap();
     store.delete_blob(BlobId(2)).unwrap();
     let id = seal(&store);
     let (old_file, _) = store.closed_segment(id).unwrap();
@@ -338,8 +338,8 @@ fn a_read_that_took_the_old_file_keeps_reading_it() {
 fn live_records_past_damage_leave_the_segment_as_it_is() {
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[1024; 4])).unwrap();
-    store.put_batch(&chunks(2, &[1024; 4])).unwrap();
+    store.put_chunks(&chunks(1, &[1024; 4])).unwrap();
+    store.put_chunks(&chunks(2, &[1024; 4])).unwrap();
     store.delete_blob(BlobId(1)).unwrap();
     let id = seal(&store);
     // A header of a dead record rots after start-up; blob 2 lies past it.
@@ -369,18 +369,18 @@ fn live_records_past_damage_leave_the_segment_as_it_is() {
 fn small_segments(store: &Store) -> Vec<Chunk> {
     let blob1 = chunks(1, &[1024, 1024, 100]);
     let rewritten = chunks_seeded(1, &[1024, 1024], 3);
-    store.put_batch(&blob1).unwrap();
-    store.put_batch(&chunks(9, &[1024, 1024])).unwrap();
+    store.put_chunks(&blob1).unwrap();
+    store.put_chunks(&chunks(9, &[1024, 1024])).unwrap();
     seal(store);
-    store.put_batch(&chunks(2, &[1024, 7])).unwrap();
+    store.put_chunks(&chunks(2, &[1024, 7])).unwrap();
     store.delete_blob(BlobId(9)).unwrap();
     seal(store);
-    store.put_batch(&rewritten[1..]).unwrap();
-    store.put_batch(&chunks(4, &[1024])).unwrap();
+    store.put_chunks(&rewritten[1..]).unwrap();
+    store.put_chunks(&chunks(4, &[1024])).unwrap();
     seal(store);
-    store.put_batch(&chunks(5, &[33])).unwrap();
+    store.put_chunks(&chunks(5, &[33])).unwrap();
     seal(store);
-    store.put_batch(&chunks(6, &[1])).unwrap();
+    store.put_chunks(&chunks(6, &[1])).unwrap();
     let mut live = vec![blob1[0].clone(), rewritten[1].clone(), blob1[2].clone()];
     live.extend(chunks(2, &[1024, 7]));
     live.extend(chunks(4, &[1024]));
@@ -476,8 +476,8 @@ fn a_request_wakes_the_compaction_thread_and_returns_after_its_pass() {
     // capacity, nothing asks.)
     let dir = temp_dir();
     let (store, _) = Store::open(&dir, None).unwrap();
-    store.put_batch(&chunks(1, &[1024; 200])).unwrap();
-    store.put_batch(&chunks(2, &[1024; 3])).unwrap();
+    store.put_chunks(&chunks(1, &[1024; 200])).unwrap();
+    store.put_chunks(&chunks(2, &[1024; 3])).unwrap();
     store.delete_blob(BlobId(1)).unwrap();
     crate::test_support::with_compactor(&store, || store.compaction.request_pass(0));
     assert_eq!(

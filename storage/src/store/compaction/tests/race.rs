@@ -53,7 +53,7 @@ fn puts_rewrites_deletes_and_reads_race_compaction_without_losing_a_byte() {
                                 let mut sizes = vec![1024; count];
                                 sizes[count - 1] = 1 + dice.below(1024) as usize;
                                 let written = chunks_seeded(next_blob, &sizes, step as usize);
-                                store.put_batch(&written).unwrap();
+                                store.put_chunks(&written).unwrap();
                                 model.insert(next_blob, written);
                                 next_blob += WRITERS;
                             }
@@ -67,7 +67,7 @@ fn puts_rewrites_deletes_and_reads_race_compaction_without_losing_a_byte() {
                                 let start = dice.below(sizes.len() as u64) as usize;
                                 let end =
                                     start + 1 + dice.below((sizes.len() - start) as u64) as usize;
-                                store.put_batch(&fresh[start..end]).unwrap();
+                                store.put_chunks(&fresh[start..end]).unwrap();
                                 let held = model.get_mut(&blob).unwrap();
                                 held[start..end].clone_from_slice(&fresh[start..end]);
                             }
