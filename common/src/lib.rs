@@ -9,6 +9,7 @@ pub mod limits;
 pub mod name;
 pub mod pacer;
 pub mod percent;
+pub mod pool;
 pub mod resolver;
 pub mod rng;
 pub mod server;

@@ -8,7 +8,7 @@ pub const CHUNK_SIZE_BYTES: usize = 1024;
 
 /// Chunks travel between naming and storage in batches of at most this many:
 /// one HTTP request, one fsync, one placement decision per batch.
-pub const BATCH_CHUNKS_MAX: usize = 256;
+pub const BATCH_CHUNKS_MAX: usize = 1024;
 
 /// Bytes of one chunk frame's header on the wire: chunk id (12), length (4), CRC32C (4).
 pub const FRAME_HEADER_BYTES: usize = 20;
@@ -57,7 +57,7 @@ pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
 pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
 const _: () = assert!(BATCH_CHUNKS_MAX >= 1);
-const _: () = assert!(BATCH_BYTES_MAX <= 1024 * 1024);
+const _: () = assert!(BATCH_BYTES_MAX <= 2 * 1024 * 1024);
 const _: () = assert!(FILE_CHUNKS_MAX <= u32::MAX as u64);
 const _: () = assert!(FILE_BYTES_MAX >= 4 << 30);
 const _: () = assert!(CHUNK_SIZE_BYTES <= u32::MAX as usize);

@@ -342,52 +342,6 @@ pub fn read_body_capped(request: &mut Request, limit_bytes: u64) -> Result<Vec<u
     Ok(body)
 }
 
-/// Reads a whole body of at most `limit_bytes` into `buffer`, which keeps
-/// its length (and its zeroed bytes) from call to call, so a worker that
-/// reads batch after batch into one buffer allocates and zeroes it once;
-/// returns how many bytes of it the body filled. One byte more than the
-/// limit is an error, as with `read_body_capped`.
-pub fn read_body_capped_into(
-    request: &mut Request,
-    limit_bytes: u64,
-    buffer: &mut Vec<u8>,
-) -> Result<usize, BodyError> {
-    let announced = request.body_length().map(|len| len as u64);
-    if announced.is_some_and(|len| len > limit_bytes) {
-        return Err(BodyError::TooLarge { limit_bytes });
-    }
-    let room_max = usize::try_from(limit_bytes + 1).unwrap_or(usize::MAX);
-    // Room for the announced body and a byte more (to see its end), or a
-    // start for one of unknown length that doubles as it comes.
-    let wanted = announced.map_or(UNKNOWN_BODY_START_BYTES, |len| len as usize + 1);
-    if buffer.len() < wanted.min(room_max) {
-        buffer.resize(wanted.min(room_max), 0);
-    }
-    let reader = request.as_reader();
-    let mut filled = 0;
-    loop {
-        if filled == buffer.len() {
-            if filled >= room_max {
-                return Err(BodyError::TooLarge { limit_bytes });
-            }
-            buffer.resize((filled * 2).clamp(UNKNOWN_BODY_START_BYTES, room_max), 0);
-        }
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(BodyError::Io(err)),
-        }
-    }
-    if filled as u64 > limit_bytes {
-        return Err(BodyError::TooLarge { limit_bytes });
-    }
-    Ok(filled)
-}
-
-/// Where `read_body_capped_into` starts for a body of unknown length.
-const UNKNOWN_BODY_START_BYTES: usize = 64 * 1024;
-
 /// Whether the request body is sent with `Transfer-Encoding: chunked`.
 pub fn is_chunked(request: &Request) -> bool {
     request.headers().iter().any(|header| {

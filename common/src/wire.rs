@@ -19,9 +19,7 @@ use std::io::{self, Read};
 
 use crate::chunk::{BlobId, ChunkId, crc32c};
 use crate::codec::{Put, Reader};
-use crate::limits::{
-    BATCH_BYTES_MAX, BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES,
-};
+use crate::limits::{BATCH_CHUNKS_MAX, BATCH_HEADER_BYTES, CHUNK_SIZE_BYTES, FRAME_HEADER_BYTES};
 
 pub const BATCH_MAGIC: [u8; 4] = *b"HRBT";
 pub const BATCH_VERSION: u8 = 1;
@@ -168,18 +166,106 @@ pub fn encode_batch(chunks: &[Chunk]) -> Vec<u8> {
     encoder.finish()
 }
 
-/// Reads one whole batch from `reader` (at most `BATCH_BYTES_MAX` bytes
-/// are read) and decodes it as `decode_batch_ref` does, into owned chunks.
+/// Reads one whole batch from `reader` and decodes it as
+/// `decode_batch_from` does, into owned chunks.
 pub fn decode_batch(reader: &mut impl Read) -> Result<Vec<Chunk>, WireError> {
-    let mut bytes = Vec::new();
-    reader
-        .take(BATCH_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(WireError::Io)?;
-    Ok(decode_batch_ref(&bytes)?
-        .iter()
-        .map(ChunkRef::to_owned)
-        .collect())
+    let mut chunks = Vec::new();
+    decode_batch_from(reader, &mut |chunk| chunks.push(chunk.to_owned()))?;
+    Ok(chunks)
+}
+
+/// Bytes of a batch `decode_batch_from` holds at once: a piece of the
+/// stream, never the whole batch.
+const STREAM_PIECE_BYTES: usize = 64 * 1024;
+
+const _: () =
+    assert!(STREAM_PIECE_BYTES >= BATCH_HEADER_BYTES + FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES);
+
+/// Decodes a batch as it streams from `reader`, a piece at a time, with the
+/// checks of `decode_batch_ref`, handing each chunk to `visit` as soon as
+/// it is checked (borrowed from the piece); returns the chunk count. On an
+/// error some chunks may have been visited already: a caller that must be
+/// all or nothing keeps what it made of them until this returns `Ok`.
+pub fn decode_batch_from(
+    reader: &mut dyn Read,
+    visit: &mut dyn FnMut(ChunkRef<'_>),
+) -> Result<u32, WireError> {
+    let mut stream = PieceReader {
+        reader,
+        piece: [0u8; STREAM_PIECE_BYTES],
+        start: 0,
+        end: 0,
+    };
+    let mut fields = Reader::new(stream.take(BATCH_HEADER_BYTES)?);
+    let in_header = "BATCH_HEADER_BYTES holds the batch header";
+    if fields.array::<4>().expect(in_header) != BATCH_MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    let version = fields.u8().expect(in_header);
+    if version != BATCH_VERSION || fields.array::<3>().expect(in_header) != [0, 0, 0] {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let count = fields.u32().expect(in_header);
+    if count as usize > BATCH_CHUNKS_MAX {
+        return Err(WireError::TooManyChunks { count });
+    }
+    for _ in 0..count {
+        let frame: [u8; FRAME_HEADER_BYTES] = stream
+            .take(FRAME_HEADER_BYTES)?
+            .try_into()
+            .expect("take gives FRAME_HEADER_BYTES");
+        let (id, len, crc) = decode_frame_header(&frame);
+        if len as usize > CHUNK_SIZE_BYTES {
+            return Err(WireError::ChunkTooLarge { id, len });
+        }
+        let data = stream.take(len as usize)?;
+        visit(ChunkRef::checked(id, crc, data).ok_or(WireError::ChecksumMismatch { id })?);
+    }
+    if stream.start < stream.end || stream.fill()? {
+        return Err(WireError::TrailingBytes);
+    }
+    Ok(count)
+}
+
+/// A reader seen through a buffer of `STREAM_PIECE_BYTES`.
+struct PieceReader<'a> {
+    reader: &'a mut dyn Read,
+    piece: [u8; STREAM_PIECE_BYTES],
+    start: usize,
+    end: usize,
+}
+
+impl PieceReader<'_> {
+    /// The next `len` bytes (at most a piece's worth).
+    fn take(&mut self, len: usize) -> Result<&[u8], WireError> {
+        assert!(len <= STREAM_PIECE_BYTES);
+        while self.end - self.start < len {
+            if !self.fill()? {
+                return Err(WireError::Truncated);
+            }
+        }
+        let taken = &self.piece[self.start..self.start + len];
+        self.start += len;
+        Ok(taken)
+    }
+
+    /// Reads more, after moving what is left to the front; false at the end.
+    fn fill(&mut self) -> Result<bool, WireError> {
+        self.piece.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        loop {
+            match self.reader.read(&mut self.piece[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(read) => {
+                    self.end += read;
+                    return Ok(true);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(WireError::Io(err)),
+            }
+        }
+    }
 }
 
 /// Decodes the whole batch `bytes`, checking every frame's length and CRC

@@ -112,16 +112,12 @@ fn repair_range(
 ) -> Option<u64> {
     let needed = naming.cluster.replication - task.healthy.len();
     let sources = naming.addresses(&task.sources);
-    let mut data_bytes = 0;
     // The batch a source serves is checked chunk by chunk, and forwarded
     // to the new replicas as it came.
-    let encoded = sources.iter().find_map(|(_, url)| {
-        data_bytes = 0;
+    let (encoded, data_bytes) = sources.iter().find_map(|(_, url)| {
         naming
             .storage
-            .get_run(url, task.blob, first, count, &mut |chunk| {
-                data_bytes += chunk.data().len() as u64
-            })
+            .get_run_batch(url, task.blob, first, count)
             .ok()
     })?;
     let batch = Batch {

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::time::Duration;
 
 use common::api::StorageStatus;
-use common::chunk::BlobId;
+use common::chunk::{BlobId, ChunkId};
 use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
 use common::resolver::QuickResolver;
 use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
@@ -75,10 +75,10 @@ impl StorageClient {
         expect_done(response)
     }
 
-    /// Reads `count` chunks of `blob` from `first_index`, checking that the
-    /// answer holds exactly those chunks, each intact, and hands each to
-    /// `each` in order; returns the batch as it came (a valid batch of
-    /// those chunks, which a repair forwards as it is).
+    /// Reads `count` chunks of `blob` from `first_index` and hands each to
+    /// `each` as it arrives and is checked, in order. The answer must hold
+    /// exactly those chunks, each intact, or the call fails (after `each`
+    /// saw the ones before the fault: a caller drops what it kept).
     pub fn get_run(
         &self,
         server: &str,
@@ -86,10 +86,39 @@ impl StorageClient {
         first_index: u32,
         count: u32,
         each: &mut dyn FnMut(ChunkRef<'_>),
-    ) -> Result<Vec<u8>, CallError> {
-        let url = format!("{server}/chunks/{blob}?first={first_index}&count={count}");
-        let response = self.agent.get(&url).call().map_err(classify)?;
-        let mut response = expect_success(response)?;
+    ) -> Result<(), CallError> {
+        let mut response = self.call_get_run(server, blob, first_index, count)?;
+        let mut reader = response
+            .body_mut()
+            .with_config()
+            .limit(BATCH_BYTES_MAX as u64)
+            .reader();
+        let mut next = first_index;
+        let mut exact = true;
+        let decoded = wire::decode_batch_from(&mut reader, &mut |chunk| {
+            exact &= chunk.id() == ChunkId { blob, index: next };
+            if exact {
+                each(chunk);
+            }
+            next = next.wrapping_add(1);
+        })
+        .map_err(|err| CallError::BadAnswer(err.to_string()))?;
+        if !exact || decoded != count {
+            return Err(other_chunks());
+        }
+        Ok(())
+    }
+
+    /// `get_run`'s batch as it came, checked (a valid batch of exactly those
+    /// chunks, which a repair forwards as it is), and its data bytes.
+    pub fn get_run_batch(
+        &self,
+        server: &str,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<(Vec<u8>, u64), CallError> {
+        let mut response = self.call_get_run(server, blob, first_index, count)?;
         let bytes = response
             .body_mut()
             .with_config()
@@ -98,19 +127,28 @@ impl StorageClient {
             .map_err(classify)?;
         let chunks =
             wire::decode_batch_ref(&bytes).map_err(|err| CallError::BadAnswer(err.to_string()))?;
-        let expected = first_index..first_index + count;
         let exact = chunks.len() == count as usize
             && chunks
                 .iter()
-                .zip(expected)
-                .all(|(chunk, index)| chunk.id().blob == blob && chunk.id().index == index);
+                .zip(first_index..)
+                .all(|(chunk, index)| chunk.id() == ChunkId { blob, index });
         if !exact {
-            return Err(CallError::BadAnswer(
-                "the batch holds other chunks than asked for".to_owned(),
-            ));
+            return Err(other_chunks());
         }
-        chunks.into_iter().for_each(each);
-        Ok(bytes)
+        let data_bytes = chunks.iter().map(|chunk| chunk.data().len() as u64).sum();
+        Ok((bytes, data_bytes))
+    }
+
+    fn call_get_run(
+        &self,
+        server: &str,
+        blob: BlobId,
+        first_index: u32,
+        count: u32,
+    ) -> Result<ureq::http::Response<ureq::Body>, CallError> {
+        let url = format!("{server}/chunks/{blob}?first={first_index}&count={count}");
+        let response = self.agent.get(&url).call().map_err(classify)?;
+        expect_success(response)
     }
 
     /// Deletes every chunk of `blob` on `server`.
@@ -211,6 +249,10 @@ impl StorageClient {
 /// (it is small), because ureq returns a connection to its pool only once
 /// the answer on it was read whole. Dropping it unread cost a new
 /// connection, and a resolver thread, per call.
+fn other_chunks() -> CallError {
+    CallError::BadAnswer("the batch holds other chunks than asked for".to_owned())
+}
+
 fn expect_done(response: ureq::http::Response<ureq::Body>) -> Result<(), CallError> {
     let mut response = expect_success(response)?;
     let mut rest = response

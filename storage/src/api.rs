@@ -20,7 +20,6 @@
 //! blob stored or deleted while it streams may or may not be listed, and a
 //! blob still being written is listed with the chunks stored so far.
 
-use std::cell::RefCell;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,22 +27,18 @@ use std::sync::atomic::Ordering;
 use common::api::StorageStatus;
 use common::chunk::BlobId;
 use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX};
-use common::server::{
-    self, BodyError, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK,
-};
+use common::pool::{BufferPool, Pooled};
+use common::server::{self, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
 use common::wire::{self, BatchEncoder};
 use tiny_http::{Method, Request};
 
 use crate::error::StorageError;
-use crate::limits::BLOB_LISTING_PAGE_BLOBS_MAX;
+use crate::limits::{ANSWER_BUFFERS_SPARE_MAX, BLOB_LISTING_PAGE_BLOBS_MAX};
 use crate::scrub::ScrubStats;
 use crate::store::Store;
 
-thread_local! {
-    /// Each worker's buffer for the batches it receives: kept from request
-    /// to request, so a batch costs no allocation and no page faults.
-    static BATCH_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// The batches `GET /chunks` answers with, reused (see `common::pool`).
+static ANSWER_BUFFERS: BufferPool = BufferPool::new(ANSWER_BUFFERS_SPARE_MAX);
 
 pub struct Api {
     /// Shared with the compaction thread and with `GET /blobs` streams.
@@ -124,23 +119,24 @@ impl Api {
         if request.body_length().is_none() && !server::is_chunked(request) {
             return Err(StorageError::LengthRequired);
         }
-        BATCH_BUFFER.with_borrow_mut(|buffer| {
-            let len = server::read_body_capped_into(request, BATCH_BYTES_MAX as u64, buffer)
-                .map_err(|err| match err {
-                    BodyError::TooLarge { limit_bytes } => {
-                        StorageError::BodyTooLarge { limit_bytes }
-                    }
-                    BodyError::Io(err) => {
-                        StorageError::BadRequest(format!("reading the batch failed: {err}"))
-                    }
-                })?;
-            let chunks = wire::decode_batch_ref(&buffer[..len]).map_err(StorageError::BadBatch)?;
-            self.store.put_batch(&chunks)?;
-            Ok(Reply::json(
-                STATUS_CREATED,
-                &serde_json::json!({ "stored": chunks.len() }),
-            ))
-        })
+        if request
+            .body_length()
+            .is_some_and(|len| len > BATCH_BYTES_MAX)
+        {
+            return Err(StorageError::BodyTooLarge {
+                limit_bytes: BATCH_BYTES_MAX as u64,
+            });
+        }
+        // Decoded as it arrives, each chunk turned into its record at once:
+        // the batch is held once, as records, and stored only when whole.
+        let mut batch = Store::incoming();
+        let count = wire::decode_batch_from(request.as_reader(), &mut |chunk| batch.push(chunk))
+            .map_err(StorageError::BadBatch)?;
+        self.store.put_incoming(batch)?;
+        Ok(Reply::json(
+            STATUS_CREATED,
+            &serde_json::json!({ "stored": count }),
+        ))
     }
 
     fn get_chunks(&self, request: &Request, blob: &str) -> Result<Reply, StorageError> {
@@ -166,16 +162,36 @@ impl Api {
                 "first + count overflows".to_owned(),
             ));
         }
-        let mut encoder = BatchEncoder::new(count as usize);
+        let mut answer = ANSWER_BUFFERS.take();
+        let mut encoder = BatchEncoder::reusing(std::mem::take(&mut *answer), count as usize);
         self.store
             .read_run(blob, first_index, count, &mut |chunk| {
                 encoder.push(chunk.id(), chunk.crc(), chunk.data());
             })?;
-        Ok(Reply::bytes(
+        *answer = encoder.finish();
+        let len = answer.len() as u64;
+        Ok(Reply::stream(
             STATUS_OK,
             "application/octet-stream",
-            encoder.finish(),
+            Box::new(PooledAnswer { answer, sent: 0 }),
+            Some(len),
         ))
+    }
+}
+
+/// An encoded batch being sent, whose buffer goes back to the pool after.
+struct PooledAnswer {
+    answer: Pooled<'static>,
+    sent: usize,
+}
+
+impl Read for PooledAnswer {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.answer[self.sent..];
+        let len = rest.len().min(out.len());
+        out[..len].copy_from_slice(&rest[..len]);
+        self.sent += len;
+        Ok(len)
     }
 }
 

@@ -18,6 +18,14 @@ pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Blobs listed per hold of the state lock by `GET /blobs`.
 pub const BLOB_LISTING_PAGE_BLOBS_MAX: usize = 4096;
 
+/// Batch-sized record buffers kept between requests (each up to a batch's
+/// records): enough for the usual concurrency, few enough that an idle
+/// server holds little.
+pub const RECORD_BUFFERS_SPARE_MAX: usize = 4;
+
+/// Encoded batches of `GET /chunks` answers kept between requests.
+pub const ANSWER_BUFFERS_SPARE_MAX: usize = 4;
+
 /// A whole batch fits in one segment.
 const _: () = assert!(
     SEGMENT_BYTES_MAX

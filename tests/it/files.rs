@@ -3,6 +3,8 @@
 
 use std::thread;
 
+use common::limits::BATCH_CHUNKS_MAX;
+
 use crate::cluster::{Cluster, Spec, test_bytes};
 
 #[test]
@@ -89,19 +91,25 @@ fn list_filters_by_prefix_and_reports_sizes() {
 #[test]
 fn stat_shows_each_chunk_on_distinct_replicas() {
     let cluster = Cluster::start(Spec::default());
-    let bytes = test_bytes(300 * 1024 + 5, 1);
+    // Three batches, the last one chunk of 5 bytes: rotation puts them on
+    // three different pairs of the three servers.
+    let chunks_count = 2 * BATCH_CHUNKS_MAX + 1;
+    let bytes = test_bytes((chunks_count - 1) * 1024 + 5, 1);
     assert_eq!(cluster.put("s.bin", &bytes).status, 201);
     let stat = cluster.request("GET", "/stat/s.bin", &[]).json();
     assert_eq!(stat["name"], "s.bin");
     assert_eq!(stat["size"], bytes.len() as u64);
-    assert_eq!(stat["chunk_count"], 301);
+    assert_eq!(stat["chunk_count"], chunks_count as u64);
     let chunks = stat["chunks"].as_array().unwrap();
-    assert_eq!(chunks.len(), 301);
+    assert_eq!(chunks.len(), chunks_count);
     let urls: Vec<String> = (0..3).map(|idx| cluster.storage_url(idx)).collect();
     let mut servers_used = std::collections::BTreeSet::new();
     for (idx, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk["index"], idx as u64);
-        assert_eq!(chunk["size"], if idx == 300 { 5 } else { 1024 });
+        assert_eq!(
+            chunk["size"],
+            if idx == chunks_count - 1 { 5 } else { 1024 }
+        );
         let replicas: Vec<&str> = chunk["replicas"]
             .as_array()
             .unwrap()

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use common::limits::BATCH_CHUNKS_MAX;
+
 use crate::cluster::{Cluster, Spec, request_to, test_bytes, wait_until};
 
 /// The blobs a storage server lists at `GET /blobs`.
@@ -89,7 +91,8 @@ fn surplus_replicas_of_a_live_file_are_dropped() {
         ..Spec::default()
     });
     // Two batches, so two runs placed on different pairs of servers.
-    let bytes = test_bytes(300 * 1024, 3);
+    let chunks_count = BATCH_CHUNKS_MAX + 44;
+    let bytes = test_bytes(chunks_count * 1024, 3);
     assert_eq!(cluster.put("f", &bytes).status, 201);
     let stat = cluster.request("GET", "/stat/f", &[]).json();
     let replicas_of = |index: usize| -> Vec<String> {
@@ -100,7 +103,7 @@ fn surplus_replicas_of_a_live_file_are_dropped() {
             .map(|r| r.as_str().unwrap().to_owned())
             .collect()
     };
-    let (first_run, second_run) = (replicas_of(0), replicas_of(299));
+    let (first_run, second_run) = (replicas_of(0), replicas_of(chunks_count - 1));
     // A server that holds the second run but not the first.
     let idx = (0..3)
         .find(|&idx| {
@@ -109,10 +112,13 @@ fn surplus_replicas_of_a_live_file_are_dropped() {
         })
         .expect("rotation puts the two runs on different pairs");
     let (blob, held) = listed_blobs(&cluster, idx)[0];
-    assert_eq!(held, 300 - 256);
+    assert_eq!(held as usize, chunks_count - BATCH_CHUNKS_MAX);
     // Give it copies of the first run too, as a server that was dead while
     // they moved away would still have them.
-    let url = format!("{}/chunks/{blob:016x}?first=0&count=256", first_run[0]);
+    let url = format!(
+        "{}/chunks/{blob:016x}?first=0&count={BATCH_CHUNKS_MAX}",
+        first_run[0]
+    );
     let first_run_batch = request_to(&cluster.agent, &url, "GET", &[]).unwrap();
     assert_eq!(first_run_batch.status, 200);
     let put = request_to(
@@ -123,9 +129,9 @@ fn surplus_replicas_of_a_live_file_are_dropped() {
     )
     .unwrap();
     assert_eq!(put.status, 201);
-    assert_eq!(listed_blobs(&cluster, idx)[0].1, 300);
+    assert_eq!(listed_blobs(&cluster, idx)[0].1 as usize, chunks_count);
     wait_until(Duration::from_secs(15), "the surplus to be dropped", || {
-        listed_blobs(&cluster, idx)[0].1 == 300 - 256
+        listed_blobs(&cluster, idx)[0].1 as usize == chunks_count - BATCH_CHUNKS_MAX
     });
     assert!(cluster.get("f").body == bytes);
     assert_eq!(cluster.status_json()["under_replicated"], 0);

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use common::limits::BATCH_CHUNKS_MAX;
+
 use crate::cluster::{Cluster, Spec, test_bytes, wait_until};
 
 #[test]
@@ -119,8 +121,8 @@ fn scrubbing_finds_rotten_chunks_and_they_are_repaired_from_a_good_replica() {
         "the rotten chunks to be repaired",
         || {
             (0..2).all(|idx| {
-                (0..chunks).step_by(256).all(|first| {
-                    let count = (chunks - first).min(256);
+                (0..chunks).step_by(BATCH_CHUNKS_MAX).all(|first| {
+                    let count = (chunks - first).min(BATCH_CHUNKS_MAX);
                     let url = format!(
                         "{}/chunks/{blob:016x}?first={first}&count={count}",
                         cluster.storage_url(idx)

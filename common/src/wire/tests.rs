@@ -67,3 +67,37 @@ fn refuses_every_kind_of_damage() {
         .copy_from_slice(&(CHUNK_SIZE_BYTES as u32 + 1).to_be_bytes());
     assert!(matches!(decode(&len), WireError::ChunkTooLarge { .. }));
 }
+
+#[test]
+fn the_streaming_decoder_agrees_with_the_whole_batch_decoder_read_in_any_pieces() {
+    let chunks: Vec<Chunk> = (0..300)
+        .map(|i| chunk(i, (i as usize * 37) % 1025))
+        .collect();
+    let bytes = encode_batch(&chunks);
+    // A reader that hands out 1, 7 or 1000 bytes at a time.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let len = self.1.min(out.len()).min(self.0.len());
+            out[..len].copy_from_slice(&self.0[..len]);
+            self.0 = &self.0[len..];
+            Ok(len)
+        }
+    }
+    for step in [1, 7, 1000, 1 << 20] {
+        let mut seen = Vec::new();
+        let count = super::decode_batch_from(&mut Trickle(&bytes, step), &mut |chunk| {
+            seen.push(chunk.to_owned())
+        })
+        .unwrap();
+        assert_eq!(count, 300);
+        assert_eq!(seen, chunks, "pieces of {step}");
+    }
+    let refs = super::decode_batch_ref(&bytes).unwrap();
+    assert_eq!(refs.len(), 300);
+    let with_more = [&bytes[..], b"x"].concat();
+    assert!(matches!(
+        super::decode_batch_from(&mut Trickle(&with_more, 7), &mut |_| {}),
+        Err(WireError::TrailingBytes)
+    ));
+}

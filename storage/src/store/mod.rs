@@ -19,7 +19,6 @@ pub mod compaction;
 pub mod files;
 mod recovery;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -30,13 +29,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use common::chunk::{BlobId, ChunkId};
 use common::group_commit::GroupCommit;
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::pool::{BufferPool, Pooled};
 #[cfg(test)]
 use common::wire::Chunk;
 use common::wire::ChunkRef;
 
 use crate::error::StorageError;
 use crate::index::{Index, Run};
-use crate::limits::{BLOB_LISTING_PAGE_BLOBS_MAX, SEGMENT_BYTES_MAX};
+use crate::limits::{BLOB_LISTING_PAGE_BLOBS_MAX, RECORD_BUFFERS_SPARE_MAX, SEGMENT_BYTES_MAX};
 use crate::record::{
     self, RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_BYTES,
 };
@@ -45,13 +45,9 @@ use crate::segments::Segments;
 use self::capacity::Room;
 use self::compaction::schedule::Schedule;
 
-thread_local! {
-    /// Each worker's buffer for the records of the batch it stores: kept
-    /// from batch to batch, so encoding them allocates nothing.
-    static RECORDS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Each worker's buffer for the records of the runs it reads.
-    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// Records of batches being stored, and of runs being read: a buffer per
+/// request in progress, and a few spare (see `common::pool`).
+static RECORD_BUFFERS: BufferPool = BufferPool::new(RECORD_BUFFERS_SPARE_MAX);
 
 pub struct Store {
     dir: PathBuf,
@@ -103,21 +99,35 @@ impl Store {
     /// decoder made it after checking its CRC); returns once it is on
     /// stable storage. All or nothing: on error no chunk of the batch is
     /// indexed.
+    #[cfg(test)]
     pub fn put_batch(&self, chunks: &[ChunkRef<'_>]) -> Result<(), StorageError> {
-        if chunks.is_empty() {
+        let mut batch = Store::incoming();
+        for &chunk in chunks {
+            batch.push(chunk);
+        }
+        self.put_incoming(batch)
+    }
+
+    /// A batch to fill as its chunks arrive (`IncomingBatch::push`), then
+    /// store with `put_incoming`: what arrived is encoded as records at
+    /// once, so the batch is never held twice.
+    pub fn incoming() -> IncomingBatch {
+        IncomingBatch {
+            records: RECORD_BUFFERS.take(),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Stores `batch` as `put_batch` does.
+    pub fn put_incoming(&self, batch: IncomingBatch) -> Result<(), StorageError> {
+        if batch.chunks.is_empty() {
             return Ok(());
         }
-        RECORDS.with_borrow_mut(|records| {
-            records.clear();
-            for chunk in chunks {
-                record::encode_chunk(records, chunk.id(), chunk.crc(), chunk.data());
-            }
-            self.append_batch(chunks, records)
-        })
+        self.append_batch(&batch.chunks, &batch.records)
     }
 
     /// The records of `chunks`, encoded, appended and indexed, durably.
-    fn append_batch(&self, chunks: &[ChunkRef<'_>], records: &[u8]) -> Result<(), StorageError> {
+    fn append_batch(&self, chunks: &[(ChunkId, u32)], records: &[u8]) -> Result<(), StorageError> {
         let mut reclaim_asked = false;
         let ticket = loop {
             let mut state = self.lock_state();
@@ -155,12 +165,12 @@ impl Store {
             let segment = state.active_id;
             let mut offset = records_offset;
             for (first, run_chunks) in runs_of(chunks) {
-                let last_len = run_chunks.last().map_or(0, |chunk| chunk.data().len());
+                let last_len = run_chunks.last().map_or(0, |&(_, len)| len);
                 let run = Run {
                     segment,
                     offset,
                     count: u32::try_from(run_chunks.len()).expect("a batch fits u32"),
-                    last_len: u32::try_from(last_len).expect("a chunk fits u32"),
+                    last_len,
                 };
                 offset += run.record_bytes();
                 state.index.insert(first.blob, first.index, run);
@@ -200,10 +210,11 @@ impl Store {
                 })
                 .collect()
         };
-        READ_BUFFER.with_borrow_mut(|buffer| {
+        let mut buffer = RECORD_BUFFERS.take();
+        {
             let mut handed = 0;
             for (piece_first, run, file) in pieces {
-                let records = read_run(&file, &run, buffer).map_err(StorageError::from_io)?;
+                let records = read_run(&file, &run, &mut buffer).map_err(StorageError::from_io)?;
                 let verified = record::verify_run(
                     records,
                     run.offset,
@@ -218,7 +229,7 @@ impl Store {
             }
             assert_eq!(handed, count);
             Ok(())
-        })
+        }
     }
 
     /// `read_run`, into owned chunks.
@@ -418,6 +429,21 @@ impl Store {
     }
 }
 
+/// A batch being received (see `Store::incoming`).
+pub struct IncomingBatch {
+    records: Pooled<'static>,
+    /// Each chunk's id and length, in the order received.
+    chunks: Vec<(ChunkId, u32)>,
+}
+
+impl IncomingBatch {
+    pub fn push(&mut self, chunk: ChunkRef<'_>) {
+        record::encode_chunk(&mut self.records, chunk.id(), chunk.crc(), chunk.data());
+        let len = u32::try_from(chunk.data().len()).expect("a chunk fits u32");
+        self.chunks.push((chunk.id(), len));
+    }
+}
+
 /// The records of `run`, read whole into `buffer` (grown as needed, kept
 /// by the caller from read to read).
 fn read_run<'a>(file: &File, run: &Run, buffer: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
@@ -432,18 +458,18 @@ fn read_run<'a>(file: &File, run: &Run, buffer: &'a mut Vec<u8>) -> io::Result<&
 
 /// Splits a batch into runs the index can keep as one entry each:
 /// consecutive chunks of one blob, every one but the last full.
-fn runs_of<'a, 'b>(chunks: &'a [ChunkRef<'b>]) -> Vec<(ChunkId, &'a [ChunkRef<'b>])> {
+fn runs_of(chunks: &[(ChunkId, u32)]) -> Vec<(ChunkId, &[(ChunkId, u32)])> {
     let mut runs = Vec::new();
     let mut start = 0;
     for idx in 1..=chunks.len() {
         let continues = idx < chunks.len() && {
-            let (previous, next) = (chunks[idx - 1], chunks[idx]);
-            previous.id().blob == next.id().blob
-                && previous.id().index.checked_add(1) == Some(next.id().index)
-                && previous.data().len() == CHUNK_SIZE_BYTES
+            let ((previous, previous_len), (next, _)) = (chunks[idx - 1], chunks[idx]);
+            previous.blob == next.blob
+                && previous.index.checked_add(1) == Some(next.index)
+                && previous_len as usize == CHUNK_SIZE_BYTES
         };
         if !continues {
-            runs.push((chunks[start].id(), &chunks[start..idx]));
+            runs.push((chunks[start].0, &chunks[start..idx]));
             start = idx;
         }
     }

@@ -193,7 +193,7 @@ fn choose_transfer_encoding(
 /// The most bytes of a body handed to the socket in one write.
 // Harbour: `io::copy` moved a body 8 KiB at a time: 32 writes (and locks of the shared
 // writer) per 256 KiB; a buffer sized by the body, up to this, takes one or a few.
-const BODY_COPY_BYTES_MAX: usize = 256 * 1024;
+const BODY_COPY_BYTES_MAX: usize = 128 * 1024;
 
 thread_local! {
     // Harbour: the copy buffer of the responses a thread writes, zeroed once and reused (a
