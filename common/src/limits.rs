@@ -30,6 +30,9 @@ pub const FILE_BYTES_MAX: u64 = 64 << 30;
 /// The largest chunk count of one file; chunk indexes are `u32`.
 pub const FILE_CHUNKS_MAX: u64 = FILE_BYTES_MAX / CHUNK_SIZE_BYTES as u64;
 
+/// Blob ids one `POST /blobs/delete` may name (8 bytes each).
+pub const BLOB_DELETES_PER_CALL_MAX: usize = 4096;
+
 /// Small JSON bodies (storage status answers, error bodies) are read up to this size.
 pub const JSON_BODY_BYTES_MAX: u64 = 64 * 1024;
 

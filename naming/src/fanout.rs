@@ -13,11 +13,11 @@ use std::thread;
 use crate::metadata::version::ServerId;
 use crate::storage_client::CallError;
 
-/// Calls `call(url)` on every target at once; the answers come back in
+/// Calls `call(id, url)` on every target at once; the answers come back in
 /// the order of `targets`.
 pub fn call_each<T: Send>(
     targets: &[(ServerId, Arc<str>)],
-    call: impl Fn(&str) -> Result<T, CallError> + Sync,
+    call: impl Fn(ServerId, &str) -> Result<T, CallError> + Sync,
 ) -> Vec<(ServerId, Result<T, CallError>)> {
     let Some(((last_id, last_url), others)) = targets.split_last() else {
         return Vec::new();
@@ -26,9 +26,9 @@ pub fn call_each<T: Send>(
     thread::scope(|scope| {
         let handles: Vec<_> = others
             .iter()
-            .map(|(id, url)| (*id, scope.spawn(move || call(url))))
+            .map(|(id, url)| (*id, scope.spawn(move || call(*id, url))))
             .collect();
-        let last = call(last_url);
+        let last = call(*last_id, last_url);
         let mut answers: Vec<(ServerId, Result<T, CallError>)> = handles
             .into_iter()
             .map(|(id, handle)| (id, handle.join().unwrap_or(Err(CallError::Panicked))))
@@ -52,7 +52,7 @@ mod tests {
             .map(|id| (id, Arc::from(format!("http://s{id}"))))
             .collect();
         let calls = AtomicUsize::new(0);
-        let answers = call_each(&targets, |url| {
+        let answers = call_each(&targets, |_, url| {
             calls.fetch_add(1, Ordering::Relaxed);
             match url {
                 "http://s3" => Err(CallError::Timeout),
@@ -64,14 +64,14 @@ mod tests {
         assert_eq!(ids, [0, 1, 2, 3, 4]);
         assert!(matches!(answers[3].1, Err(CallError::Timeout)));
         assert!(matches!(answers[4].1, Ok(9)));
-        assert!(call_each(&[], |_| Ok(())).is_empty());
+        assert!(call_each(&[], |_, _| Ok(())).is_empty());
     }
 
     #[test]
     fn a_call_that_panics_is_an_error_of_its_target_only() {
         let targets: Vec<(u16, Arc<str>)> =
             vec![(0, Arc::from("http://a")), (1, Arc::from("http://b"))];
-        let answers = call_each(&targets, |url| {
+        let answers = call_each(&targets, |_, url| {
             assert_ne!(url, "http://a", "a test panic");
             Ok(())
         });

@@ -4,10 +4,11 @@
 //! does not answer, and given up on after `DELETE_ATTEMPTS_MAX` (start-up
 //! reconciliation is the backstop for those).
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::chunk::BlobId;
+use common::limits::BLOB_DELETES_PER_CALL_MAX;
 
 use crate::fanout;
 use crate::limits::GARBAGE_QUEUE_MAX;
@@ -50,7 +51,7 @@ impl Garbage {
             version: None,
             attempts: 0,
         };
-        delete_from_servers(naming, &mut doomed);
+        delete_from_servers(naming, std::slice::from_mut(&mut doomed));
         let cleaned: Vec<ServerId> = servers.difference(&doomed.servers).copied().collect();
         naming.heartbeat(&cleaned);
         if !doomed.servers.is_empty() {
@@ -72,8 +73,9 @@ impl Garbage {
             queue.extend(waiting);
             ready
         };
+        let mut ready = ready;
+        delete_from_servers(naming, &mut ready);
         for mut doomed in ready {
-            delete_from_servers(naming, &mut doomed);
             doomed.attempts += 1;
             if doomed.servers.is_empty() {
                 naming
@@ -121,15 +123,29 @@ impl Garbage {
     }
 }
 
-/// Deletes `doomed.blob` from its servers in parallel; keeps the ones that failed.
-fn delete_from_servers(naming: &Naming, doomed: &mut Doomed) {
-    let servers: Vec<ServerId> = doomed.servers.iter().copied().collect();
-    let answers = fanout::call_each(&naming.addresses(&servers), |url| {
-        naming.storage.delete_blob(url, doomed.blob)
+/// Deletes every doomed blob from its servers: one call per server for up
+/// to `BLOB_DELETES_PER_CALL_MAX` of its blobs (one write and one fsync
+/// there), the servers in parallel. Each doomed blob keeps the servers
+/// whose call failed.
+fn delete_from_servers(naming: &Naming, doomed: &mut [Doomed]) {
+    let mut by_server: BTreeMap<ServerId, Vec<BlobId>> = BTreeMap::new();
+    for blob in doomed.iter() {
+        for &server in &blob.servers {
+            by_server.entry(server).or_default().push(blob.blob);
+        }
+    }
+    let servers: Vec<ServerId> = by_server.keys().copied().collect();
+    let answers = fanout::call_each(&naming.addresses(&servers), |server, url| {
+        // A server either took every piece or is retried for all of them.
+        by_server[&server]
+            .chunks(BLOB_DELETES_PER_CALL_MAX)
+            .try_for_each(|blobs| naming.storage.delete_blobs(url, blobs))
     });
-    doomed.servers = answers
-        .into_iter()
-        .filter(|(_, answer)| answer.is_err())
-        .map(|(id, _)| id)
-        .collect();
+    for (server, answer) in answers {
+        if answer.is_ok() {
+            for blob in doomed.iter_mut() {
+                blob.servers.remove(&server);
+            }
+        }
+    }
 }

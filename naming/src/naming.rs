@@ -273,7 +273,7 @@ impl Naming {
     /// bounded by the probe timeout; an answer refreshes its health.
     pub fn heartbeat(&self, ids: &[ServerId]) {
         let probe_timeout = self.cluster.probe_timeout();
-        let answers = crate::fanout::call_each(&self.addresses(ids), |url| {
+        let answers = crate::fanout::call_each(&self.addresses(ids), |_, url| {
             self.storage.status(url, probe_timeout)
         });
         for (id, answer) in answers {

@@ -56,7 +56,7 @@ impl Reconciler {
             .filter(|&id| naming.cluster.is_alive(id))
             .collect();
         let listings: Vec<(ServerId, Vec<(BlobId, u32)>)> =
-            fanout::call_each(&naming.addresses(&live), |url| {
+            fanout::call_each(&naming.addresses(&live), |_, url| {
                 naming.storage.list_blobs(url)
             })
             .into_iter()

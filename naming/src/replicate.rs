@@ -38,7 +38,7 @@ pub fn store_batch(naming: &Naming, targets: Vec<ServerId>, batch: &Batch<'_>) -
     let mut pending = targets;
     for _ in 0..REPLACEMENT_ROUNDS_MAX {
         let addresses = naming.addresses(&pending);
-        let answers = fanout::call_each(&addresses, |url| {
+        let answers = fanout::call_each(&addresses, |_, url| {
             naming.storage.put_batch(url, batch.encoded)
         });
         let mut failures = Vec::new();

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::api::StorageStatus;
 use common::chunk::{BlobId, ChunkId};
-use common::limits::{BATCH_BYTES_MAX, JSON_BODY_BYTES_MAX};
+use common::codec::Put;
+use common::limits::{BATCH_BYTES_MAX, BLOB_DELETES_PER_CALL_MAX, JSON_BODY_BYTES_MAX};
 use common::resolver::QuickResolver;
 use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
 use ureq::Agent;
@@ -151,12 +152,19 @@ impl StorageClient {
         expect_success(response)
     }
 
-    /// Deletes every chunk of `blob` on `server`.
-    pub fn delete_blob(&self, server: &str, blob: BlobId) -> Result<(), CallError> {
+    /// Deletes every chunk of each of `blobs` on `server` (at most
+    /// `BLOB_DELETES_PER_CALL_MAX`), with one write and one fsync there.
+    pub fn delete_blobs(&self, server: &str, blobs: &[BlobId]) -> Result<(), CallError> {
+        assert!(blobs.len() <= BLOB_DELETES_PER_CALL_MAX);
+        let mut body = Vec::with_capacity(blobs.len() * 8);
+        for blob in blobs {
+            body.put_u64(blob.0);
+        }
         let response = self
             .agent
-            .delete(&format!("{server}/blobs/{blob}"))
-            .call()
+            .post(&format!("{server}/blobs/delete"))
+            .header("Content-Type", "application/octet-stream")
+            .send(&body[..])
             .map_err(classify)?;
         expect_done(response)
     }

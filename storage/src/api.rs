@@ -6,6 +6,9 @@
 //! GET    /chunks/BLOB?first=I&count=N     -> 200, a chunk batch; 404 missing; 422 corrupt
 //! DELETE /blobs/BLOB                      -> 204 (also when nothing was there)
 //! DELETE /blobs/BLOB?first=I&count=N      -> 204, surplus replicas dropped (see Store::drop_surplus)
+//! POST   /blobs/delete                    body: blob ids, u64 big-endian each (at most
+//!                                            BLOB_DELETES_PER_CALL_MAX) -> 204, all deleted
+//!                                            with one write and one fsync
 //! GET    /blobs                           -> 200, application/octet-stream, streamed:
 //!                                            a blob listing (common::wire)
 //! GET    /status                          -> 200 {"used_bytes","disk_bytes","live_bytes",
@@ -26,9 +29,12 @@ use std::sync::atomic::Ordering;
 
 use common::api::StorageStatus;
 use common::chunk::BlobId;
-use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX};
+use common::codec::Reader;
+use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX, BLOB_DELETES_PER_CALL_MAX};
 use common::pool::{BufferPool, Pooled};
-use common::server::{self, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK};
+use common::server::{
+    self, BodyError, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK,
+};
 use common::wire::{self, BatchEncoder};
 use tiny_http::{Method, Request};
 
@@ -86,6 +92,7 @@ impl Api {
                 }
                 Ok(Reply::empty(STATUS_NO_CONTENT))
             }
+            (Method::Post, ["blobs", "delete"]) => self.delete_blobs(request),
             (Method::Get, ["blobs"]) => Ok(Reply::stream(
                 STATUS_OK,
                 "application/octet-stream",
@@ -137,6 +144,28 @@ impl Api {
             STATUS_CREATED,
             &serde_json::json!({ "stored": count }),
         ))
+    }
+
+    /// `POST /blobs/delete`: the body is blob ids (u64 big-endian each).
+    fn delete_blobs(&self, request: &mut Request) -> Result<Reply, StorageError> {
+        let limit_bytes = (BLOB_DELETES_PER_CALL_MAX * 8) as u64;
+        let body = server::read_body_capped(request, limit_bytes).map_err(|err| match err {
+            BodyError::TooLarge { limit_bytes } => StorageError::BodyTooLarge { limit_bytes },
+            BodyError::Io(err) => {
+                StorageError::BadRequest(format!("reading the ids failed: {err}"))
+            }
+        })?;
+        if body.len() % 8 != 0 {
+            return Err(StorageError::BadRequest(
+                "the body must be 8-byte blob ids".to_owned(),
+            ));
+        }
+        let mut ids = Reader::new(&body);
+        let blobs: Vec<BlobId> = (0..body.len() / 8)
+            .map(|_| BlobId(ids.u64().expect("a whole number of ids")))
+            .collect();
+        self.store.delete_blobs(&blobs)?;
+        Ok(Reply::empty(STATUS_NO_CONTENT))
     }
 
     fn get_chunks(&self, request: &Request, blob: &str) -> Result<Reply, StorageError> {

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::chunk::{BlobId, ChunkId};
+use common::limits::BLOB_DELETES_PER_CALL_MAX;
 use common::wire::{Chunk, encode_batch};
 
 use crate::cluster::{Cluster, Server, Spec, raw_exchange, request_to, test_dir};
@@ -264,6 +265,10 @@ fn storage_refuses_malformed_ids_bad_checksums_and_garbage() {
         assert!(answer.error().len() > 3);
     }
     assert_eq!(call("DELETE", "/blobs/..", &[]).status, 400);
+    assert_eq!(call("POST", "/blobs/delete", b"seven b").status, 400);
+    let too_many = vec![0u8; (BLOB_DELETES_PER_CALL_MAX + 1) * 8];
+    assert_eq!(call("POST", "/blobs/delete", &too_many).status, 413);
+    assert_eq!(call("POST", "/blobs/delete", &[]).status, 204);
     assert_eq!(
         call("GET", "/chunks/0000000000000001?first=0&count=1", &[]).status,
         404

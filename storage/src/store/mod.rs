@@ -316,17 +316,32 @@ impl Store {
 
     /// Deletes every chunk of `blob`; deleting what is not here succeeds.
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), StorageError> {
+        self.delete_blobs(&[blob])
+    }
+
+    /// Deletes every chunk of each of `blobs`, with one write of their
+    /// tombstones and one fsync; deleting what is not here succeeds.
+    pub fn delete_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError> {
         let ticket = {
             let mut state = self.lock_state();
-            if !state.index.has_blob(blob) {
+            let held: Vec<BlobId> = blobs
+                .iter()
+                .copied()
+                .filter(|&blob| state.index.has_blob(blob))
+                .collect();
+            if held.is_empty() {
                 return Ok(());
             }
-            let mut tombstone = Vec::with_capacity(RECORD_HEADER_BYTES);
-            record::encode_tombstone(&mut tombstone, blob);
-            self.append(&mut state, &tombstone)?;
-            state.index.remove_blob(blob);
+            let mut tombstones = Vec::with_capacity(held.len() * RECORD_HEADER_BYTES);
+            for &blob in &held {
+                record::encode_tombstone(&mut tombstones, blob);
+            }
+            self.append(&mut state, &tombstones)?;
             let segment = state.active_id;
-            state.segments.note_tombstone(blob, segment);
+            for &blob in &held {
+                state.index.remove_blob(blob);
+                state.segments.note_tombstone(blob, segment);
+            }
             (state.active_id, state.segments.len(state.active_id))
         };
         self.sync_through(ticket).map_err(StorageError::from_io)?;

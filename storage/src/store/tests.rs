@@ -51,6 +51,43 @@ fn reopening_rebuilds_the_index_and_keeps_deletes() {
 }
 
 #[test]
+fn one_call_deletes_many_blobs_durably_and_skips_the_absent() {
+    let dir = temp_dir();
+    {
+        let (store, _) = Store::open(&dir, None).unwrap();
+        for blob in 1..=4 {
+            store.put_chunks(&chunks(blob, &[100, 7])).unwrap();
+        }
+        let before = segment_files_bytes(&dir);
+        store.delete_blobs(&[BlobId(9), BlobId(8)]).unwrap();
+        assert_eq!(
+            segment_files_bytes(&dir),
+            before,
+            "nothing held, nothing written"
+        );
+        store
+            .delete_blobs(&[BlobId(1), BlobId(9), BlobId(3)])
+            .unwrap();
+        assert_eq!(
+            segment_files_bytes(&dir),
+            before + 2 * RECORD_HEADER_BYTES as u64,
+            "one tombstone per blob held"
+        );
+        assert_eq!(store.usage().live_bytes, 2 * 107);
+    }
+    let (store, recovery) = Store::open(&dir, None).unwrap();
+    assert_eq!(recovery.chunks_count, 4);
+    for (blob, kept) in [(1, false), (2, true), (3, false), (4, true)] {
+        assert_eq!(
+            store.get_run(BlobId(blob), 0, 2).is_ok(),
+            kept,
+            "blob {blob}"
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_torn_tail_is_cut_and_everything_before_it_served() {
     let dir = temp_dir();
     {
