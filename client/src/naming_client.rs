@@ -8,9 +8,9 @@ use std::time::Duration;
 use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::percent;
 use common::resolver::QuickResolver;
+use common::transport::QuickConnector;
 use ureq::Agent;
 use ureq::http::Response;
-use ureq::unversioned::transport::DefaultConnector;
 
 use crate::error::ClientError;
 
@@ -41,7 +41,7 @@ impl NamingClient {
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .build();
-        let agent = Agent::with_parts(config, DefaultConnector::new(), QuickResolver::default());
+        let agent = Agent::with_parts(config, QuickConnector, QuickResolver::default());
         NamingClient {
             agent,
             server: server.to_owned(),

@@ -15,4 +15,5 @@ pub mod rng;
 pub mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod transport;
 pub mod wire;

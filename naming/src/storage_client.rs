@@ -11,9 +11,9 @@ use common::chunk::{BlobId, ChunkId};
 use common::codec::Put;
 use common::limits::{BATCH_BYTES_MAX, BLOB_DELETES_PER_CALL_MAX, JSON_BODY_BYTES_MAX};
 use common::resolver::QuickResolver;
+use common::transport::QuickConnector;
 use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
 use ureq::Agent;
-use ureq::unversioned::transport::DefaultConnector;
 
 use crate::error::ApiError;
 
@@ -60,7 +60,7 @@ impl StorageClient {
             .max_idle_connections(connections_per_server * 8)
             .max_idle_connections_per_host(connections_per_server)
             .build();
-        let agent = Agent::with_parts(config, DefaultConnector::new(), QuickResolver::default());
+        let agent = Agent::with_parts(config, QuickConnector, QuickResolver::default());
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         StorageClient { agent, timeout_ms }
     }

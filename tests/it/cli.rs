@@ -1,7 +1,10 @@
 //! The `harbour` client: every command, `--json`, exit codes, `error:`
 //! lines, stdin and stdout, and no partial output file on failure.
 
+use std::collections::HashSet;
 use std::fs;
+
+use common::limits::CHUNK_SIZE_BYTES;
 
 use crate::cluster::{Cli, Cluster, Spec, test_bytes};
 
@@ -221,21 +224,36 @@ fn a_read_that_breaks_off_mid_file_leaves_no_partial_output() {
         .cli(&["create", "f.bin", "-"])
         .stdin(&bytes)
         .assert_ok();
-    // Rot every replica of the file's last quarter: the first batch is
-    // served, then no replica can serve the rest.
+    // Rot every replica of the file's last quarter (chunks 1536..2048, in
+    // its second batch): the first batch is served, then no replica can
+    // serve the rest. Chunks are found by their bytes, since batches in
+    // flight together may land on disk in either order.
+    let last_quarter: HashSet<&[u8]> = bytes[bytes.len() * 3 / 4..]
+        .chunks(CHUNK_SIZE_BYTES)
+        .map(|chunk| &chunk[..16])
+        .collect();
+    let mut rotted = 0;
     for idx in 0..2 {
         for entry in fs::read_dir(cluster.storage_dir(idx)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|ext| ext == "hseg") {
                 let mut data = fs::read(&path).unwrap();
-                let len = data.len();
-                for at in (len * 3 / 4..len).step_by(1000) {
-                    data[at] ^= 0xff;
+                let starts: Vec<usize> = (0..data.len().saturating_sub(16))
+                    .filter(|&at| last_quarter.contains(&data[at..at + 16]))
+                    .collect();
+                for at in &starts {
+                    data[at + 8] ^= 0xff;
                 }
+                rotted += starts.len();
                 fs::write(&path, data).unwrap();
             }
         }
     }
+    assert_eq!(
+        rotted,
+        2 * last_quarter.len(),
+        "each chunk on both replicas"
+    );
     let out = cluster.dir.join("out.bin");
     cluster
         .cli(&["read", "f.bin", out.to_str().unwrap()])
