@@ -48,6 +48,12 @@ enum Body {
         reader: Box<dyn Read + Send>,
         len: Option<u64>,
     },
+    /// A streamed body of `len` bytes whose next piece is produced while
+    /// the current one is sent (see `prefetch`).
+    Prefetched {
+        pieces: Box<dyn Pieces>,
+        len: u64,
+    },
 }
 
 /// An error a handler answers with: a status and the user's sentence.
@@ -134,6 +140,21 @@ impl Reply {
             status,
             headers: vec![("Content-Type", content_type.to_owned())],
             body: Body::Stream { reader, len },
+        }
+    }
+
+    /// A body of exactly `len` bytes made of `pieces`, the next produced
+    /// while the current one is sent.
+    pub fn prefetched(
+        status: u16,
+        content_type: &'static str,
+        pieces: Box<dyn Pieces>,
+        len: u64,
+    ) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body: Body::Prefetched { pieces, len },
         }
     }
 
@@ -438,6 +459,14 @@ fn respond(request: Request, reply: Reply) {
         Body::Stream { reader, len: None } => {
             request.respond(Response::new(status, headers, reader, None, None))
         }
+        Body::Prefetched { pieces, len } => {
+            let len = usize::try_from(len).expect("a 64-bit target");
+            prefetch::with_prefetch(pieces, |reader| {
+                let response = Response::new(status, headers, reader, Some(len), None)
+                    .with_chunked_threshold(usize::MAX);
+                request.respond(response)
+            })
+        }
     };
 }
 
@@ -476,6 +505,9 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
+
+mod prefetch;
+pub use prefetch::Pieces;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use common::server::{
 };
 use tiny_http::{Method, Request};
 
-use crate::download::ChunkReader;
+use crate::download::ChunkPieces;
 use crate::error::ApiError;
 use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::version::FileVersion;
@@ -117,12 +117,12 @@ impl Api {
                 Some(size_bytes),
             ));
         }
-        let reader = ChunkReader::open(Arc::clone(&self.naming), version)?;
-        Ok(Reply::stream(
+        let pieces = ChunkPieces::open(Arc::clone(&self.naming), version)?;
+        Ok(Reply::prefetched(
             STATUS_OK,
             "application/octet-stream",
-            Box::new(reader),
-            Some(size_bytes),
+            Box::new(pieces),
+            size_bytes,
         ))
     }
 

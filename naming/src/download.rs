@@ -1,49 +1,52 @@
 //! The life of a read: stream a version's chunks batch by batch, each batch
 //! from one replica, moving on to the next replica when one errors, times
-//! out or serves a chunk that fails its checksum. Memory stays at one batch
-//! whatever the file size.
+//! out or serves a chunk that fails its checksum. The server loop fetches
+//! the next batch while the current one is sent (`common::server::Pieces`):
+//! memory stays at two batches whatever the file size.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 
 use common::limits::BATCH_CHUNKS_MAX;
+use common::server::Pieces;
 
 use crate::error::ApiError;
 use crate::metadata::version::{FileVersion, ServerId};
 use crate::naming::Naming;
 
-/// The bytes of one version, as a reader for a streamed response.
-pub struct ChunkReader {
+/// The bytes of one version, batch by batch, for a prefetched response.
+pub struct ChunkPieces {
     naming: Arc<Naming>,
     version: Arc<FileVersion>,
     /// Every server's URL by id, as of the open: ids never change meaning.
     urls: Vec<Arc<str>>,
     next_index: u64,
-    buffer: Vec<u8>,
-    buffer_pos: usize,
+    /// The first batch, fetched by `open`.
+    first: Option<Vec<u8>>,
 }
 
-impl ChunkReader {
+impl ChunkPieces {
     /// Fetches the first batch before any byte is answered, so a file that
     /// cannot be read at all gets an error status, not a cut 200.
-    pub fn open(naming: Arc<Naming>, version: Arc<FileVersion>) -> Result<ChunkReader, ApiError> {
+    pub fn open(naming: Arc<Naming>, version: Arc<FileVersion>) -> Result<ChunkPieces, ApiError> {
         let urls = naming.metadata().server_urls();
-        let mut reader = ChunkReader {
+        let mut pieces = ChunkPieces {
             naming,
             version,
             urls,
             next_index: 0,
-            buffer: Vec::new(),
-            buffer_pos: 0,
+            first: None,
         };
-        reader.fill()?;
-        Ok(reader)
+        let mut first = Vec::new();
+        pieces.fill(&mut first)?;
+        pieces.first = Some(first);
+        Ok(pieces)
     }
 
-    fn fill(&mut self) -> Result<(), ApiError> {
+    /// Fetches the next batch into `out`; leaves it empty past the end.
+    fn fill(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        out.clear();
         if self.next_index >= self.version.chunks_count() {
-            self.buffer.clear();
-            self.buffer_pos = 0;
             return Ok(());
         }
         let count = fetch_batch(
@@ -51,32 +54,25 @@ impl ChunkReader {
             &self.urls,
             &self.version,
             self.next_index,
-            &mut self.buffer,
+            out,
         )?;
-        self.naming.metrics.count(
-            &self.naming.metrics.bytes_read_total,
-            self.buffer.len() as u64,
-        );
-        self.buffer_pos = 0;
+        self.naming
+            .metrics
+            .count(&self.naming.metrics.bytes_read_total, out.len() as u64);
         self.next_index += u64::from(count);
         Ok(())
     }
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.buffer_pos == self.buffer.len() {
-            self.fill()
-                .map_err(|err| io::Error::other(err.to_string()))?;
-            if self.buffer.is_empty() {
-                return Ok(0);
-            }
+impl Pieces for ChunkPieces {
+    fn next_piece(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        match self.first.take() {
+            Some(mut first) => std::mem::swap(out, &mut first),
+            None => self
+                .fill(out)
+                .map_err(|err| io::Error::other(err.to_string()))?,
         }
-        let available = &self.buffer[self.buffer_pos..];
-        let copied = available.len().min(out.len());
-        out[..copied].copy_from_slice(&available[..copied]);
-        self.buffer_pos += copied;
-        Ok(copied)
+        Ok(!out.is_empty())
     }
 }
 

@@ -366,3 +366,58 @@ fn a_create_whose_client_breaks_off_mid_body_leaves_nothing() {
     assert_eq!(cluster.status_json()["files"], 0);
     assert_eq!(cluster.put("cut", b"whole this time").status, 201);
 }
+
+#[test]
+fn a_read_fails_over_when_a_storage_server_is_killed_mid_stream() {
+    let mut cluster = Cluster::start(Spec::default());
+    let bytes = test_bytes(12 * 1024 * 1024 + 5, 8);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    let response = cluster
+        .agent
+        .get(&format!("{}/files/f", cluster.url()))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut reader = response.into_body().into_reader();
+    // The first batches are sent and the next one is being fetched when
+    // a server holding replicas of every later batch dies.
+    let mut head = vec![0u8; 1536 * 1024];
+    reader.read_exact(&mut head).unwrap();
+    cluster.storage(0).kill();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    head.extend_from_slice(&rest);
+    assert!(
+        head == bytes,
+        "every byte, in order, from the live replicas"
+    );
+}
+
+#[test]
+fn reads_whose_clients_break_off_free_their_workers_every_time() {
+    let cluster = Cluster::start(Spec::default());
+    let bytes = test_bytes(8 * 1024 * 1024, 9);
+    assert_eq!(cluster.put("f", &bytes).status, 201);
+    // More abandoned reads than the naming server has workers (32): one
+    // that kept its worker, or its batch fetcher, would starve the rest.
+    for _ in 0..40 {
+        let mut stream = std::net::TcpStream::connect(cluster.naming_ref().addr).unwrap();
+        stream
+            .set_read_timeout(Some(hang_bound(&cluster.spec)))
+            .unwrap();
+        use std::io::Write;
+        stream
+            .write_all(b"GET /files/f HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = vec![0u8; 64 * 1024];
+        stream.read_exact(&mut first).unwrap();
+        drop(stream);
+    }
+    let started = Instant::now();
+    assert!(cluster.get("f").body == bytes);
+    assert!(
+        started.elapsed() < hang_bound(&cluster.spec),
+        "{:?}",
+        started.elapsed()
+    );
+}
