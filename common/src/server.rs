@@ -437,13 +437,10 @@ fn respond(request: Request, reply: Reply) {
     let _ = match reply.body {
         Body::Bytes(bytes) => {
             let len = bytes.len();
-            request.respond(Response::new(
-                status,
-                headers,
-                io::Cursor::new(bytes),
-                Some(len),
-                None,
-            ))
+            // A known length always goes as Content-Length (see below).
+            let response = Response::new(status, headers, io::Cursor::new(bytes), Some(len), None)
+                .with_chunked_threshold(usize::MAX);
+            request.respond(response)
         }
         Body::Stream {
             reader,

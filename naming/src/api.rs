@@ -118,12 +118,15 @@ impl Api {
             ));
         }
         let pieces = ChunkPieces::open(Arc::clone(&self.naming), version)?;
-        Ok(Reply::prefetched(
-            STATUS_OK,
-            "application/octet-stream",
-            Box::new(pieces),
-            size_bytes,
-        ))
+        Ok(match pieces.into_whole() {
+            Ok(bytes) => Reply::bytes(STATUS_OK, "application/octet-stream", bytes),
+            Err(pieces) => Reply::prefetched(
+                STATUS_OK,
+                "application/octet-stream",
+                Box::new(pieces),
+                size_bytes,
+            ),
+        })
     }
 
     fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {

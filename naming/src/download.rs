@@ -64,6 +64,17 @@ impl ChunkPieces {
     }
 }
 
+impl ChunkPieces {
+    /// The whole file when its first batch is all of it (a small file):
+    /// nothing to fetch ahead, so no thread to do it.
+    pub fn into_whole(mut self) -> Result<Vec<u8>, ChunkPieces> {
+        match self.next_index >= self.version.chunks_count() {
+            true => Ok(self.first.take().unwrap_or_default()),
+            false => Err(self),
+        }
+    }
+}
+
 impl Pieces for ChunkPieces {
     fn next_piece(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
         match self.first.take() {

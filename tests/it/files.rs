@@ -20,6 +20,10 @@ fn round_trips_are_byte_exact_at_every_chunk_boundary() {
         2048,
         2049,
         256 * 1024 + 1,
+        // One batch whole (answered at once), and one chunk past it
+        // (the second batch fetched while the first is sent).
+        BATCH_CHUNKS_MAX * 1024,
+        BATCH_CHUNKS_MAX * 1024 + 1,
         3 * 1024 * 1024 + 7,
     ]
     .into_iter()

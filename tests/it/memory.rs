@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::chunk::crc32c_append;
 
-use crate::cluster::{Cluster, Spec, slow_tests};
+use crate::cluster::{Cluster, Spec, opted_in, slow_tests};
 
 /// Peak RSS any Harbour process may reach while streaming a file of any size.
 const PEAK_RSS_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -117,4 +117,14 @@ fn a_1_gib_file_streams_through_in_bounded_memory() {
         return;
     }
     check_streamed_file(1024 * 1024 * 1024);
+}
+
+/// The 4 GiB run of `make bench`: beside the 256 MiB and 1 GiB runs, it
+/// shows every process's memory flat in the file size.
+#[test]
+fn a_4_gib_file_streams_through_in_bounded_memory() {
+    if !opted_in("HARBOUR_BENCH", "streaming 4 GiB (make bench)") {
+        return;
+    }
+    check_streamed_file(4 * 1024 * 1024 * 1024);
 }
