@@ -65,3 +65,13 @@ const _: () = assert!(REPLICATION_DEFAULT >= 1 && REPLICATION_DEFAULT <= REPLICA
 const _: () = assert!(DEAD_AFTER_MS_DEFAULT >= DEAD_AFTER_HEARTBEATS_MIN * HEARTBEAT_MS_DEFAULT);
 const _: () = assert!(BLOB_RESERVATION_COUNT >= 1);
 const _: () = assert!(UPLOAD_BATCHES_IN_FLIGHT_MAX >= 1);
+
+/// Each pooled connection to a storage server carrying chunk batches has
+/// input and output buffers of this size (ureq's default): a 1 MiB batch
+/// crosses in eight reads or writes.
+pub const DATA_CALL_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The buffers of connections carrying small calls (heartbeats, deletes,
+/// listings): ureq zero-fills its buffers, so 128 KiB each would cost an
+/// idle server a quarter MiB of RSS per storage server for its heartbeat.
+pub const CONTROL_CALL_BUFFER_BYTES: usize = 16 * 1024;

@@ -1,6 +1,7 @@
-//! Typed calls from the naming server to storage servers, all through one
-//! shared `ureq::Agent` that reuses connections and bounds every call by
-//! `REQUEST_TIMEOUT_MS`. Failures are sorted here, where the server is known.
+//! Typed calls from the naming server to storage servers, through two
+//! shared `ureq::Agent`s (chunk batches; small control calls) that reuse
+//! connections and bound every call by `--timeout-ms`. Failures are
+//! sorted here, where the server is known.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -16,6 +17,7 @@ use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
 use ureq::Agent;
 
 use crate::error::ApiError;
+use crate::limits::{CONTROL_CALL_BUFFER_BYTES, DATA_CALL_BUFFER_BYTES};
 
 /// Total budget of one blob listing (12 bytes a blob: a million in 12 MB);
 /// a stalled listing fails sooner, after one call budget without a byte.
@@ -24,7 +26,11 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(60);
 const LIST_BYTES_MAX: u64 = BLOB_ENTRY_BYTES as u64 * 16 * 1024 * 1024;
 
 pub struct StorageClient {
-    agent: Agent,
+    /// Chunk batches, with large buffers.
+    data: Agent,
+    /// Heartbeats, deletes and listings, with small buffers (see
+    /// `CONTROL_CALL_BUFFER_BYTES`).
+    control: Agent,
     timeout_ms: u64,
 }
 
@@ -52,23 +58,31 @@ pub enum CallError {
 
 impl StorageClient {
     pub fn new(timeout: Duration, connections_per_server: usize) -> StorageClient {
-        let config = Agent::config_builder()
-            .timeout_connect(Some(timeout))
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .proxy(None)
-            .max_idle_connections(connections_per_server * 8)
-            .max_idle_connections_per_host(connections_per_server)
-            .build();
-        let agent = Agent::with_parts(config, QuickConnector, QuickResolver::default());
+        let agent = |buffer_bytes: usize| {
+            let config = Agent::config_builder()
+                .timeout_connect(Some(timeout))
+                .timeout_global(Some(timeout))
+                .http_status_as_error(false)
+                .proxy(None)
+                .input_buffer_size(buffer_bytes)
+                .output_buffer_size(buffer_bytes)
+                .max_idle_connections(connections_per_server * 8)
+                .max_idle_connections_per_host(connections_per_server)
+                .build();
+            Agent::with_parts(config, QuickConnector, QuickResolver::default())
+        };
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        StorageClient { agent, timeout_ms }
+        StorageClient {
+            data: agent(DATA_CALL_BUFFER_BYTES),
+            control: agent(CONTROL_CALL_BUFFER_BYTES),
+            timeout_ms,
+        }
     }
 
     /// Stores one encoded batch (see `common::wire`).
     pub fn put_batch(&self, server: &str, batch: &[u8]) -> Result<(), CallError> {
         let response = self
-            .agent
+            .data
             .put(&format!("{server}/chunks"))
             .header("Content-Type", "application/octet-stream")
             .send(batch)
@@ -148,7 +162,7 @@ impl StorageClient {
         count: u32,
     ) -> Result<ureq::http::Response<ureq::Body>, CallError> {
         let url = format!("{server}/chunks/{blob}?first={first_index}&count={count}");
-        let response = self.agent.get(&url).call().map_err(classify)?;
+        let response = self.data.get(&url).call().map_err(classify)?;
         expect_success(response)
     }
 
@@ -161,7 +175,7 @@ impl StorageClient {
             body.put_u64(blob.0);
         }
         let response = self
-            .agent
+            .control
             .post(&format!("{server}/blobs/delete"))
             .header("Content-Type", "application/octet-stream")
             .send(&body[..])
@@ -173,7 +187,7 @@ impl StorageClient {
     /// `common::wire`). A long list gets a longer budget than a batch.
     pub fn list_blobs(&self, server: &str) -> Result<Vec<(BlobId, u32)>, CallError> {
         let response = self
-            .agent
+            .control
             .get(&format!("{server}/blobs"))
             .config()
             .timeout_global(Some(LIST_TIMEOUT))
@@ -209,7 +223,7 @@ impl StorageClient {
         count: u32,
     ) -> Result<(), CallError> {
         let url = format!("{server}/blobs/{blob}?first={first}&count={count}");
-        let response = self.agent.delete(&url).call().map_err(classify)?;
+        let response = self.control.delete(&url).call().map_err(classify)?;
         expect_done(response)
     }
 
@@ -217,7 +231,7 @@ impl StorageClient {
     /// out the full call budget on one frozen server).
     pub fn status(&self, server: &str, timeout: Duration) -> Result<StorageStatus, CallError> {
         let response = self
-            .agent
+            .control
             .get(&format!("{server}/status"))
             .config()
             .timeout_global(Some(timeout))
