@@ -1,6 +1,6 @@
 //! One function per subcommand.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -87,9 +87,21 @@ fn read(client: &NamingClient, name: &str, out_path: &str) -> Result<(), ClientE
         })?;
         return check_complete(name, copied, expected_bytes);
     }
+    let target = Path::new(out_path);
+    if fs::metadata(target).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
+        // A device, FIFO or socket (`/dev/null`, a named pipe): there is no
+        // file to replace, and renaming over it would replace the device
+        // itself. The bytes stream into it, as with "-".
+        let mut out = OpenOptions::new().write(true).open(target).map_err(|err| {
+            ClientError::Failed(format!("{out_path}: cannot write: {}", io_reason(&err)))
+        })?;
+        let copied = copy_body(client, name, &mut body, &mut out)?;
+        check_complete(name, copied, expected_bytes)?;
+        eprintln!("read {name} ({copied} bytes) into {out_path}");
+        return Ok(());
+    }
     // Write next to the target and rename at the end, so a failed read
     // never leaves a partial OUT_PATH behind.
-    let target = Path::new(out_path);
     let partial = partial_path(target);
     let mut file = File::create(&partial).map_err(|err| {
         ClientError::Failed(format!("{out_path}: cannot write: {}", io_reason(&err)))

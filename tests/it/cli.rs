@@ -144,6 +144,48 @@ fn failures_name_the_file_and_the_reason() {
 }
 
 #[test]
+fn a_read_into_a_device_or_a_named_pipe_streams_into_it_and_leaves_it_be() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let cluster = Cluster::start(Spec {
+        storage: 2,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(3 * 1024 * 1024 + 1, 11);
+    cluster
+        .cli(&["create", "f.bin", "-"])
+        .stdin(&bytes)
+        .assert_ok();
+    // Renaming a finished download over OUT_PATH would replace the device
+    // itself (CI runs as root, where that succeeds).
+    cluster.cli(&["read", "f.bin", "/dev/null"]).assert_ok();
+    let null = fs::metadata("/dev/null").unwrap();
+    assert!(
+        null.file_type().is_char_device(),
+        "/dev/null is still a device"
+    );
+
+    let fifo = cluster.dir.join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| fs::read(&fifo).unwrap());
+        cluster
+            .cli(&["read", "f.bin", fifo.to_str().unwrap()])
+            .assert_ok();
+        assert!(
+            reader.join().unwrap() == bytes,
+            "every byte through the pipe"
+        );
+    });
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(partial_files(&cluster.dir), 0);
+}
+
+#[test]
 fn a_failed_read_leaves_no_partial_output() {
     let cluster = Cluster::start(Spec::default());
     let out = cluster.dir.join("never.bin");
