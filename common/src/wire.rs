@@ -33,7 +33,7 @@ pub struct Chunk {
 }
 
 /// A chunk whose bytes live elsewhere (a received batch, a segment read)
-/// and match its CRC32C: made only by a check (`decode_batch_ref`,
+/// and match its CRC32C: made only by a check (`decode_batch_from`,
 /// `ChunkRef::checked`, `Chunk::as_ref`), so holding one is the proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef<'a> {
@@ -181,8 +181,10 @@ const STREAM_PIECE_BYTES: usize = 64 * 1024;
 const _: () =
     assert!(STREAM_PIECE_BYTES >= BATCH_HEADER_BYTES + FRAME_HEADER_BYTES + CHUNK_SIZE_BYTES);
 
-/// Decodes a batch as it streams from `reader`, a piece at a time, with the
-/// checks of `decode_batch_ref`, handing each chunk to `visit` as soon as
+/// Decodes a batch as it streams from `reader`, a piece at a time: it
+/// refuses a bad magic or version, more than `BATCH_CHUNKS_MAX` frames, a
+/// frame over a chunk, a CRC mismatch, a short body and trailing bytes,
+/// handing each chunk to `visit` as soon as
 /// it is checked (borrowed from the piece); returns the chunk count. On an
 /// error some chunks may have been visited already: a caller that must be
 /// all or nothing keeps what it made of them until this returns `Ok`.
@@ -266,47 +268,6 @@ impl PieceReader<'_> {
             }
         }
     }
-}
-
-/// Decodes the whole batch `bytes`, checking every frame's length and CRC
-/// and that nothing follows the last frame; the chunks borrow their bytes.
-pub fn decode_batch_ref(bytes: &[u8]) -> Result<Vec<ChunkRef<'_>>, WireError> {
-    let mut reader = Reader::new(bytes);
-    let header = reader
-        .bytes(BATCH_HEADER_BYTES)
-        .map_err(|_| WireError::Truncated)?;
-    let mut fields = Reader::new(header);
-    let in_header = "BATCH_HEADER_BYTES holds the batch header";
-    if fields.array::<4>().expect(in_header) != BATCH_MAGIC {
-        return Err(WireError::BadMagic);
-    }
-    let version = fields.u8().expect(in_header);
-    if version != BATCH_VERSION || fields.array::<3>().expect(in_header) != [0, 0, 0] {
-        return Err(WireError::UnsupportedVersion(version));
-    }
-    let count = fields.u32().expect(in_header);
-    if count as usize > BATCH_CHUNKS_MAX {
-        return Err(WireError::TooManyChunks { count });
-    }
-    let mut chunks = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let frame = reader
-            .array::<FRAME_HEADER_BYTES>()
-            .map_err(|_| WireError::Truncated)?;
-        let (id, len, crc) = decode_frame_header(&frame);
-        if len as usize > CHUNK_SIZE_BYTES {
-            return Err(WireError::ChunkTooLarge { id, len });
-        }
-        let data = reader
-            .bytes(len as usize)
-            .map_err(|_| WireError::Truncated)?;
-        let chunk = ChunkRef::checked(id, crc, data).ok_or(WireError::ChecksumMismatch { id })?;
-        chunks.push(chunk);
-    }
-    if !reader.is_empty() {
-        return Err(WireError::TrailingBytes);
-    }
-    Ok(chunks)
 }
 
 /// The chunk id, length and CRC of a frame header.

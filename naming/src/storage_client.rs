@@ -108,20 +108,7 @@ impl StorageClient {
             .with_config()
             .limit(BATCH_BYTES_MAX as u64)
             .reader();
-        let mut next = first_index;
-        let mut exact = true;
-        let decoded = wire::decode_batch_from(&mut reader, &mut |chunk| {
-            exact &= chunk.id() == ChunkId { blob, index: next };
-            if exact {
-                each(chunk);
-            }
-            next = next.wrapping_add(1);
-        })
-        .map_err(|err| CallError::BadAnswer(err.to_string()))?;
-        if !exact || decoded != count {
-            return Err(other_chunks());
-        }
-        Ok(())
+        decode_exact_run(&mut reader, blob, first_index, count, each)
     }
 
     /// `get_run`'s batch as it came, checked (a valid batch of exactly those
@@ -140,17 +127,10 @@ impl StorageClient {
             .limit(BATCH_BYTES_MAX as u64)
             .read_to_vec()
             .map_err(classify)?;
-        let chunks =
-            wire::decode_batch_ref(&bytes).map_err(|err| CallError::BadAnswer(err.to_string()))?;
-        let exact = chunks.len() == count as usize
-            && chunks
-                .iter()
-                .zip(first_index..)
-                .all(|(chunk, index)| chunk.id() == ChunkId { blob, index });
-        if !exact {
-            return Err(other_chunks());
-        }
-        let data_bytes = chunks.iter().map(|chunk| chunk.data().len() as u64).sum();
+        let mut data_bytes = 0u64;
+        decode_exact_run(&mut &bytes[..], blob, first_index, count, &mut |chunk| {
+            data_bytes += chunk.data().len() as u64;
+        })?;
         Ok((bytes, data_bytes))
     }
 
@@ -283,6 +263,33 @@ fn expect_done(response: ureq::http::Response<ureq::Body>) -> Result<(), CallErr
         .limit(JSON_BODY_BYTES_MAX)
         .reader();
     io::copy(&mut rest, &mut io::sink()).map_err(|err| CallError::BadAnswer(err.to_string()))?;
+    Ok(())
+}
+
+/// Decodes a batch answered for `count` chunks of `blob` from
+/// `first_index` and hands each to `each`, in order: the answer must hold
+/// exactly those chunks, each intact (`each` may have seen the ones before
+/// a fault: a caller drops what it kept).
+fn decode_exact_run(
+    reader: &mut dyn Read,
+    blob: BlobId,
+    first_index: u32,
+    count: u32,
+    each: &mut dyn FnMut(ChunkRef<'_>),
+) -> Result<(), CallError> {
+    let mut next = first_index;
+    let mut exact = true;
+    let decoded = wire::decode_batch_from(reader, &mut |chunk| {
+        exact &= chunk.id() == ChunkId { blob, index: next };
+        if exact {
+            each(chunk);
+        }
+        next = next.wrapping_add(1);
+    })
+    .map_err(|err| CallError::BadAnswer(err.to_string()))?;
+    if !exact || decoded != count {
+        return Err(other_chunks());
+    }
     Ok(())
 }
 

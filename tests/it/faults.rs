@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, Spec, test_bytes, wait_until};
+use crate::cluster::{Answer, Cluster, Spec, test_bytes, wait_until};
 
 /// A generous bound that still tells "bounded by the timeout" from "hung".
 fn hang_bound(spec: &Spec) -> Duration {
@@ -67,9 +67,12 @@ fn reads_skip_a_replica_whose_bytes_rotted_on_disk() {
     assert!(cluster.metric("harbour_replica_read_failures_total") > 0);
 }
 
-#[test]
-fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
-    // Slow death detection, so the create meets the frozen server itself.
+/// Creates `name` of `size_bytes` with storage server 1 frozen (death
+/// detection slow, so the create meets the frozen server itself and, with
+/// two servers at replication 2, nothing can replace it), then thaws it
+/// and checks the create left nothing: no name, no chunk. Returns the
+/// cluster, the create's answer and how long it took.
+fn create_against_a_frozen_server(name: &str, size_bytes: usize) -> (Cluster, Answer, Duration) {
     let spec = Spec {
         storage: 2,
         dead_after_ms: 60_000,
@@ -78,11 +81,24 @@ fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_
     let mut cluster = Cluster::start(spec);
     cluster.storage(1).freeze();
     let started = Instant::now();
-    let answer = cluster.put("f", &test_bytes(100 * 1024, 4));
+    let answer = cluster.put(name, &test_bytes(size_bytes, size_bytes as u64));
     let elapsed = started.elapsed();
-    eprintln!("create against a frozen server failed after {elapsed:?}");
-    // With two servers at replication 2 nothing can replace it: 503,
-    // saying which server failed how.
+    eprintln!("a {size_bytes}-byte create against a frozen server failed after {elapsed:?}");
+    cluster.storage(1).thaw();
+    cluster.wait_healthy();
+    assert_eq!(cluster.get(name).status, 404);
+    wait_until(
+        Duration::from_secs(15),
+        "the partial batches to be deleted",
+        || cluster.stored_chunks() == 0,
+    );
+    (cluster, answer, elapsed)
+}
+
+#[test]
+fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
+    let (cluster, answer, elapsed) = create_against_a_frozen_server("f", 100 * 1024);
+    // 503, saying which server failed how.
     assert_eq!(answer.status, 503);
     let error = answer.error();
     assert!(
@@ -94,14 +110,6 @@ fn a_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_
     );
     assert!(error.contains("no other live storage server"), "{error}");
     assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
-    cluster.storage(1).thaw();
-    cluster.wait_healthy();
-    assert_eq!(cluster.get("f").status, 404);
-    wait_until(
-        Duration::from_secs(15),
-        "partial chunks to be deleted",
-        || cluster.stored_chunks() == 0,
-    );
     assert_eq!(cluster.put("f", b"works again").status, 201);
 }
 
@@ -309,17 +317,7 @@ fn pooled_connections_to_a_restarted_storage_server_are_not_reused_dead() {
 fn a_large_create_against_a_frozen_storage_server_fails_within_the_timeout_and_leaves_nothing() {
     // Several batches are in flight at once: the frozen server holds every
     // one of them until its timeout; none may be acknowledged, or left.
-    let spec = Spec {
-        storage: 2,
-        dead_after_ms: 60_000,
-        ..Spec::default()
-    };
-    let mut cluster = Cluster::start(spec);
-    cluster.storage(1).freeze();
-    let started = Instant::now();
-    let answer = cluster.put("big", &test_bytes(8 * 1024 * 1024, 5));
-    let elapsed = started.elapsed();
-    eprintln!("an 8 MiB create against a frozen server failed after {elapsed:?}");
+    let (cluster, answer, elapsed) = create_against_a_frozen_server("big", 8 * 1024 * 1024);
     assert_eq!(
         answer.status,
         503,
@@ -327,14 +325,6 @@ fn a_large_create_against_a_frozen_storage_server_fails_within_the_timeout_and_l
         String::from_utf8_lossy(&answer.body)
     );
     assert!(elapsed < hang_bound(&cluster.spec), "{elapsed:?}");
-    cluster.storage(1).thaw();
-    cluster.wait_healthy();
-    assert_eq!(cluster.get("big").status, 404);
-    wait_until(
-        Duration::from_secs(15),
-        "the partial batches to be deleted",
-        || cluster.stored_chunks() == 0,
-    );
 }
 
 #[test]

@@ -137,6 +137,18 @@ mod tests {
         }
     }
 
+    /// A source of `pieces` pieces of 1000 bytes that fails at piece
+    /// `fail_at`, and the count of pieces asked of it.
+    fn counting(pieces: usize, fail_at: Option<usize>) -> (Box<Counting>, Arc<AtomicUsize>) {
+        let produced = Arc::new(AtomicUsize::new(0));
+        let source = Counting {
+            pieces,
+            produced: Arc::clone(&produced),
+            fail_at,
+        };
+        (Box::new(source), produced)
+    }
+
     fn expected(pieces: usize) -> Vec<u8> {
         (0..pieces)
             .flat_map(|index| (0..1000).map(move |at| (index * 7 + at) as u8))
@@ -145,12 +157,7 @@ mod tests {
 
     #[test]
     fn every_piece_arrives_in_order() {
-        let produced = Arc::new(AtomicUsize::new(0));
-        let pieces = Box::new(Counting {
-            pieces: 50,
-            produced: Arc::clone(&produced),
-            fail_at: None,
-        });
+        let (pieces, _) = counting(50, None);
         let mut body = Vec::new();
         with_prefetch(pieces, |reader| reader.read_to_end(&mut body)).unwrap();
         assert!(body == expected(50));
@@ -158,12 +165,7 @@ mod tests {
 
     #[test]
     fn a_failed_piece_cuts_the_answer_after_what_came_before() {
-        let produced = Arc::new(AtomicUsize::new(0));
-        let pieces = Box::new(Counting {
-            pieces: 50,
-            produced: Arc::clone(&produced),
-            fail_at: Some(3),
-        });
+        let (pieces, _) = counting(50, Some(3));
         let mut body = Vec::new();
         let outcome = with_prefetch(pieces, |reader| reader.read_to_end(&mut body));
         assert!(outcome.is_err());
@@ -172,12 +174,7 @@ mod tests {
 
     #[test]
     fn a_reader_that_stops_early_stops_the_producer_within_a_piece() {
-        let produced = Arc::new(AtomicUsize::new(0));
-        let pieces = Box::new(Counting {
-            pieces: 1000,
-            produced: Arc::clone(&produced),
-            fail_at: None,
-        });
+        let (pieces, produced) = counting(1000, None);
         let mut first = [0u8; 1500];
         with_prefetch(pieces, |reader| reader.read_exact(&mut first)).unwrap();
         // Two pieces read, at most one being filled and one waiting.
