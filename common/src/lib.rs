@@ -17,3 +17,4 @@ pub mod server;
 pub mod testing;
 pub mod transport;
 pub mod wire;
+pub mod zeroed_tail;

@@ -59,6 +59,11 @@ pub const UNREAD_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
 /// Shared: storage keeps its own waits well under it.
 pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
+/// Zeros written ahead of the appends to the metadata journal and to the
+/// chunk segments, so their fsyncs need not commit an inode change (see
+/// `zeroed_tail`). Written again each time the appends reach them.
+pub const ZEROED_TAIL_BYTES: u64 = 1024 * 1024;
+
 const _: () = assert!(BATCH_CHUNKS_MAX >= 1);
 const _: () = assert!(BATCH_BYTES_MAX <= 2 * 1024 * 1024);
 const _: () = assert!(FILE_CHUNKS_MAX <= u32::MAX as u64);

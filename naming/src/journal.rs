@@ -8,6 +8,11 @@
 //! it; replay applies whole, checksummed records only and stops cleanly at
 //! a torn tail of the newest journal.
 //!
+//! The open journal keeps zeros written ahead of its last record (see
+//! `common::zeroed_tail`), so a sync rewrites allocated blocks and
+//! `fdatasync` commits no inode change; replay stops at them, the open cuts
+//! them off, and a rotation cuts them from the journal it closes.
+//!
 //! ```text
 //! META_DIR/checkpoint           "HRBCKPT1" | generation u64 | frame* | frame(End)
 //! META_DIR/journal-NNNNNNNN.log "HRBJRNL1" | generation u64 | frame*
@@ -27,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::codec::{Put, Reader};
 use common::group_commit::GroupCommit;
+use common::zeroed_tail;
 
 use crate::metadata::change::Change;
 
@@ -58,7 +64,10 @@ struct Writer {
     generation: u64,
     /// Appended frames not yet written to `file`.
     pending: Vec<u8>,
+    /// Where the last record taken for writing ends.
     file_len: u64,
+    /// How far the file holds zeros past `file_len` (or ends at it).
+    zeroed_to: u64,
     last_lsn: Lsn,
     bytes_since_checkpoint: u64,
 }
@@ -117,23 +126,28 @@ impl Journal {
             let replay = replay_journal(&path, generation, apply, &mut notes)?;
             bytes_since_checkpoint += replay.valid_len;
             if replay.valid_len < replay.file_len {
-                if generation != newest {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| io_error(&path, err))?;
+                let unused = zeroed_tail::is_zeros(&file, replay.valid_len, replay.file_len)
+                    .map_err(|err| io_error(&path, err))?;
+                if !unused && generation != newest {
                     let detail = format!(
                         "a record at offset {} is torn in a closed journal",
                         replay.valid_len
                     );
                     return Err(JournalError::Damaged { path, detail });
                 }
-                notes.push(format!(
-                    "{}: cut {} bytes of torn tail at offset {}",
-                    path.display(),
-                    replay.file_len - replay.valid_len,
-                    replay.valid_len
-                ));
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|err| io_error(&path, err))?;
+                if !unused {
+                    notes.push(format!(
+                        "{}: cut a torn tail at offset {} ({} bytes with the zeros after it)",
+                        path.display(),
+                        replay.valid_len,
+                        replay.file_len - replay.valid_len
+                    ));
+                }
                 file.set_len(replay.valid_len)
                     .map_err(|err| io_error(&path, err))?;
                 file.sync_all().map_err(|err| io_error(&path, err))?;
@@ -151,6 +165,7 @@ impl Journal {
             generation: newest,
             pending: Vec::new(),
             file_len: newest_len,
+            zeroed_to: newest_len,
             last_lsn: 0,
             bytes_since_checkpoint,
         };
@@ -194,14 +209,25 @@ impl Journal {
             // Taken under the writer lock, written outside it, so appends
             // go on meanwhile. A failed write is fatal to the caller (the
             // door stops the process), so the taken bytes are not retried.
-            let (bytes, file, offset, target_lsn) = {
+            // Syncs run one at a time, so the zeros written here are never
+            // overwritten by another sync's zeros after its records.
+            let (bytes, file, offset, zeros, target_lsn) = {
                 let mut writer = self.lock_writer();
                 let bytes = std::mem::take(&mut writer.pending);
                 let offset = writer.file_len;
                 writer.file_len += bytes.len() as u64;
-                (bytes, Arc::clone(&writer.file), offset, writer.last_lsn)
+                let end = writer.file_len;
+                let zeros = (end > writer.zeroed_to).then(|| {
+                    writer.zeroed_to = zeroed_tail::target(end, u64::MAX);
+                    end..writer.zeroed_to
+                });
+                let file = Arc::clone(&writer.file);
+                (bytes, file, offset, zeros, writer.last_lsn)
             };
             file.write_all_at(&bytes, offset)?;
+            if let Some(zeros) = zeros {
+                zeroed_tail::write_zeros(&file, zeros.start, zeros.end)?;
+            }
             file.sync_data()?;
             Ok(target_lsn)
         })
@@ -235,7 +261,9 @@ impl Journal {
             writer.file.write_all_at(&writer.pending, writer.file_len)?;
             writer.file_len += writer.pending.len() as u64;
             writer.pending.clear();
-            writer.file.sync_data()?;
+            // A closed journal ends at its last record: cut its zeros.
+            writer.file.set_len(writer.file_len)?;
+            writer.file.sync_all()?;
             let generation = writer.generation + 1;
             let file = create_journal(&self.dir, generation).map_err(|err| match err {
                 JournalError::Io { err, .. } => err,
@@ -244,6 +272,7 @@ impl Journal {
             writer.file = Arc::new(file);
             writer.generation = generation;
             writer.file_len = FILE_HEADER_BYTES;
+            writer.zeroed_to = FILE_HEADER_BYTES;
             writer.bytes_since_checkpoint = 0;
             Ok((writer.last_lsn, generation))
         })

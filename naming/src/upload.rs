@@ -84,6 +84,9 @@ impl Reservation<'_> {
                 commit(naming, &self.name, self.overwrite, version, touched)
             }
             Err(err) => {
+                // The name is free before the chunks go (a new create of it
+                // takes another blob), so whoever sees them gone can create it.
+                self.release();
                 naming.garbage.discard_now(naming, blob, touched);
                 naming
                     .metrics
@@ -94,11 +97,18 @@ impl Reservation<'_> {
     }
 }
 
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
+impl Reservation<'_> {
+    fn release(&mut self) {
         if !self.released {
+            self.released = true;
             self.naming.abort_create(&self.name, self.overwrite);
         }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

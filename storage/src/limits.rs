@@ -15,6 +15,13 @@ pub const SCRUB_BYTES_PER_SEC_DEFAULT: u64 = 8 * 1024 * 1024;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
+/// Appends shorter than this that grow the active segment write zeros
+/// ahead of them (`common::zeroed_tail`), so the small appends after them
+/// are fsynced without an inode change. Longer ones (large files) just
+/// extend the segment: their fsync costs little per byte, and zeros
+/// written ahead of them would double the bytes written.
+pub const ZEROED_APPEND_BYTES_MAX: u64 = 64 * 1024;
+
 /// Blobs listed per hold of the state lock by `GET /blobs`.
 pub const BLOB_LISTING_PAGE_BLOBS_MAX: usize = 4096;
 

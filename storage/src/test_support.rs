@@ -65,12 +65,26 @@ pub fn with_compactor<T>(store: &Store, body: impl FnOnce() -> T) -> T {
     })
 }
 
-/// The sum of the segment files' lengths in `dir`.
+/// The bytes of the segment files in `dir` up to the end of their records
+/// (the zeros an active segment holds past them are not part of it).
 pub fn segment_files_bytes(dir: &std::path::Path) -> u64 {
+    struct Ignore;
+    impl crate::record::Visitor for Ignore {
+        fn visit(&mut self, _: &crate::record::Piece<'_>) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
     fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap())
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(".hseg"))
-        .map(|entry| entry.metadata().unwrap().len())
+        .map(|entry| {
+            let file = fs::File::open(entry.path()).unwrap();
+            let len = file.metadata().unwrap().len();
+            let (records_end, _) = crate::record::scan(&file, len, &mut Ignore).unwrap();
+            let zeros = common::zeroed_tail::is_zeros(&file, records_end, len).unwrap();
+            assert!(zeros, "{:?} holds only records and zeros", entry.path());
+            records_end
+        })
         .sum()
 }

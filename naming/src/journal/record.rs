@@ -63,6 +63,8 @@ pub enum FrameError {
 pub fn frame(record: &Record) -> Vec<u8> {
     let payload = payload(record);
     assert!(payload.len() <= FRAME_PAYLOAD_BYTES_MAX);
+    // A zero length marks the zeroed tail, the end of a journal.
+    assert!(!payload.is_empty(), "every record has a tag");
     let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
     frame.put_u32(u32::try_from(payload.len()).expect("bounded above"));
     frame.put_u32(crc32c(&payload));
@@ -201,7 +203,8 @@ fn expect_end_of(reader: &Reader<'_>) -> Result<(), FrameError> {
 }
 
 /// Reads the next frame's payload: `None` at a clean end, `Torn` for a
-/// frame cut short or failing its CRC.
+/// frame cut short or failing its CRC, and for a header of zeros (the
+/// journal's zeroed tail, see `common::zeroed_tail`).
 pub fn read_frame(reader: &mut impl Read) -> Result<Option<Vec<u8>>, FrameError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     let mut filled = 0;
@@ -218,7 +221,7 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Option<Vec<u8>>, FrameError>
     let in_header = "FRAME_HEADER_BYTES holds length and CRC";
     let len = fields.u32().expect(in_header) as usize;
     let crc = fields.u32().expect(in_header);
-    if len > FRAME_PAYLOAD_BYTES_MAX {
+    if len == 0 || len > FRAME_PAYLOAD_BYTES_MAX {
         return Err(FrameError::Torn);
     }
     let mut payload = vec![0u8; len];

@@ -136,30 +136,67 @@ fn a_checkpoint_replaces_the_journals_before_it() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// Where the journal's records end (zeros follow them in the file).
+fn records_end(journal: &Journal) -> u64 {
+    journal.lock_writer().file_len
+}
+
+/// A journal of the preamble and files "a" and "b"; returns where its
+/// records end.
+fn journal_of_a_and_b(dir: &Path) -> u64 {
+    let (journal, _, _) = open(dir).unwrap();
+    let mut changes = preamble();
+    changes.extend([commit("a", 1, 10), commit("b", 2, 10)]);
+    write(&journal, changes);
+    records_end(&journal)
+}
+
 #[test]
 fn a_torn_tail_is_cut_and_everything_before_it_replayed() {
-    let dir = temp_dir();
-    {
-        let (journal, _, _) = open(&dir).unwrap();
-        let mut changes = preamble();
-        changes.extend([commit("a", 1, 10), commit("b", 2, 10)]);
-        write(&journal, changes);
+    // Torn the two ways a crash tears: the file cut inside the last record,
+    // and the last record's end never written over the zeros after it.
+    for zeroed in [false, true] {
+        let dir = temp_dir();
+        let end = journal_of_a_and_b(&dir);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(journal_path(&dir, 0))
+            .unwrap();
+        if zeroed {
+            std::os::unix::fs::FileExt::write_all_at(&file, &[0; 3], end - 3).unwrap();
+        } else {
+            file.set_len(end - 3).unwrap();
+        }
+        let (journal, metadata, notes) = open(&dir).unwrap();
+        assert!(notes.iter().any(|note| note.contains("cut")), "{notes:?}");
+        assert_eq!(metadata.files_count(), 1);
+        // Appends continue on a record boundary.
+        write(&journal, vec![commit("c", 3, 10)]);
+        drop(journal);
+        assert_eq!(names(&dir), ["a", "c"]);
+        fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[test]
+fn the_zeros_after_the_records_are_an_unused_tail_and_closed_journals_lose_them() {
+    let dir = temp_dir();
+    let end = journal_of_a_and_b(&dir);
     let path = journal_path(&dir, 0);
     let len = fs::metadata(&path).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    assert!(len > end, "zeros follow the records: {len} > {end}");
     let (journal, metadata, notes) = open(&dir).unwrap();
-    assert!(notes.iter().any(|note| note.contains("cut")), "{notes:?}");
-    assert_eq!(metadata.files_count(), 1);
-    // Appends continue on a record boundary.
+    assert!(!notes.iter().any(|note| note.contains("cut")), "{notes:?}");
+    assert_eq!(metadata.files_count(), 2);
     write(&journal, vec![commit("c", 3, 10)]);
+    assert!(fs::metadata(&path).unwrap().len() > records_end(&journal));
+    let closed_end = records_end(&journal);
+    let generation = journal.rotate().unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), closed_end);
+    write(&journal, vec![commit("d", 4, 10)]);
     drop(journal);
-    assert_eq!(names(&dir), ["a", "c"]);
+    assert_eq!(generation, 1);
+    assert_eq!(names(&dir), ["a", "b", "c", "d"]);
     fs::remove_dir_all(dir).unwrap();
 }
 

@@ -12,7 +12,9 @@
 //! rewrites closed segments without their dead records (see its module);
 //! a rewritten segment keeps its id, so replay order never changes, and a
 //! segment left with nothing is deleted, so ids may have gaps.
-//! `CAPACITY_BYTES` caps the segment files' bytes.
+//! `CAPACITY_BYTES` caps the segment files' bytes (their records; the
+//! active segment's file may also hold up to two `ZEROED_TAIL_BYTES` of
+//! zeros written ahead of small appends, cut when it is closed).
 
 mod capacity;
 pub mod compaction;
@@ -33,10 +35,14 @@ use common::pool::{BufferPool, Pooled};
 #[cfg(test)]
 use common::wire::Chunk;
 use common::wire::ChunkRef;
+use common::zeroed_tail;
 
 use crate::error::StorageError;
 use crate::index::{Index, Run};
-use crate::limits::{BLOB_LISTING_PAGE_BLOBS_MAX, RECORD_BUFFERS_SPARE_MAX, SEGMENT_BYTES_MAX};
+use crate::limits::{
+    BLOB_LISTING_PAGE_BLOBS_MAX, RECORD_BUFFERS_SPARE_MAX, SEGMENT_BYTES_MAX,
+    ZEROED_APPEND_BYTES_MAX,
+};
 use crate::record::{
     self, RECORD_HEADER_BYTES, RECORD_STRIDE_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_BYTES,
 };
@@ -70,6 +76,9 @@ struct State {
     /// a read holding the old one keeps reading the old file.
     files: BTreeMap<u32, Arc<File>>,
     active_id: u32,
+    /// How far the active segment's file holds zeros past its records (or
+    /// ends with them): see `common::zeroed_tail`.
+    active_zeroed_to: u64,
 }
 
 /// What `Store::open` found and did, for the start-up log.
@@ -383,12 +392,28 @@ impl Store {
         }
         let file = Arc::clone(&state.files[&state.active_id]);
         let offset = state.segments.len(state.active_id);
+        let end = offset + bytes.len() as u64;
         if let Err(err) = file.write_all_at(bytes, offset) {
             // Cut back whatever part landed, so the next record starts on a
             // record boundary; if even that fails the tail is torn, and the
             // next start-up cuts it.
             let _ = file.set_len(offset);
+            state.active_zeroed_to = offset;
             return Err(StorageError::from_io(err));
+        }
+        if end > state.active_zeroed_to {
+            state.active_zeroed_to = end;
+            if (bytes.len() as u64) < ZEROED_APPEND_BYTES_MAX {
+                let to = zeroed_tail::target(end, SEGMENT_BYTES_MAX);
+                // The zeros only make later fsyncs cheaper: on a full disk
+                // they are cut back and the appends go on without them.
+                match zeroed_tail::write_zeros(&file, end, to) {
+                    Ok(()) => state.active_zeroed_to = to,
+                    Err(_) => {
+                        let _ = file.set_len(end);
+                    }
+                }
+            }
         }
         let active_id = state.active_id;
         state.segments.grow(active_id, bytes.len() as u64);
@@ -399,7 +424,15 @@ impl Store {
     /// and starts the next one, fsyncing the folder so it survives a crash.
     fn start_segment(&self, state: &mut MutexGuard<'_, State>) -> io::Result<()> {
         if let Some(active) = state.files.get(&state.active_id) {
-            active.sync_data()?;
+            // A closed segment ends at its last record: its zeros are cut
+            // (and the cut made durable) before the next segment exists.
+            let len = state.segments.len(state.active_id);
+            if state.active_zeroed_to > len {
+                active.set_len(len)?;
+                active.sync_all()?;
+            } else {
+                active.sync_data()?;
+            }
         }
         let next_id = state.files.keys().next_back().map_or(1, |id| id + 1);
         let path = files::segment_path(&self.dir, next_id);
@@ -414,6 +447,7 @@ impl Store {
         state.files.insert(next_id, Arc::new(file));
         state.segments.add(next_id, SEGMENT_MAGIC_BYTES);
         state.active_id = next_id;
+        state.active_zeroed_to = SEGMENT_MAGIC_BYTES;
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 //! (but still counts as a record of its blob, which a tombstone may have
 //! to keep dead). Where the scan stops, the segment's readable part ends:
 //! in the newest segment that is a torn tail and `Store::open` cuts it.
+//! Zeros after the last record are the unused tail written ahead of the
+//! appends (`common::zeroed_tail`): cut from any segment without a word.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use common::chunk::ChunkId;
 use common::group_commit::GroupCommit;
 use common::limits::CHUNK_SIZE_BYTES;
+use common::zeroed_tail;
 
 use crate::index::{Index, Run};
 use crate::record::{self, Kind, Piece, SEGMENT_MAGIC_BYTES, ScanEnd, Visitor};
@@ -34,6 +37,7 @@ impl Store {
             segments: Segments::default(),
             files: BTreeMap::new(),
             active_id: 0,
+            active_zeroed_to: 0,
         };
         let last_id = segment_ids.last().copied();
         for &segment_id in &segment_ids {
@@ -54,13 +58,15 @@ impl Store {
                     .map(|note| format!("{}: {note}", path.display())),
             );
             if replayed.valid_len < len {
-                if Some(segment_id) == last_id {
-                    notes.push(format!(
-                        "{}: cut {} bytes of torn or corrupt tail at offset {}",
-                        path.display(),
-                        len - replayed.valid_len,
-                        replayed.valid_len
-                    ));
+                if replayed.unused_tail || Some(segment_id) == last_id {
+                    if !replayed.unused_tail {
+                        notes.push(format!(
+                            "{}: cut a torn or corrupt tail at offset {} ({} bytes)",
+                            path.display(),
+                            replayed.valid_len,
+                            len - replayed.valid_len
+                        ));
+                    }
                     file.set_len(replayed.valid_len)?;
                     file.sync_all()?;
                     len = replayed.valid_len;
@@ -76,6 +82,7 @@ impl Store {
             state.segments.add(segment_id, len);
             state.files.insert(segment_id, Arc::new(file));
             state.active_id = segment_id;
+            state.active_zeroed_to = len;
         }
         let segments_count = segment_ids.len();
         let active_len = state.segments.len(state.active_id);
@@ -112,6 +119,8 @@ impl Store {
 struct Replayed {
     /// Where its whole, readable records end.
     valid_len: u64,
+    /// Only zeros follow `valid_len`.
+    unused_tail: bool,
     notes: Vec<String>,
 }
 
@@ -134,14 +143,22 @@ fn replay_segment(
     let (valid_len, end) = record::scan(file, len, &mut replay)?;
     replay.flush_pending();
     let mut notes = replay.notes;
+    let unused_tail = valid_len >= SEGMENT_MAGIC_BYTES
+        && valid_len < len
+        && zeroed_tail::is_zeros(file, valid_len, len)?;
     match end {
         ScanEnd::Clean | ScanEnd::Cut { .. } => {}
         ScanEnd::NoMagic => notes.push("no segment header".to_owned()),
+        ScanEnd::Damaged { .. } if unused_tail => {}
         ScanEnd::Damaged { offset } => {
             notes.push(format!("record header at offset {offset} fails its CRC32C"));
         }
     }
-    Ok(Replayed { valid_len, notes })
+    Ok(Replayed {
+        valid_len,
+        unused_tail,
+        notes,
+    })
 }
 
 struct Replay<'a> {

@@ -96,7 +96,7 @@ fn a_torn_tail_is_cut_and_everything_before_it_served() {
         store.put_chunks(&chunks(2, &[100])).unwrap();
     }
     let path = segment_path(&dir, 1);
-    let full_len = fs::metadata(&path).unwrap().len();
+    let full_len = segment_files_bytes(&dir);
     let file = OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(full_len - 50).unwrap();
     let (store, recovery) = Store::open(&dir, None).unwrap();
@@ -114,6 +114,41 @@ fn a_torn_tail_is_cut_and_everything_before_it_served() {
     drop(store);
     let (store, _) = Store::open(&dir, None).unwrap();
     assert_eq!(store.get_run(BlobId(3), 0, 1).unwrap(), chunks(3, &[5]));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn small_appends_write_zeros_ahead_which_a_restart_and_a_close_cut_silently() {
+    let dir = temp_dir();
+    let path = segment_path(&dir, 1);
+    {
+        let (store, _) = Store::open(&dir, None).unwrap();
+        store.put_chunks(&chunks(1, &[100])).unwrap();
+        let records = segment_files_bytes(&dir);
+        assert!(fs::metadata(&path).unwrap().len() > records, "zeros ahead");
+        assert_eq!(store.usage().disk_bytes, records, "zeros are not counted");
+    }
+    let (store, recovery) = Store::open(&dir, None).unwrap();
+    assert!(recovery.notes.is_empty(), "{:?}", recovery.notes);
+    assert_eq!(store.get_run(BlobId(1), 0, 1).unwrap(), chunks(1, &[100]));
+    store.put_chunks(&chunks(2, &[7])).unwrap();
+    // A batch too long to want zeros ahead still lands after the records.
+    let long: Vec<usize> = vec![1024; 64];
+    store.put_chunks(&chunks(3, &long)).unwrap();
+    let (active_id, _) = store.segment_stats();
+    assert!(store.seal_active(active_id).unwrap());
+    let records = (SEGMENT_MAGIC.len() + 3 * RECORD_HEADER_BYTES + 107 + 64 * 1024) as u64
+        + 63 * RECORD_HEADER_BYTES as u64;
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        records,
+        "closed: no zeros"
+    );
+    drop(store);
+    let (store, recovery) = Store::open(&dir, None).unwrap();
+    assert!(recovery.notes.is_empty(), "{:?}", recovery.notes);
+    assert_eq!(store.get_run(BlobId(2), 0, 1).unwrap(), chunks(2, &[7]));
+    assert_eq!(store.get_run(BlobId(3), 0, 64).unwrap(), chunks(3, &long));
     fs::remove_dir_all(dir).unwrap();
 }
 

@@ -21,7 +21,7 @@ impl Store {
     }
 
     /// The active segment's id and, per segment, what compaction would keep.
-    pub(super) fn segment_stats(&self) -> (u32, Vec<SegmentStat>) {
+    pub(in crate::store) fn segment_stats(&self) -> (u32, Vec<SegmentStat>) {
         let state = self.lock_state();
         let stats = state
             .segments
@@ -37,7 +37,7 @@ impl Store {
 
     /// Closes the active segment if it is still `segment_id`, so that
     /// compaction may rewrite it; returns whether it did.
-    pub(super) fn seal_active(&self, segment_id: u32) -> io::Result<bool> {
+    pub(in crate::store) fn seal_active(&self, segment_id: u32) -> io::Result<bool> {
         let mut state = self.lock_state();
         if state.active_id != segment_id {
             return Ok(false);
