@@ -10,8 +10,9 @@ RUN cargo build --release --locked --workspace --bins
 
 FROM ${RUNTIME_IMAGE}
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin harbour \
-    && mkdir -p /data /meta \
-    && chown harbour:harbour /data /meta
+    && mkdir -p /data /meta /secrets \
+    && chown harbour:harbour /data /meta /secrets \
+    && chmod 700 /secrets
 COPY --from=builder /src/target/release/harbour-naming /src/target/release/harbour-storage /src/target/release/harbour /usr/local/bin/
 USER harbour
 # Overridden per service in docker-compose.yml; the naming server by default.

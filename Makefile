@@ -9,6 +9,8 @@ CARGO       ?= cargo
 RELEASE_DIR := target/release
 RUN_DIR     := run
 NAMING_URL  := http://127.0.0.1:8000
+# Made once by run-cluster, read by every server it starts.
+SECRET_FILE := $(RUN_DIR)/cluster-secret
 
 .PHONY: build run-cluster stop-cluster test bench clean docker-images docker-up docker-down test-docker
 
@@ -23,11 +25,15 @@ run-cluster: build
 	    echo "the cluster is already running (pid files in $(RUN_DIR)/); run 'make stop-cluster' first"; exit 1; \
 	  fi; \
 	done; \
+	if [ ! -s $(SECRET_FILE) ]; then \
+	  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(SECRET_FILE)); \
+	  echo "made a cluster secret in $(SECRET_FILE) (owner-only; storage servers elsewhere need the same)"; \
+	fi; \
 	start() { name=$$1; shift; \
 	  "$$@" > $(RUN_DIR)/$$name.log 2>&1 & echo $$! > $(RUN_DIR)/$$name.pid; }; \
-	start storage1 env LISTEN_ADDR=127.0.0.1:8001 DATA_DIR=$(RUN_DIR)/storage1 $(RELEASE_DIR)/harbour-storage; \
-	start storage2 env LISTEN_ADDR=127.0.0.1:8002 DATA_DIR=$(RUN_DIR)/storage2 $(RELEASE_DIR)/harbour-storage; \
-	start naming env LISTEN_ADDR=127.0.0.1:8000 META_DIR=$(RUN_DIR)/meta REPLICATION_FACTOR=2 \
+	start storage1 env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8001 DATA_DIR=$(RUN_DIR)/storage1 $(RELEASE_DIR)/harbour-storage; \
+	start storage2 env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8002 DATA_DIR=$(RUN_DIR)/storage2 $(RELEASE_DIR)/harbour-storage; \
+	start naming env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8000 META_DIR=$(RUN_DIR)/meta REPLICATION_FACTOR=2 \
 	  STORAGE_SERVERS=http://127.0.0.1:8001,http://127.0.0.1:8002 $(RELEASE_DIR)/harbour-naming; \
 	tries=0; \
 	until $(RELEASE_DIR)/harbour status --server $(NAMING_URL) --timeout-ms 500 2>/dev/null | grep -q 'yes.*yes' \

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use crate::cluster_auth::ClusterKey;
 use crate::limits::INBOUND_IO_TIMEOUT_MS_DEFAULT;
 
 /// One setting: its flag, its environment variable, its default and a
@@ -214,6 +215,102 @@ pub const IO_TIMEOUT: Param = Param {
     default: Fallback::Number(INBOUND_IO_TIMEOUT_MS_DEFAULT),
     help: "an inbound connection that stalls this long is closed",
 };
+
+/// `--cluster-secret-file`: where the cluster secret is, for both servers.
+/// `CLUSTER_SECRET` holds the secret itself instead; `--insecure` runs
+/// without one (see `ConfigReader::cluster_key`).
+pub const CLUSTER_SECRET_FILE: Param = Param {
+    flag: "--cluster-secret-file",
+    env: "CLUSTER_SECRET_FILE",
+    default: Fallback::Unset,
+    help: "file holding the cluster secret (only its owner may read it), or the secret itself in CLUSTER_SECRET; calls between the servers carry an HMAC of it. Without one, --insecure is needed",
+};
+
+/// The variable that holds the cluster secret itself.
+pub const CLUSTER_SECRET_ENV: &str = "CLUSTER_SECRET";
+
+/// The flag that runs a server without a cluster secret.
+pub const INSECURE_FLAG: &str = "--insecure";
+
+/// The lines `--help` adds after the settings for `--insecure`.
+pub const INSECURE_HELP: &str = "  --insecure           run without a cluster secret: anyone who can reach the servers can read, change and delete every chunk
+";
+
+/// What a server trusts its peers by.
+#[derive(Debug)]
+pub enum ClusterSecret {
+    Key(ClusterKey),
+    /// `--insecure`: no credentials asked or given.
+    Insecure,
+    /// Neither: the server refuses to run (but `--health-check` works).
+    Missing,
+}
+
+impl ClusterSecret {
+    /// The key, `None` when insecure; an error when missing, which stops
+    /// the server at start-up.
+    pub fn require(&self) -> Result<Option<&ClusterKey>, String> {
+        match self {
+            ClusterSecret::Key(key) => Ok(Some(key)),
+            ClusterSecret::Insecure => Ok(None),
+            ClusterSecret::Missing => Err(format!(
+                "no cluster secret: give --cluster-secret-file PATH or set {CLUSTER_SECRET_ENV} (the same on every server of the cluster), or run with {INSECURE_FLAG} to let anyone change the data"
+            )),
+        }
+    }
+}
+
+impl ConfigReader {
+    /// The cluster secret, from `--cluster-secret-file` (or its variable),
+    /// else from `CLUSTER_SECRET`; `--insecure` cannot be combined with
+    /// one. The secret never reaches the effective lines: they say where
+    /// it came from.
+    pub fn cluster_secret(&mut self) -> Result<ClusterSecret, ConfigError> {
+        let insecure = self.args.contains(INSECURE_FLAG);
+        let from_file = self.get(&CLUSTER_SECRET_FILE, ClusterKey::from_file)?;
+        // An empty variable (`CLUSTER_SECRET=${CLUSTER_SECRET}` in a compose
+        // file, with nothing set) counts as unset.
+        let from_env = match std::env::var_os(CLUSTER_SECRET_ENV) {
+            Some(_) if from_file.is_some() => None,
+            Some(value) if value.to_string_lossy().trim().is_empty() => None,
+            Some(value) => {
+                let value = os_to_string(&CLUSTER_SECRET_FILE, value)?;
+                let key = ClusterKey::new(&value).map_err(|message| {
+                    invalid(
+                        &CLUSTER_SECRET_FILE,
+                        format!("{CLUSTER_SECRET_ENV}: {message}"),
+                    )
+                })?;
+                self.effective.push((
+                    "--cluster-secret",
+                    format!("({} bytes from {CLUSTER_SECRET_ENV})", value.trim().len()),
+                    Source::Env,
+                ));
+                Some(key)
+            }
+            None => None,
+        };
+        match (from_file.or(from_env), insecure) {
+            (Some(_), true) => Err(ConfigError::Usage(format!(
+                "{INSECURE_FLAG} and a cluster secret: choose one"
+            ))),
+            (Some(key), false) => Ok(ClusterSecret::Key(key)),
+            (None, true) => {
+                self.effective
+                    .push((INSECURE_FLAG, "yes".to_owned(), Source::Flag));
+                Ok(ClusterSecret::Insecure)
+            }
+            (None, false) => Ok(ClusterSecret::Missing),
+        }
+    }
+}
+
+/// The loud line a server prints at start-up without a cluster secret.
+pub fn insecure_warning(what_is_open: &str) -> String {
+    format!(
+        "WARNING: running with {INSECURE_FLAG}, without a cluster secret: {what_is_open}. Give every server the same --cluster-secret-file to close it."
+    )
+}
 
 /// Parses a worker thread count.
 pub fn parse_workers(raw: &str) -> Result<usize, String> {

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod chunk;
+pub mod cluster_auth;
 pub mod codec;
 pub mod config;
 pub mod group_commit;

@@ -64,6 +64,19 @@ pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// `zeroed_tail`). Written again each time the appends reach them.
 pub const ZEROED_TAIL_BYTES: u64 = 1024 * 1024;
 
+/// The shortest cluster secret accepted (`CLUSTER_SECRET`).
+pub const CLUSTER_SECRET_BYTES_MIN: usize = 16;
+
+/// How far a cluster credential's time may be from the receiver's clock,
+/// either way; also how long its nonce is remembered against replays.
+/// Hosts of one cluster keep their clocks this close (NTP does far better).
+pub const CLUSTER_CLOCK_SKEW_MS: u64 = 60_000;
+
+/// Nonces a storage server remembers at most (16 bytes each, about 40 MiB
+/// at the bound): 17,000 calls a second for the whole skew window. Past it
+/// a call is refused (401, try again), never admitted unchecked.
+pub const REPLAY_NONCES_MAX: usize = 1 << 20;
+
 const _: () = assert!(BATCH_CHUNKS_MAX >= 1);
 const _: () = assert!(BATCH_BYTES_MAX <= 2 * 1024 * 1024);
 const _: () = assert!(FILE_CHUNKS_MAX <= u32::MAX as u64);

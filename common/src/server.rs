@@ -311,7 +311,12 @@ pub fn health_check(listen: SocketAddr) -> Result<(), String> {
 /// `POST base_url + path` with an empty body, for the one call a storage
 /// server makes itself (joining a cluster) without an HTTP client crate;
 /// the answer's status code, within `timeout` for each step.
-pub fn post_empty(base_url: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+pub fn post_empty(
+    base_url: &str,
+    path: &str,
+    authorization: Option<&str>,
+    timeout: Duration,
+) -> Result<u16, String> {
     let authority = base_url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base_url}: not an http:// URL"))?;
@@ -321,8 +326,11 @@ pub fn post_empty(base_url: &str, path: &str, timeout: Duration) -> Result<u16, 
         .ok_or_else(|| format!("{base_url}: no address"))?;
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|err| format!("{base_url}: {err}"))?;
+    let authorization = authorization
+        .map(|value| format!("Authorization: {value}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let exchange = stream
         .set_read_timeout(Some(timeout))
@@ -361,6 +369,15 @@ pub fn read_body_capped(request: &mut Request, limit_bytes: u64) -> Result<Vec<u
         return Err(BodyError::TooLarge { limit_bytes });
     }
     Ok(body)
+}
+
+/// The value of the request's header `name` (the first, if repeated).
+pub fn header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv(name))
+        .map(|header| header.value.as_str())
 }
 
 /// Whether the request body is sent with `Transfer-Encoding: chunked`.

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use common::api::ClusterStatus;
+use common::cluster_auth::Verifier;
 use common::limits::BATCH_CHUNKS_MAX;
 use common::name::FileName;
 use common::percent;
@@ -24,6 +25,9 @@ use crate::upload;
 pub struct Api {
     pub naming: Arc<Naming>,
     pub stats: Arc<ServerStats>,
+    /// Checks a storage server's registration (`POST /servers`) for
+    /// cluster credentials; `None` with `--insecure`.
+    pub cluster_verifier: Option<Verifier>,
 }
 
 impl Handler for Api {
@@ -195,6 +199,17 @@ impl Api {
     /// `POST /servers?url=URL`: a storage server started with `--join`
     /// registers itself; the cluster grows without a restart.
     fn join(&self, request: &Request) -> Result<Reply, ApiError> {
+        // A storage server registered here receives replicas of files: only
+        // a member of the cluster may add one.
+        if let Some(verifier) = &self.cluster_verifier {
+            verifier
+                .check(
+                    server::header(request, "Authorization"),
+                    request.method().as_str(),
+                    request.url(),
+                )
+                .map_err(|err| ApiError::Unauthorized(err.to_string()))?;
+        }
         let raw = server::query_param(request, "url")
             .ok_or_else(|| ApiError::BadRequest("joining needs ?url=URL".to_owned()))?;
         let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, Fallback, IO_TIMEOUT, Param, Parsed, help_text, invalid,
-    parse_base_url, parse_millis, parse_positive, parse_workers,
+    CLUSTER_SECRET_FILE, ClusterSecret, ConfigError, ConfigReader, Fallback, INSECURE_HELP,
+    IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url, parse_millis, parse_positive,
+    parse_workers,
 };
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
 
@@ -36,6 +37,8 @@ pub struct Config {
     /// The most bytes per second re-replication copies.
     pub replication_bytes_per_sec: u64,
     pub dead_after: Duration,
+    /// What calls to storage carry, and `--join` registrations must.
+    pub cluster: ClusterSecret,
     pub effective_lines: Vec<String>,
 }
 
@@ -105,7 +108,7 @@ const REPLICATION_RATE: Param = Param {
     default: Fallback::Number(REPLICATION_BYTES_PER_SEC_DEFAULT),
     help: "the most bytes per second re-replication copies, so client traffic keeps flowing",
 };
-const PARAMS: [Param; 12] = [
+const PARAMS: [Param; 13] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -118,12 +121,13 @@ const PARAMS: [Param; 12] = [
     CHECKPOINT_BYTES,
     RECONCILE,
     REPLICATION_RATE,
+    CLUSTER_SECRET_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {
         let usage = "harbour-naming: the Harbour naming server (metadata, placement, public API)\n\nUsage: harbour-naming [SETTINGS]";
-        return Ok(Parsed::Help(help_text(usage, &PARAMS)));
+        return Ok(Parsed::Help(help_text(usage, &PARAMS) + INSECURE_HELP));
     }
     let mut reader = ConfigReader::new(args);
     let listen = reader.get(&LISTEN, |raw| {
@@ -180,6 +184,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let replication_bytes_per_sec = reader.get(&REPLICATION_RATE, |raw| {
         parse_positive(raw, "bytes per second")
     })?;
+    let cluster = reader.cluster_secret()?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -195,6 +200,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         reconcile_interval: Duration::from_millis(reconcile_ms),
         replication_bytes_per_sec: replication_bytes_per_sec.expect("has a default"),
         dead_after: Duration::from_millis(dead_after_ms),
+        cluster,
         effective_lines,
     }))
 }

@@ -55,6 +55,8 @@ pub enum ApiError {
         detail: String,
     },
     Internal(String),
+    /// No valid credentials for this request: nothing was done.
+    Unauthorized(String),
 }
 
 impl HttpError for ApiError {
@@ -63,6 +65,7 @@ impl HttpError for ApiError {
         match self {
             ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
             ApiError::NoRoute | ApiError::NotFound { .. } | ApiError::UnknownServer { .. } => 404,
+            ApiError::Unauthorized(_) => 401,
             ApiError::MethodNotAllowed => 405,
             ApiError::Exists { .. } => 409,
             ApiError::LengthRequired => 411,
@@ -82,6 +85,7 @@ impl fmt::Display for ApiError {
             ApiError::BadName(err) => write!(f, "bad file name: {err}"),
             ApiError::BadRequest(message) => f.write_str(message),
             ApiError::NoRoute => write!(f, "no such endpoint"),
+            ApiError::Unauthorized(message) => f.write_str(message),
             ApiError::MethodNotAllowed => write!(f, "method not allowed on this endpoint"),
             ApiError::NotFound { name } => write!(f, "{name}: no such file"),
             ApiError::Exists { name } => write!(f, "{name}: already exists (use overwrite)"),

@@ -25,6 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
+use common::cluster_auth::Verifier;
 use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
 
@@ -45,6 +46,15 @@ fn run(config: &Config) -> Result<(), String> {
     for line in &config.effective_lines {
         println!("{line}");
     }
+    let cluster_key = config.cluster.require()?;
+    if cluster_key.is_none() {
+        eprintln!(
+            "{}",
+            common::config::insecure_warning(
+                "calls to storage carry no credentials (storage servers with a secret refuse them) and anyone can register a storage server"
+            )
+        );
+    }
     let settings = LocalSettings {
         checkpoint_bytes: config.checkpoint_bytes,
         reservation_count: BLOB_RESERVATION_COUNT,
@@ -56,7 +66,7 @@ fn run(config: &Config) -> Result<(), String> {
     let naming = Naming::new(
         Box::new(store),
         Cluster::new(config.replication, config.dead_after),
-        StorageClient::new(config.storage_timeout, config.workers_count),
+        StorageClient::new(config.storage_timeout, config.workers_count, cluster_key),
     );
     // Server ids in the runs are positions in the durable table: it only
     // grows, so reordering STORAGE_SERVERS never changes what an id means.
@@ -86,6 +96,7 @@ fn run(config: &Config) -> Result<(), String> {
     let api = api::Api {
         naming,
         stats: Arc::clone(&stats),
+        cluster_verifier: cluster_key.cloned().map(Verifier::new),
     };
     server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::api::StorageStatus;
 use common::chunk::{BlobId, ChunkId};
+use common::cluster_auth::{ClusterKey, Signer};
 use common::codec::Put;
 use common::limits::{BATCH_BYTES_MAX, BLOB_DELETES_PER_CALL_MAX, JSON_BODY_BYTES_MAX};
 use common::resolver::QuickResolver;
@@ -57,9 +58,19 @@ pub enum CallError {
 }
 
 impl StorageClient {
-    pub fn new(timeout: Duration, connections_per_server: usize) -> StorageClient {
+    /// A client whose calls carry credentials of `cluster_key` (none when
+    /// `None`, with `--insecure`).
+    pub fn new(
+        timeout: Duration,
+        connections_per_server: usize,
+        cluster_key: Option<&ClusterKey>,
+    ) -> StorageClient {
         let agent = |buffer_bytes: usize| {
-            let config = Agent::config_builder()
+            let mut config = Agent::config_builder();
+            if let Some(key) = cluster_key {
+                config = config.middleware(Signer::new(key.clone()));
+            }
+            let config = config
                 .timeout_connect(Some(timeout))
                 .timeout_global(Some(timeout))
                 .http_status_as_error(false)

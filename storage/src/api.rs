@@ -16,6 +16,10 @@
 //! GET    /health                          -> 200
 //! ```
 //!
+//! Every request but `GET /health` needs cluster credentials
+//! (`common::cluster_auth`); without valid ones the answer is 401 and
+//! nothing is read or changed.
+//!
 //! `used_bytes` and `disk_bytes` are the segment files' bytes (what
 //! `CAPACITY_BYTES` caps), `live_bytes` the data of the chunks held.
 //! `GET /blobs` is for the naming server's reconciliation: it is read from
@@ -29,6 +33,7 @@ use std::sync::atomic::Ordering;
 
 use common::api::StorageStatus;
 use common::chunk::BlobId;
+use common::cluster_auth::Verifier;
 use common::codec::Reader;
 use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX, BLOB_DELETES_PER_CALL_MAX};
 use common::pool::{BufferPool, Pooled};
@@ -50,6 +55,9 @@ pub struct Api {
     /// Shared with the compaction thread and with `GET /blobs` streams.
     pub store: Arc<Store>,
     pub scrub: Arc<ScrubStats>,
+    /// Checks every request but `GET /health` for cluster credentials;
+    /// `None` with `--insecure`.
+    pub verifier: Option<Verifier>,
 }
 
 impl Handler for Api {
@@ -62,6 +70,19 @@ impl Handler for Api {
 impl Api {
     fn route(&self, request: &mut Request) -> Result<Reply, StorageError> {
         let path = server::url_path(request).to_owned();
+        let open = matches!(request.method(), Method::Get | Method::Head) && path == "/health";
+        if let Some(verifier) = &self.verifier
+            && !open
+        {
+            // Before anything is read or done: a refused request changes nothing.
+            verifier
+                .check(
+                    server::header(request, "Authorization"),
+                    request.method().as_str(),
+                    request.url(),
+                )
+                .map_err(StorageError::Unauthorized)?;
+        }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (request.method(), segments.as_slice()) {
             (Method::Put, ["chunks"]) => self.put_chunks(request),

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    ConfigError, ConfigReader, Fallback, IO_TIMEOUT, Param, Parsed, help_text, invalid,
-    parse_base_url, parse_millis, parse_positive, parse_workers,
+    CLUSTER_SECRET_FILE, ClusterSecret, ConfigError, ConfigReader, Fallback, INSECURE_HELP,
+    IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url, parse_millis, parse_positive,
+    parse_workers,
 };
 
 use crate::limits::{SCRUB_BYTES_PER_SEC_DEFAULT, STORAGE_WORKERS_COUNT};
@@ -22,6 +23,8 @@ pub struct Config {
     /// The naming server to register with (`--join`), and the URL it
     /// should use for this server (`None`: http:// and the bound address).
     pub join: Option<(String, Option<String>)>,
+    /// What calls to this server must carry, and its `--join` sends.
+    pub cluster: ClusterSecret,
     /// Lines saying each effective value and its source, printed at start.
     pub effective_lines: Vec<String>,
 }
@@ -68,14 +71,22 @@ const ADVERTISE: Param = Param {
     default: Fallback::Unset,
     help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR)",
 };
-const PARAMS: [Param; 8] = [
-    LISTEN, DATA_DIR, CAPACITY, IO_TIMEOUT, WORKERS, SCRUB_RATE, JOIN, ADVERTISE,
+const PARAMS: [Param; 9] = [
+    LISTEN,
+    DATA_DIR,
+    CAPACITY,
+    IO_TIMEOUT,
+    WORKERS,
+    SCRUB_RATE,
+    JOIN,
+    ADVERTISE,
+    CLUSTER_SECRET_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {
         let usage = "harbour-storage: a Harbour storage server (keeps 1 KiB chunks on local disk)\n\nUsage: harbour-storage [SETTINGS]";
-        return Ok(Parsed::Help(help_text(usage, &PARAMS)));
+        return Ok(Parsed::Help(help_text(usage, &PARAMS) + INSECURE_HELP));
     }
     let mut reader = ConfigReader::new(args);
     let listen = reader.get(&LISTEN, |raw| {
@@ -92,6 +103,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         reader.get(&SCRUB_RATE, |raw| parse_positive(raw, "bytes per second"))?;
     let join = reader.get(&JOIN, parse_base_url)?;
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
+    let cluster = reader.cluster_secret()?;
     let listen_addr: SocketAddr = listen.expect("has a default");
     let join = match (join, advertise) {
         (None, _) => None,
@@ -116,6 +128,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         workers_count: workers_count.expect("has a default"),
         scrub_bytes_per_sec: scrub_bytes_per_sec.expect("has a default"),
         join,
+        cluster,
         effective_lines,
     }))
 }

@@ -7,10 +7,13 @@ use common::server::HttpError;
 use std::io;
 
 use common::chunk::ChunkId;
+use common::cluster_auth::AuthError;
 use common::wire::WireError;
 
 #[derive(Debug)]
 pub enum StorageError {
+    /// No valid cluster credentials: nothing was done.
+    Unauthorized(AuthError),
     NoRoute,
     MethodNotAllowed,
     BadRequest(String),
@@ -39,6 +42,7 @@ impl HttpError for StorageError {
     /// The only status table of the storage server.
     fn status(&self) -> u16 {
         match self {
+            StorageError::Unauthorized(_) => 401,
             StorageError::NoRoute => 404,
             StorageError::MethodNotAllowed => 405,
             StorageError::BadRequest(_) | StorageError::BadBatch(_) => 400,
@@ -67,6 +71,7 @@ impl StorageError {
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StorageError::Unauthorized(err) => write!(f, "{err}"),
             StorageError::NoRoute => write!(f, "no such endpoint"),
             StorageError::MethodNotAllowed => write!(f, "method not allowed on this endpoint"),
             StorageError::BadRequest(message) => f.write_str(message),

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::cluster_auth::Signer;
 use common::percent;
 
 /// Between attempts until the first success, and after it.
@@ -13,11 +14,14 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn keep_registered(naming: &str, advertise: &str, stop: &AtomicBool) {
+/// Registers `advertise` with `naming` until `stop`; each attempt carries
+/// fresh cluster credentials from `signer` (none with `--insecure`).
+pub fn keep_registered(naming: &str, advertise: &str, signer: Option<&Signer>, stop: &AtomicBool) {
     let path = format!("/servers?url={}", percent::encode(advertise, false));
     let mut registered = false;
     while !stop.load(Ordering::Relaxed) {
-        match common::server::post_empty(naming, &path, CALL_TIMEOUT) {
+        let authorization = signer.map(|signer| signer.authorization("POST", &path));
+        match common::server::post_empty(naming, &path, authorization.as_deref(), CALL_TIMEOUT) {
             Ok(200) => {
                 if !registered {
                     println!("joined the cluster of {naming} as {advertise}");

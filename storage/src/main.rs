@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
+use common::cluster_auth::{Signer, Verifier};
 use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
 
@@ -34,6 +35,16 @@ fn main() -> ExitCode {
 fn run(config: &Config) -> Result<(), String> {
     for line in &config.effective_lines {
         println!("{line}");
+    }
+    let cluster_key = config.cluster.require()?;
+    if cluster_key.is_none() {
+        eprintln!(
+            "{}",
+            common::config::insecure_warning(&format!(
+                "anyone who can reach {} can read, overwrite and delete every chunk",
+                config.listen
+            ))
+        );
     }
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(|err| {
@@ -80,6 +91,7 @@ fn run(config: &Config) -> Result<(), String> {
     let api = api::Api {
         store: Arc::clone(&store),
         scrub: Arc::clone(&scrub_stats),
+        verifier: cluster_key.cloned().map(Verifier::new),
     };
     let stopping = AtomicBool::new(false);
     let stats = Arc::new(ServerStats::default());
@@ -107,7 +119,10 @@ fn run(config: &Config) -> Result<(), String> {
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", listener.addr));
             let stopping = &stopping;
-            scope.spawn(move || join::keep_registered(naming, &advertise, stopping));
+            let signer = cluster_key.cloned().map(Signer::new);
+            scope.spawn(move || {
+                join::keep_registered(naming, &advertise, signer.as_ref(), stopping);
+            });
         }
         let served = server::serve_on(listener, &server_config, &api, &stats);
         store.compaction.stop();

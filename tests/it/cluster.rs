@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster_auth::{ClusterKey, Signer};
+
 /// How a cluster is set up; `Spec::default()` is three storage servers at
 /// replication 2.
 #[derive(Clone)]
@@ -133,9 +135,12 @@ impl Cluster {
         cluster
     }
 
-    /// The tests' HTTP client: generous timeouts, statuses as values.
+    /// The tests' HTTP client: generous timeouts, statuses as values, and
+    /// the test cluster's credentials on every call (storage servers need
+    /// them; the naming server's public API ignores them).
     pub fn test_agent() -> ureq::Agent {
         ureq::Agent::config_builder()
+            .middleware(test_signer())
             .timeout_global(Some(Duration::from_secs(120)))
             .timeout_per_read(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
@@ -727,8 +732,20 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// readable panics), so a test sees only what it sets: nothing a Harbour
 /// binary reads can leak in from the caller's shell, whatever variables
 /// the binaries learn to read.
+/// The cluster secret of every test cluster: servers get it in
+/// `CLUSTER_SECRET` (see `clear_env`), the test agent signs with it.
+pub const TEST_CLUSTER_SECRET: &str = "harbour-test-cluster-secret-0123456789";
+
+/// Signs as a member of the test clusters.
+pub fn test_signer() -> Signer {
+    Signer::new(ClusterKey::new(TEST_CLUSTER_SECRET).expect("a long enough secret"))
+}
+
+/// A child's environment: nothing of the test's own but `RUST_BACKTRACE`,
+/// and the test cluster's secret.
 pub fn clear_env(command: &mut Command) {
     command.env_clear();
+    command.env("CLUSTER_SECRET", TEST_CLUSTER_SECRET);
     if let Some(backtrace) = std::env::var_os("RUST_BACKTRACE") {
         command.env("RUST_BACKTRACE", backtrace);
     }

@@ -81,12 +81,25 @@ fn port_of(listen: &str) -> u16 {
 
 #[test]
 fn compose_matches_the_binaries_flags_and_the_mvp_shape() {
-    let services = services();
+    let mut services = services();
+    // A one-shot service makes the cluster secret; every server reads it.
+    let secret_maker = services
+        .remove("cluster-secret")
+        .expect("a service makes the cluster secret");
+    assert!(secret_maker.binary.is_empty() && secret_maker.published.is_empty());
     assert_eq!(
         services.keys().collect::<Vec<_>>(),
         ["naming", "storage1", "storage2"]
     );
     for (name, service) in &services {
+        assert_eq!(
+            service
+                .environment
+                .get("CLUSTER_SECRET_FILE")
+                .map(String::as_str),
+            Some("/secrets/cluster-secret"),
+            "{name} reads the cluster secret"
+        );
         let help = Command::new(bin_path(&service.binary))
             .arg("--help")
             .output()

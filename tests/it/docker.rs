@@ -182,6 +182,18 @@ fn docker_compose_cluster_works_across_containers() {
         2
     );
     cli(&["status"]).assert_ok();
+    // The published storage ports answer only the cluster: the secret the
+    // compose file made is not the host's to know.
+    for port in [8001, 8002] {
+        let url = format!("http://127.0.0.1:{port}/blobs/0000000000000001");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let answer = agent.delete(&url).call().unwrap();
+        assert_eq!(answer.status().as_u16(), 401, "{url} without credentials");
+    }
     cli(&["create", "doomed", "-"]).stdin(b"x").assert_ok();
     cli(&["delete", "doomed"]).assert_ok();
     cli(&["read", "doomed", "-"]).assert_fails(1, "doomed: no such file");

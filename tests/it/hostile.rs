@@ -10,7 +10,7 @@ use common::chunk::{BlobId, ChunkId};
 use common::limits::BLOB_DELETES_PER_CALL_MAX;
 use common::wire::{Chunk, encode_batch};
 
-use crate::cluster::{Cluster, Server, Spec, raw_exchange, request_to, test_dir};
+use crate::cluster::{Cluster, Server, Spec, raw_exchange, request_to, test_dir, test_signer};
 
 fn naming_addr(cluster: &mut Cluster) -> SocketAddr {
     cluster.naming().addr
@@ -313,12 +313,17 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
     let mut server = Server::start("harbour-storage", args, dir.join("storage.log"));
     let addr = server.addr;
     // One stalled upload holds the only worker; 64 more fill the queue.
+    // They carry credentials: a request without any is refused at once and
+    // holds no worker.
+    let signer = test_signer();
     let stalled: Vec<TcpStream> = (0..70)
         .map(|_| {
             let mut stream = TcpStream::connect(addr).unwrap();
-            stream
-                .write_all(b"PUT /chunks HTTP/1.1\r\nContent-Length: 100000\r\n\r\nHRBT")
-                .unwrap();
+            let head = format!(
+                "PUT /chunks HTTP/1.1\r\nAuthorization: {}\r\nContent-Length: 100000\r\n\r\nHRBT",
+                signer.authorization("PUT", "/chunks")
+            );
+            stream.write_all(head.as_bytes()).unwrap();
             stream
         })
         .collect();

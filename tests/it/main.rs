@@ -19,4 +19,5 @@ mod load;
 mod memory;
 mod reconcile;
 mod replication;
+mod security;
 mod tidy;
