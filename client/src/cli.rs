@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use common::config::{ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis};
 
+/// The variable holding the API token itself (`--token-file` names a file).
+const TOKEN_ENV: &str = "HARBOUR_TOKEN";
+
 use crate::bench::{BENCH_FILES_MAX, BENCH_WORKERS_MAX, BenchSpec, Phase};
 use crate::error::ClientError;
 
@@ -13,6 +16,8 @@ pub struct Invocation {
     pub server: String,
     pub timeout: Duration,
     pub json: bool,
+    /// The API token sent as `Authorization: Bearer`, if any.
+    pub token: Option<String>,
 }
 
 pub enum Command {
@@ -59,6 +64,13 @@ const TIMEOUT: Param = Param {
     env: "REQUEST_TIMEOUT_MS",
     default: Fallback::Number(CLIENT_TIMEOUT_MS_DEFAULT),
     help: "connect timeout, and the longest the server may stay silent mid-transfer",
+};
+
+const TOKEN_FILE: Param = Param {
+    flag: "--token-file",
+    env: "HARBOUR_TOKEN_FILE",
+    default: Fallback::Unset,
+    help: "file holding the API token (only its owner may read it), or the token itself in HARBOUR_TOKEN",
 };
 
 const USAGE: &str = "harbour: the Harbour distributed file system client
@@ -112,6 +124,7 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         .get(&TIMEOUT, parse_millis)
         .map_err(usage)?
         .expect("has a default");
+    let token = reader.secret(&TOKEN_FILE, TOKEN_ENV).map_err(usage)?;
     let free = free_arguments(reader.args_mut())?;
     reader.finish().map_err(usage)?;
     let command = match subcommand.as_deref() {
@@ -136,11 +149,12 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         server,
         timeout: std::time::Duration::from_millis(timeout_ms),
         json,
+        token,
     })
 }
 
 pub fn help_page() -> String {
-    help_text(USAGE, &[SERVER, TIMEOUT])
+    help_text(USAGE, &[SERVER, TIMEOUT, TOKEN_FILE])
 }
 
 fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Command, ClientError> {

@@ -18,7 +18,12 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::Bench(spec) => spec.workers,
         _ => 1,
     };
-    let client = NamingClient::new(&invocation.server, invocation.timeout, connections);
+    let client = NamingClient::new(
+        &invocation.server,
+        invocation.timeout,
+        connections,
+        invocation.token.as_deref(),
+    );
     let json = invocation.json;
     match invocation.command {
         Command::Create {
@@ -206,6 +211,10 @@ fn refused(what: &str, refusal: Refusal) -> ClientError {
         format!(": {message}")
     };
     let sentence = match status {
+        401 => format!(
+            "{what}: the naming server needs an API token{detail} (give one in HARBOUR_TOKEN or --token-file)"
+        ),
+        403 => format!("{what}: not allowed{detail}"),
         404 => format!("{what}: no such file"),
         409 => format!("{what}: already exists (use --overwrite)"),
         507 => format!("{what}: insufficient storage on the cluster (HTTP 507){detail}"),

@@ -9,8 +9,10 @@ use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::percent;
 use common::resolver::QuickResolver;
 use common::transport::QuickConnector;
-use ureq::Agent;
-use ureq::http::Response;
+use ureq::http::header::AUTHORIZATION;
+use ureq::http::{HeaderValue, Request, Response};
+use ureq::middleware::MiddlewareNext;
+use ureq::{Agent, SendBody};
 
 use crate::error::ClientError;
 
@@ -30,9 +32,27 @@ pub type Answer = Result<Response<ureq::Body>, Refusal>;
 
 impl NamingClient {
     /// A client keeping up to `connections` idle connections to `server`
-    /// for reuse.
-    pub fn new(server: &str, timeout: Duration, connections: usize) -> NamingClient {
-        let config = Agent::config_builder()
+    /// for reuse, sending `token` (if any) as `Authorization: Bearer`.
+    pub fn new(
+        server: &str,
+        timeout: Duration,
+        connections: usize,
+        token: Option<&str>,
+    ) -> NamingClient {
+        let mut config = Agent::config_builder();
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+            config = config.middleware(
+                move |mut request: Request<SendBody>, next: MiddlewareNext| {
+                    let value = value.clone().ok_or_else(|| {
+                        ureq::Error::BadUri("the API token is not a header value".to_owned())
+                    })?;
+                    request.headers_mut().insert(AUTHORIZATION, value);
+                    next.handle(request)
+                },
+            );
+        }
+        let config = config
             .timeout_connect(Some(timeout))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))

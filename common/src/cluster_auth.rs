@@ -97,22 +97,6 @@ impl ClusterKey {
         Ok(ClusterKey { mac })
     }
 
-    /// Reads the secret from `path`, which only its owner may read (like
-    /// an ssh key): a secret others can read protects nothing.
-    pub fn from_file(path: &str) -> Result<ClusterKey, String> {
-        use std::os::unix::fs::PermissionsExt;
-        let metadata = fs::metadata(path).map_err(|err| format!("{path}: {err}"))?;
-        let mode = metadata.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{path}: readable by others (mode {:o}); chmod 600 it",
-                mode & 0o777
-            ));
-        }
-        let text = fs::read_to_string(path).map_err(|err| format!("{path}: {err}"))?;
-        ClusterKey::new(&text).map_err(|err| format!("{path}: {err}"))
-    }
-
     fn mac_of(&self, method: &str, target: &str, time_ms: u64, nonce: &str) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);

@@ -261,36 +261,42 @@ impl ClusterSecret {
 }
 
 impl ConfigReader {
+    /// A secret: the text of the file `file_param` names (flag or
+    /// variable), else the value of the variable `value_env` itself (an
+    /// empty one counts as unset: `X=${X}` in a compose file, with nothing
+    /// set). Trimmed. The effective lines say where it came from, never
+    /// what it is.
+    pub fn secret(
+        &mut self,
+        file_param: &Param,
+        value_env: &'static str,
+    ) -> Result<Option<String>, ConfigError> {
+        if let Some(text) = self.get(file_param, read_secret_file)? {
+            return Ok(Some(text));
+        }
+        let Some(value) = std::env::var_os(value_env) else {
+            return Ok(None);
+        };
+        let value = os_to_string(file_param, value)?.trim().to_owned();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let note = format!("({} bytes from {value_env})", value.len());
+        self.effective.push((value_env, note, Source::Env));
+        Ok(Some(value))
+    }
+
     /// The cluster secret, from `--cluster-secret-file` (or its variable),
-    /// else from `CLUSTER_SECRET`; `--insecure` cannot be combined with
-    /// one. The secret never reaches the effective lines: they say where
-    /// it came from.
+    /// else from `CLUSTER_SECRET`; `--insecure` cannot be combined with one.
     pub fn cluster_secret(&mut self) -> Result<ClusterSecret, ConfigError> {
         let insecure = self.args.contains(INSECURE_FLAG);
-        let from_file = self.get(&CLUSTER_SECRET_FILE, ClusterKey::from_file)?;
-        // An empty variable (`CLUSTER_SECRET=${CLUSTER_SECRET}` in a compose
-        // file, with nothing set) counts as unset.
-        let from_env = match std::env::var_os(CLUSTER_SECRET_ENV) {
-            Some(_) if from_file.is_some() => None,
-            Some(value) if value.to_string_lossy().trim().is_empty() => None,
-            Some(value) => {
-                let value = os_to_string(&CLUSTER_SECRET_FILE, value)?;
-                let key = ClusterKey::new(&value).map_err(|message| {
-                    invalid(
-                        &CLUSTER_SECRET_FILE,
-                        format!("{CLUSTER_SECRET_ENV}: {message}"),
-                    )
-                })?;
-                self.effective.push((
-                    "--cluster-secret",
-                    format!("({} bytes from {CLUSTER_SECRET_ENV})", value.trim().len()),
-                    Source::Env,
-                ));
-                Some(key)
-            }
+        let key = match self.secret(&CLUSTER_SECRET_FILE, CLUSTER_SECRET_ENV)? {
+            Some(text) => Some(
+                ClusterKey::new(&text).map_err(|message| invalid(&CLUSTER_SECRET_FILE, message))?,
+            ),
             None => None,
         };
-        match (from_file.or(from_env), insecure) {
+        match (key, insecure) {
             (Some(_), true) => Err(ConfigError::Usage(format!(
                 "{INSECURE_FLAG} and a cluster secret: choose one"
             ))),
@@ -303,6 +309,22 @@ impl ConfigReader {
             (None, false) => Ok(ClusterSecret::Missing),
         }
     }
+}
+
+/// The text of a file holding a secret (trimmed), which only its owner may
+/// read, like an ssh key: a secret others can read protects nothing.
+pub fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|err| format!("{path}: {err}"))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{path}: readable by others (mode {:o}); chmod 600 it",
+            mode & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|err| format!("{path}: {err}"))?;
+    Ok(text.trim().to_owned())
 }
 
 /// The loud line a server prints at start-up without a cluster secret.

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use common::api::ClusterStatus;
-use common::cluster_auth::Verifier;
+use common::cluster_auth::{self, Verifier};
 use common::limits::BATCH_CHUNKS_MAX;
 use common::name::FileName;
 use common::percent;
@@ -20,6 +20,7 @@ use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::version::FileVersion;
 use crate::metrics;
 use crate::naming::Naming;
+use crate::tokens::{ApiTokens, Permission, TokenError};
 use crate::upload;
 
 pub struct Api {
@@ -28,6 +29,8 @@ pub struct Api {
     /// Checks a storage server's registration (`POST /servers`) for
     /// cluster credentials; `None` with `--insecure`.
     pub cluster_verifier: Option<Verifier>,
+    /// The public API's tokens; `None`: open to all.
+    pub tokens: Option<Arc<ApiTokens>>,
 }
 
 impl Handler for Api {
@@ -41,6 +44,7 @@ impl Api {
     fn route(&self, request: &mut Request) -> Result<Reply, ApiError> {
         let path = server::url_path(request).to_owned();
         let method = request.method().clone();
+        self.authorize(request, &method, &path)?;
         if let Some(raw_name) = path.strip_prefix("/files/") {
             let name = parse_name(raw_name)?;
             return match method {
@@ -198,18 +202,46 @@ impl Api {
 
     /// `POST /servers?url=URL`: a storage server started with `--join`
     /// registers itself; the cluster grows without a restart.
-    fn join(&self, request: &Request) -> Result<Reply, ApiError> {
-        // A storage server registered here receives replicas of files: only
-        // a member of the cluster may add one.
-        if let Some(verifier) = &self.cluster_verifier {
-            verifier
-                .check(
-                    server::header(request, "Authorization"),
-                    request.method().as_str(),
-                    request.url(),
-                )
-                .map_err(|err| ApiError::Unauthorized(err.to_string()))?;
+    /// The one check of who may do what, before anything is read or done:
+    /// with tokens on, every endpoint but `/health` needs a token with the
+    /// permission of `needed_permission`; `POST /servers` (a storage server
+    /// registering, which is then sent replicas) needs cluster credentials
+    /// or, with tokens on, an admin token.
+    fn authorize(&self, request: &Request, method: &Method, path: &str) -> Result<(), ApiError> {
+        let Some(needs) = needed_permission(method, path) else {
+            return Ok(());
+        };
+        let header = server::header(request, "Authorization");
+        let registering = *method == Method::Post && path == "/servers";
+        let by_cluster = header.is_some_and(|value| value.starts_with(cluster_auth::SCHEME));
+        if registering {
+            match &self.cluster_verifier {
+                Some(verifier) if by_cluster || self.tokens.is_none() => {
+                    return verifier
+                        .check(header, method.as_str(), request.url())
+                        .map_err(|err| ApiError::Unauthorized(err.to_string()));
+                }
+                None if self.tokens.is_none() => return Ok(()),
+                // Without a cluster secret only an admin token registers.
+                _ => {}
+            }
         }
+        let Some(tokens) = &self.tokens else {
+            return Ok(());
+        };
+        tokens.authorize(header, needs).map(drop).map_err(|err| {
+            // The label names the token; the token itself is never logged.
+            eprintln!("refused {method} {path}: {err}");
+            match err {
+                TokenError::Missing | TokenError::Unknown => {
+                    ApiError::Unauthorized(err.to_string())
+                }
+                TokenError::Insufficient { .. } => ApiError::Forbidden(err.to_string()),
+            }
+        })
+    }
+
+    fn join(&self, request: &Request) -> Result<Reply, ApiError> {
         let raw = server::query_param(request, "url")
             .ok_or_else(|| ApiError::BadRequest("joining needs ?url=URL".to_owned()))?;
         let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
@@ -326,5 +358,16 @@ impl Read for StatReader {
         out[..copied].copy_from_slice(&available[..copied]);
         self.text_pos += copied;
         Ok(copied)
+    }
+}
+
+/// What a request needs of a token (`None`: open to all, `/health` alone).
+/// Unknown routes need `read`, so a stranger learns nothing of the API.
+fn needed_permission(method: &Method, path: &str) -> Option<Permission> {
+    match (method, path) {
+        (Method::Get | Method::Head, "/health") => None,
+        (Method::Post, "/drain" | "/servers") => Some(Permission::Admin),
+        (Method::Put | Method::Delete | Method::Post, _) => Some(Permission::Write),
+        _ => Some(Permission::Read),
     }
 }

@@ -4,6 +4,7 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::{
@@ -18,6 +19,7 @@ use crate::limits::{
     HEARTBEAT_MS_DEFAULT, NAMING_WORKERS_COUNT, RECONCILE_MS_DEFAULT,
     REPLICATION_BYTES_PER_SEC_DEFAULT, REPLICATION_DEFAULT, REPLICATION_MAX, STORAGE_SERVERS_MAX,
 };
+use crate::tokens::ApiTokens;
 
 pub struct Config {
     pub listen: SocketAddr,
@@ -39,6 +41,8 @@ pub struct Config {
     pub dead_after: Duration,
     /// What calls to storage carry, and `--join` registrations must.
     pub cluster: ClusterSecret,
+    /// The public API's tokens; `None`: the API is open.
+    pub api_tokens: Option<Arc<ApiTokens>>,
     pub effective_lines: Vec<String>,
 }
 
@@ -108,7 +112,13 @@ const REPLICATION_RATE: Param = Param {
     default: Fallback::Number(REPLICATION_BYTES_PER_SEC_DEFAULT),
     help: "the most bytes per second re-replication copies, so client traffic keeps flowing",
 };
-const PARAMS: [Param; 13] = [
+const API_TOKENS_FILE: Param = Param {
+    flag: "--api-tokens-file",
+    env: "API_TOKENS_FILE",
+    default: Fallback::Unset,
+    help: "file of API tokens, lines `TOKEN read|write|admin [LABEL]` (only its owner may read it); read again on SIGHUP. Without it the public API is open",
+};
+const PARAMS: [Param; 14] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -122,6 +132,7 @@ const PARAMS: [Param; 13] = [
     RECONCILE,
     REPLICATION_RATE,
     CLUSTER_SECRET_FILE,
+    API_TOKENS_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -185,6 +196,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         parse_positive(raw, "bytes per second")
     })?;
     let cluster = reader.cluster_secret()?;
+    let api_tokens = reader.get(&API_TOKENS_FILE, |raw| ApiTokens::load(raw).map(Arc::new))?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -201,6 +213,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         replication_bytes_per_sec: replication_bytes_per_sec.expect("has a default"),
         dead_after: Duration::from_millis(dead_after_ms),
         cluster,
+        api_tokens,
         effective_lines,
     }))
 }

@@ -57,6 +57,8 @@ pub enum ApiError {
     Internal(String),
     /// No valid credentials for this request: nothing was done.
     Unauthorized(String),
+    /// Credentials without the permission this request needs.
+    Forbidden(String),
 }
 
 impl HttpError for ApiError {
@@ -66,6 +68,7 @@ impl HttpError for ApiError {
             ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
             ApiError::NoRoute | ApiError::NotFound { .. } | ApiError::UnknownServer { .. } => 404,
             ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed => 405,
             ApiError::Exists { .. } => 409,
             ApiError::LengthRequired => 411,
@@ -85,7 +88,7 @@ impl fmt::Display for ApiError {
             ApiError::BadName(err) => write!(f, "bad file name: {err}"),
             ApiError::BadRequest(message) => f.write_str(message),
             ApiError::NoRoute => write!(f, "no such endpoint"),
-            ApiError::Unauthorized(message) => f.write_str(message),
+            ApiError::Unauthorized(message) | ApiError::Forbidden(message) => f.write_str(message),
             ApiError::MethodNotAllowed => write!(f, "method not allowed on this endpoint"),
             ApiError::NotFound { name } => write!(f, "{name}: no such file"),
             ApiError::Exists { name } => write!(f, "{name}: already exists (use overwrite)"),

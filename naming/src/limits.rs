@@ -6,6 +6,12 @@ use std::time::Duration;
 /// The most storage servers one naming server manages; server ids are `u16`.
 pub const STORAGE_SERVERS_MAX: usize = 1024;
 
+/// The shortest API token accepted in `API_TOKENS_FILE`.
+pub const API_TOKEN_BYTES_MIN: usize = 16;
+
+/// How soon after SIGHUP the tokens file is read again.
+pub const TOKENS_RELOAD_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
 /// The largest replication factor.
 pub const REPLICATION_MAX: usize = 16;
 

@@ -19,10 +19,12 @@ mod reconcile;
 mod repair;
 mod replicate;
 mod storage_client;
+mod tokens;
 mod upload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use common::cluster_auth::Verifier;
@@ -33,10 +35,14 @@ use common::pacer::Pacer;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::limits::{BLOB_RESERVATION_COUNT, CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL};
+use crate::limits::{
+    BLOB_RESERVATION_COUNT, CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL,
+    TOKENS_RELOAD_CHECK_INTERVAL,
+};
 use crate::meta_store::local::{LocalSettings, LocalStore};
 use crate::naming::Naming;
 use crate::storage_client::StorageClient;
+use crate::tokens::ApiTokens;
 
 fn main() -> ExitCode {
     common::config::server_main(config::parse, |config: &Config| config.listen, run)
@@ -54,6 +60,15 @@ fn run(config: &Config) -> Result<(), String> {
                 "calls to storage carry no credentials (storage servers with a secret refuse them) and anyone can register a storage server"
             )
         );
+    }
+    match &config.api_tokens {
+        Some(tokens) => println!(
+            "api tokens: {} in force; every public endpoint but /health needs one",
+            tokens.count()
+        ),
+        None => println!(
+            "api tokens: none (no --api-tokens-file): the public API is open to anyone who can reach it"
+        ),
     }
     let settings = LocalSettings {
         checkpoint_bytes: config.checkpoint_bytes,
@@ -97,6 +112,7 @@ fn run(config: &Config) -> Result<(), String> {
         naming,
         stats: Arc::clone(&stats),
         cluster_verifier: cluster_key.cloned().map(Verifier::new),
+        tokens: config.api_tokens.clone(),
     };
     server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
 }
@@ -154,6 +170,9 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
             }
         }
     });
+    if let Some(tokens) = config.api_tokens.clone() {
+        reload_tokens_on_sighup(tokens);
+    }
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);
     thread::spawn(move || {
         for _ in checkpoint.iter() {
@@ -161,6 +180,29 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                 // The journal still holds everything: a failed checkpoint
                 // costs restart time, not data. Try again next tick.
                 eprintln!("checkpoint failed: {err}");
+            }
+        }
+    });
+}
+
+/// Reads the tokens file again after each SIGHUP (within
+/// `TOKENS_RELOAD_CHECK_INTERVAL`), so a token is revoked without a restart.
+fn reload_tokens_on_sighup(tokens: Arc<ApiTokens>) {
+    let hangup = Arc::new(AtomicBool::new(false));
+    if let Err(err) = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+    {
+        eprintln!("api tokens: cannot watch SIGHUP ({err}); a restart reloads them");
+        return;
+    }
+    let tick = crossbeam_channel::tick(TOKENS_RELOAD_CHECK_INTERVAL);
+    thread::spawn(move || {
+        for _ in tick.iter() {
+            if !hangup.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            match tokens.reload() {
+                Ok(count) => println!("api tokens: reloaded on SIGHUP, {count} in force"),
+                Err(err) => eprintln!("api tokens: reload failed, the previous tokens stay: {err}"),
             }
         }
     });

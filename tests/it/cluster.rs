@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster_auth::{ClusterKey, Signer};
+use std::os::unix::fs::PermissionsExt;
+use ureq::http::header::AUTHORIZATION;
 
 /// How a cluster is set up; `Spec::default()` is three storage servers at
 /// replication 2.
@@ -29,6 +31,10 @@ pub struct Spec {
     pub checkpoint_bytes: u64,
     /// `--reconcile-ms` of the naming server (also the orphans' grace period).
     pub reconcile_ms: u64,
+    /// The text of the naming server's `--api-tokens-file`, if any.
+    pub api_tokens: Option<&'static str>,
+    /// The token the cluster's agent and CLI send to the naming server.
+    pub token: Option<&'static str>,
 }
 
 impl Default for Spec {
@@ -43,6 +49,8 @@ impl Default for Spec {
             dead_after_ms: 1000,
             checkpoint_bytes: 64 * 1024 * 1024,
             reconcile_ms: 30_000,
+            api_tokens: None,
+            token: None,
         }
     }
 }
@@ -100,7 +108,7 @@ impl Cluster {
             .iter()
             .map(|server| format!("http://{}", server.addr))
             .collect();
-        let naming_args = vec![
+        let mut naming_args = vec![
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
             "--storage-servers".to_owned(),
@@ -122,8 +130,17 @@ impl Cluster {
             "--reconcile-ms".to_owned(),
             spec.reconcile_ms.to_string(),
         ];
+        if let Some(text) = spec.api_tokens {
+            let path = dir.join("api-tokens");
+            fs::write(&path, text).expect("write the tokens file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+            naming_args.extend(["--api-tokens-file".to_owned(), path_arg(&path)]);
+        }
         let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
-        let agent = Cluster::test_agent();
+        let agent = Cluster::agent_with(
+            spec.token
+                .map(|token| (naming.addr.to_string(), token.to_owned())),
+        );
         let cluster = Cluster {
             dir,
             spec,
@@ -139,8 +156,38 @@ impl Cluster {
     /// the test cluster's credentials on every call (storage servers need
     /// them; the naming server's public API ignores them).
     pub fn test_agent() -> ureq::Agent {
+        Cluster::agent_with(None)
+    }
+
+    /// The test agent, also sending `Bearer TOKEN` to the naming server at
+    /// `bearer.0` (the token `bearer.1`). A request that already has an
+    /// `Authorization` header keeps it.
+    pub fn agent_with(bearer: Option<(String, String)>) -> ureq::Agent {
+        let signer = test_signer();
+        let credentials = move |mut request: ureq::http::Request<ureq::SendBody>,
+                                next: ureq::middleware::MiddlewareNext| {
+            let headers = request.headers();
+            if !headers.contains_key(AUTHORIZATION) {
+                let to_naming = |authority: &str| {
+                    request.uri().authority().map(|found| found.as_str()) == Some(authority)
+                };
+                let value = match &bearer {
+                    Some((authority, token)) if to_naming(authority) => format!("Bearer {token}"),
+                    _ => {
+                        let target = request
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |target| target.as_str());
+                        signer.authorization(request.method().as_str(), target)
+                    }
+                };
+                let value = ureq::http::HeaderValue::from_str(&value).expect("a header value");
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            next.handle(request)
+        };
         ureq::Agent::config_builder()
-            .middleware(test_signer())
+            .middleware(credentials)
             .timeout_global(Some(Duration::from_secs(120)))
             .timeout_per_read(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
@@ -249,7 +296,11 @@ impl Cluster {
 
     /// Runs the `harbour` client against this cluster.
     pub fn cli(&self, args: &[&str]) -> Cli {
-        Cli::new(args).env("NAME_SERVER", &self.url())
+        let cli = Cli::new(args).env("NAME_SERVER", &self.url());
+        match self.spec.token {
+            Some(token) => cli.env("HARBOUR_TOKEN", token),
+            None => cli,
+        }
     }
 
     /// Puts full chunks `indexes` of `blob` straight onto storage server
@@ -523,7 +574,8 @@ impl Server {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, signal: &str) {
+    /// Sends `signal` (`-HUP`, `-TERM`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.pid().to_string()])
             .status()

@@ -21,3 +21,4 @@ mod reconcile;
 mod replication;
 mod security;
 mod tidy;
+mod tokens;
