@@ -3,6 +3,7 @@
 #   make stop-cluster  stop exactly the processes run-cluster started
 #   make test          every check CI runs (the patched tiny_http's own tests too)
 #   make bench         throughput figures (not part of test)
+#   make fuzz          every fuzz target for FUZZ_SECONDS each (not part of test)
 #   make test-docker   the compose cluster across containers (after make test in CI)
 
 CARGO       ?= cargo
@@ -12,7 +13,7 @@ NAMING_URL  := http://127.0.0.1:8000
 # Made once by run-cluster, read by every server it starts.
 SECRET_FILE := $(RUN_DIR)/cluster-secret
 
-.PHONY: build run-cluster stop-cluster test bench clean docker-images docker-up docker-down test-docker
+.PHONY: build run-cluster stop-cluster test bench fuzz clean docker-images docker-up docker-down test-docker
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -84,6 +85,23 @@ bench: build
 	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage
 	HARBOUR_BENCH=1 HARBOUR_SLOW_TESTS=1 HARBOUR_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) \
 	  $(CARGO) test --release -p tests -- --nocapture --test-threads=1 bench:: streams_through
+
+# Fuzzing (issue 11): every parser a peer or a disk controls, each target
+# for FUZZ_SECONDS, with libFuzzer through cargo-fuzz (installed if
+# missing). cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets the one
+# stable toolchain take them. Findings land in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := batch_framing segment_records journal_frames names_and_percent cluster_credentials config_parsers
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@set -e; cd fuzz; for target in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done)' || true; \
+	  if ls artifacts/$$target/* >/dev/null 2>&1; then echo "fuzz: $$target found something: fuzz/artifacts/$$target/"; exit 1; fi; \
+	done
 
 # Base images the Dockerfile names, made locally when no registry is
 # reachable (a user with a registry can skip this: docker pulls them).

@@ -24,7 +24,7 @@
 
 pub mod record;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::codec::{Put, Reader};
 use common::group_commit::GroupCommit;
+use common::own_files;
 use common::zeroed_tail;
 
 use crate::metadata::change::Change;
@@ -126,11 +127,7 @@ impl Journal {
             let replay = replay_journal(&path, generation, apply, &mut notes)?;
             bytes_since_checkpoint += replay.valid_len;
             if replay.valid_len < replay.file_len {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|err| io_error(&path, err))?;
+                let file = own_files::open_read_write(&path).map_err(|err| io_error(&path, err))?;
                 let unused = zeroed_tail::is_zeros(&file, replay.valid_len, replay.file_len)
                     .map_err(|err| io_error(&path, err))?;
                 if !unused && generation != newest {
@@ -155,11 +152,7 @@ impl Journal {
             newest_len = replay.valid_len;
         }
         let path = journal_path(dir, newest);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|err| io_error(&path, err))?;
+        let file = own_files::open_read_write(&path).map_err(|err| io_error(&path, err))?;
         let writer = Writer {
             file: Arc::new(file),
             generation: newest,
@@ -286,7 +279,7 @@ impl Journal {
         changes: impl Iterator<Item = Change>,
     ) -> io::Result<()> {
         let temp_path = self.dir.join(CHECKPOINT_TEMP_NAME);
-        let file = File::create(&temp_path)?;
+        let file = own_files::create_fresh(&temp_path)?;
         let mut out = BufWriter::with_capacity(1024 * 1024, file);
         out.write_all(&file_header(&CHECKPOINT_MAGIC, generation))?;
         let mut records_count = 0u64;
@@ -298,7 +291,7 @@ impl Journal {
         let file = out.into_inner().map_err(|err| err.into_error())?;
         file.sync_all()?;
         fs::rename(&temp_path, self.dir.join(CHECKPOINT_NAME))?;
-        File::open(&self.dir)?.sync_all()?;
+        own_files::sync_dir(&self.dir)?;
         for stale in list_journals(&self.dir).map_err(journal_to_io)? {
             if stale < generation {
                 fs::remove_file(journal_path(&self.dir, stale))?;
@@ -325,7 +318,7 @@ fn load_checkpoint(
     notes: &mut Vec<String>,
 ) -> Result<u64, JournalError> {
     let path = dir.join(CHECKPOINT_NAME);
-    let file = match File::open(&path) {
+    let file = match own_files::open_read(&path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(err) => return Err(io_error(&path, err)),
@@ -378,7 +371,7 @@ fn replay_journal(
     apply: Replay<'_>,
     notes: &mut Vec<String>,
 ) -> Result<Replayed, JournalError> {
-    let file = File::open(path).map_err(|err| io_error(path, err))?;
+    let file = own_files::open_read(path).map_err(|err| io_error(path, err))?;
     let file_len = file.metadata().map_err(|err| io_error(path, err))?.len();
     let damaged = |detail: String| JournalError::Damaged {
         path: path.to_path_buf(),
@@ -450,19 +443,11 @@ fn file_header(magic: &[u8; 8], generation: u64) -> Vec<u8> {
 /// Creates `journal-G.log` with its header, durably (folder fsynced too).
 fn create_journal(dir: &Path, generation: u64) -> Result<File, JournalError> {
     let path = journal_path(dir, generation);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|err| io_error(&path, err))?;
+    let mut file = own_files::create_fresh(&path).map_err(|err| io_error(&path, err))?;
     file.write_all(&file_header(&JOURNAL_MAGIC, generation))
         .map_err(|err| io_error(&path, err))?;
     file.sync_all().map_err(|err| io_error(&path, err))?;
-    File::open(dir)
-        .and_then(|folder| folder.sync_all())
-        .map_err(|err| io_error(dir, err))?;
+    own_files::sync_dir(dir).map_err(|err| io_error(dir, err))?;
     Ok(file)
 }
 
@@ -487,9 +472,7 @@ fn list_journals(dir: &Path) -> Result<Vec<u64>, JournalError> {
 
 fn remove(dir: &Path, path: &Path) -> Result<(), JournalError> {
     fs::remove_file(path).map_err(|err| io_error(path, err))?;
-    File::open(dir)
-        .and_then(|folder| folder.sync_all())
-        .map_err(|err| io_error(dir, err))
+    own_files::sync_dir(dir).map_err(|err| io_error(dir, err))
 }
 
 fn io_error(path: &Path, err: io::Error) -> JournalError {

@@ -1,27 +1,6 @@
 //! harbour-naming: wiring only. Parse the config, build the shared state,
 //! start the heartbeat and garbage threads, serve the public API.
 
-mod api;
-mod cluster;
-mod config;
-mod download;
-mod error;
-mod fanout;
-mod garbage;
-mod journal;
-mod limits;
-mod meta_store;
-mod metadata;
-mod metrics;
-mod naming;
-mod placement;
-mod reconcile;
-mod repair;
-mod replicate;
-mod storage_client;
-mod tokens;
-mod upload;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,16 +12,17 @@ use common::server::{self, ServerConfig, ServerStats};
 
 use common::pacer::Pacer;
 
-use crate::cluster::Cluster;
-use crate::config::Config;
-use crate::limits::{
+use naming::cluster::Cluster;
+use naming::config::Config;
+use naming::limits::{
     BLOB_RESERVATION_COUNT, CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL,
     TOKENS_RELOAD_CHECK_INTERVAL,
 };
-use crate::meta_store::local::{LocalSettings, LocalStore};
-use crate::naming::Naming;
-use crate::storage_client::StorageClient;
-use crate::tokens::ApiTokens;
+use naming::meta_store::local::{LocalSettings, LocalStore};
+use naming::naming::Naming;
+use naming::storage_client::StorageClient;
+use naming::tokens::ApiTokens;
+use naming::{api, config, repair};
 
 fn main() -> ExitCode {
     common::config::server_main(config::parse, |config: &Config| config.listen, run)

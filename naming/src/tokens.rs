@@ -56,7 +56,7 @@ struct Grant {
 }
 
 /// The tokens of one reading of the file.
-struct TokenSet {
+pub struct TokenSet {
     by_digest: HashMap<[u8; 32], Grant>,
 }
 
@@ -96,7 +96,7 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl TokenSet {
     /// Parses the file's text; an error names the line, never its token.
-    fn parse(text: &str) -> Result<TokenSet, String> {
+    pub fn parse(text: &str) -> Result<TokenSet, String> {
         let mut by_digest = HashMap::new();
         for (number, line) in text
             .lines()

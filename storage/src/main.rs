@@ -1,20 +1,7 @@
 //! harbour-storage: wiring only. Parse the config, open the chunk store,
 //! start its compaction and scrub threads, serve its API.
 
-mod api;
-mod config;
-mod error;
-mod index;
-mod join;
-mod limits;
-mod record;
-mod scrub;
-mod segments;
-mod store;
-#[cfg(test)]
-mod test_support;
-
-use std::fs::{self, File};
+use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::{self, ExitCode};
 use std::sync::Arc;
@@ -25,8 +12,9 @@ use common::cluster_auth::{Signer, Verifier};
 use common::limits::QUEUE_DEPTH_MAX;
 use common::server::{self, ServerConfig, ServerStats};
 
-use crate::config::Config;
-use crate::store::Store;
+use storage::config::Config;
+use storage::store::Store;
+use storage::{api, config, join, scrub, store};
 
 fn main() -> ExitCode {
     common::config::server_main(config::parse, |config: &Config| config.listen, run)
@@ -55,7 +43,7 @@ fn run(config: &Config) -> Result<(), String> {
     })?;
     // One process per data folder: a second one would interleave segments.
     let lock_path = dir.join("LOCK");
-    let lock = File::create(&lock_path).map_err(|err| {
+    let lock = common::own_files::open_or_create(&lock_path).map_err(|err| {
         format!(
             "--data-dir / DATA_DIR: cannot write in {}: {err}",
             dir.display()

@@ -15,7 +15,7 @@ use common::limits::CLUSTER_CLOCK_SKEW_MS;
 use common::wire::{BLOB_ENTRY_BYTES, Chunk, decode_blob_entry, encode_batch};
 
 use crate::cluster::{
-    Answer, Cluster, Server, Spec, TEST_CLUSTER_SECRET, bin_path, test_bytes, test_dir,
+    Answer, Cluster, Server, Spec, TEST_CLUSTER_SECRET, bin_path, test_bytes, test_dir, wait_until,
 };
 
 /// A call to `url` with exactly this `Authorization` (none if `None`).
@@ -386,4 +386,57 @@ fn the_secret_never_shows_in_logs_help_or_status() {
     for text in &seen {
         assert!(!text.contains(TEST_CLUSTER_SECRET), "{text}");
     }
+}
+
+#[test]
+fn a_link_planted_in_a_server_folder_is_never_followed() {
+    let mut cluster = Cluster::start(Spec {
+        checkpoint_bytes: 4096,
+        ..Spec::default()
+    });
+    let bytes = test_bytes(3000, 1);
+    assert_eq!(cluster.put("a", &bytes).status, 201);
+    let outside = cluster.dir.join("outside");
+    fs::write(&outside, b"precious, and not the servers'").unwrap();
+    // Storage: a segment name pointing out of the folder stops the start.
+    cluster.storage(0).kill();
+    let link = cluster.storage_dir(0).join("segment-00009999.hseg");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let output = Command::new(bin_path("harbour-storage"))
+        .env_clear()
+        .env("CLUSTER_SECRET", TEST_CLUSTER_SECRET)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(cluster.storage_dir(0))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    fs::remove_file(&link).unwrap();
+    cluster.storage(0).restart();
+    cluster.wait_healthy();
+    // Naming: a checkpoint written while `checkpoint.tmp` is a planted link
+    // replaces the link, never the file it points to.
+    let planted = cluster.meta_dir().join("checkpoint.tmp");
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    let long = "n".repeat(200);
+    for idx in 0..40 {
+        assert_eq!(
+            cluster
+                .put(&format!("{long}{idx}"), b"grow the journal")
+                .status,
+            201
+        );
+    }
+    wait_until(Duration::from_secs(10), "a checkpoint", || {
+        cluster.meta_dir().join("checkpoint").is_file() && !planted.exists()
+    });
+    assert_eq!(
+        fs::read(&outside).unwrap(),
+        b"precious, and not the servers'"
+    );
+    assert!(cluster.get("a").body == bytes);
+    cluster.naming().restart();
+    cluster.wait_healthy();
+    assert_eq!(cluster.get(&format!("{long}39")).body, b"grow the journal");
 }

@@ -6,7 +6,7 @@
 //! DATA_DIR/segment-NNNNNNNN.hseg.compacting   compaction's copy of one, until renamed over it
 //! ```
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ pub fn temp_path(dir: &Path, segment_id: u32) -> PathBuf {
 
 /// Makes renames, creations and deletions in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    common::own_files::sync_dir(dir)
 }
 
 /// The ids of the segments in `dir`, in order.

@@ -22,7 +22,7 @@ pub mod files;
 mod recovery;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use common::chunk::{BlobId, ChunkId};
 use common::group_commit::GroupCommit;
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::own_files;
 use common::pool::{BufferPool, Pooled};
 #[cfg(test)]
 use common::wire::Chunk;
@@ -436,11 +437,7 @@ impl Store {
         }
         let next_id = state.files.keys().next_back().map_or(1, |id| id + 1);
         let path = files::segment_path(&self.dir, next_id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = own_files::create_new(&path)?;
         file.write_all_at(&SEGMENT_MAGIC, 0)?;
         file.sync_all()?;
         files::sync_dir(&self.dir)?;

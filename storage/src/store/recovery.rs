@@ -9,7 +9,7 @@
 //! appends (`common::zeroed_tail`): cut from any segment without a word.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use common::chunk::ChunkId;
 use common::group_commit::GroupCommit;
 use common::limits::CHUNK_SIZE_BYTES;
+use common::own_files;
 use common::zeroed_tail;
 
 use crate::index::{Index, Run};
@@ -42,7 +43,7 @@ impl Store {
         let last_id = segment_ids.last().copied();
         for &segment_id in &segment_ids {
             let path = files::segment_path(dir, segment_id);
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let file = own_files::open_read_write(&path)?;
             let mut len = file.metadata()?.len();
             let replayed = replay_segment(
                 &file,

@@ -5,13 +5,14 @@
 //! checked, put in place and the index moved to it. Steps 1 to 5 of the
 //! module header.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::chunk::BlobId;
 use common::limits::CHUNK_SIZE_BYTES;
+use common::own_files;
 
 use super::{Outcome, Pacing};
 use crate::record::{
@@ -143,12 +144,7 @@ pub fn copy_live(
     }
     let target_id = *group.last().expect("a group has a segment");
     let temp_path = files::temp_path(store.dir(), target_id);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp_path)?;
+    let file = own_files::create_fresh(&temp_path)?;
     let mut copy = Copy {
         sources,
         temp_path,
