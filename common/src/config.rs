@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use crate::cluster_auth::ClusterKey;
-use crate::limits::INBOUND_IO_TIMEOUT_MS_DEFAULT;
+use crate::limits::{CONNECTIONS_MAX_DEFAULT, INBOUND_IO_TIMEOUT_MS_DEFAULT};
 
 /// One setting: its flag, its environment variable, its default and a
 /// line of help.
@@ -215,6 +215,22 @@ pub const IO_TIMEOUT: Param = Param {
     default: Fallback::Number(INBOUND_IO_TIMEOUT_MS_DEFAULT),
     help: "an inbound connection that stalls this long is closed",
 };
+
+/// `--connections-max`: the same for both servers.
+pub const CONNECTIONS_MAX: Param = Param {
+    flag: "--connections-max",
+    env: "CONNECTIONS_MAX",
+    default: Fallback::Number(CONNECTIONS_MAX_DEFAULT),
+    help: "connections served at once; past it a new one is answered 503 and closed",
+};
+
+/// Parses a connection bound.
+pub fn parse_connections(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(count @ 1..=1_000_000) => Ok(count),
+        _ => Err("must be a whole number from 1 to 1000000".to_owned()),
+    }
+}
 
 /// `--cluster-secret-file`: where the cluster secret is, for both servers.
 /// `CLUSTER_SECRET` holds the secret itself instead; `--insecure` runs

@@ -64,6 +64,11 @@ pub const STORAGE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// `zeroed_tail`). Written again each time the appends reach them.
 pub const ZEROED_TAIL_BYTES: u64 = 1024 * 1024;
 
+/// Default bound on the connections a server serves at once; past it a new
+/// one is answered 503 and closed instead of queued (each holds a
+/// connection thread and its buffers: about 50 KiB).
+pub const CONNECTIONS_MAX_DEFAULT: u64 = 2048;
+
 /// The shortest cluster secret accepted (`CLUSTER_SECRET`).
 pub const CLUSTER_SECRET_BYTES_MIN: usize = 16;
 

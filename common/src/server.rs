@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub queue_depth: usize,
     /// How long a connection may stall, reading or writing, before it is cut.
     pub io_timeout: Duration,
+    /// Connections served at once; past it new ones are refused (503).
+    pub connections_max: usize,
 }
 
 /// What a handler answers.
@@ -202,6 +204,7 @@ pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
             listen: config.listen,
             message: err.to_string(),
         })?;
+    server.set_connections_max(Some(config.connections_max));
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
     println!("listening on http://{addr}");
     Ok(Listener { server, addr })

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::{
-    CLUSTER_SECRET_FILE, ClusterSecret, ConfigError, ConfigReader, Fallback, INSECURE_HELP,
-    IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url, parse_millis, parse_positive,
-    parse_workers,
+    CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader, Fallback,
+    INSECURE_HELP, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
+    parse_connections, parse_millis, parse_positive, parse_workers,
 };
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
 
@@ -29,6 +29,7 @@ pub struct Config {
     /// Budget of each naming → storage call.
     pub storage_timeout: Duration,
     pub io_timeout: Duration,
+    pub connections_max: usize,
     pub workers_count: usize,
     pub heartbeat_interval: Duration,
     /// The journal grows by this much between checkpoints.
@@ -118,13 +119,14 @@ const API_TOKENS_FILE: Param = Param {
     default: Fallback::Unset,
     help: "file of API tokens, lines `TOKEN read|write|admin [LABEL]` (only its owner may read it); read again on SIGHUP. Without it the public API is open",
 };
-const PARAMS: [Param; 14] = [
+const PARAMS: [Param; 15] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
     META_DIR,
     TIMEOUT,
     IO_TIMEOUT,
+    CONNECTIONS_MAX,
     WORKERS,
     HEARTBEAT,
     DEAD_AFTER,
@@ -170,6 +172,9 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let meta_dir = meta_dir.expect("has a default");
     check_writable_dir(&meta_dir).map_err(|message| invalid(&META_DIR, message))?;
     let storage_timeout = reader.get(&TIMEOUT, parse_millis)?.expect("has a default");
+    let connections_max = reader
+        .get(&CONNECTIONS_MAX, parse_connections)?
+        .expect("has a default");
     let io_timeout = reader
         .get(&IO_TIMEOUT, parse_millis)?
         .expect("has a default");
@@ -206,6 +211,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         meta_dir,
         storage_timeout: Duration::from_millis(storage_timeout),
         io_timeout: Duration::from_millis(io_timeout),
+        connections_max,
         workers_count: workers_count.expect("has a default"),
         heartbeat_interval: Duration::from_millis(heartbeat_ms),
         checkpoint_bytes: checkpoint_bytes.expect("has a default"),

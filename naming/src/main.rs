@@ -86,6 +86,7 @@ fn run(config: &Config) -> Result<(), String> {
         workers_count: config.workers_count,
         queue_depth: QUEUE_DEPTH_MAX,
         io_timeout: config.io_timeout,
+        connections_max: config.connections_max,
     };
     let stats = Arc::new(ServerStats::default());
     let api = api::Api {

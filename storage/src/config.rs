@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    CLUSTER_SECRET_FILE, ClusterSecret, ConfigError, ConfigReader, Fallback, INSECURE_HELP,
-    IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url, parse_millis, parse_positive,
-    parse_workers,
+    CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader, Fallback,
+    INSECURE_HELP, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
+    parse_connections, parse_millis, parse_positive, parse_workers,
 };
 
 use crate::limits::{SCRUB_BYTES_PER_SEC_DEFAULT, STORAGE_WORKERS_COUNT};
@@ -17,6 +17,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub capacity_bytes: Option<u64>,
     pub io_timeout: Duration,
+    pub connections_max: usize,
     pub workers_count: usize,
     /// The most bytes per second the background scrub reads.
     pub scrub_bytes_per_sec: u64,
@@ -71,11 +72,12 @@ const ADVERTISE: Param = Param {
     default: Fallback::Unset,
     help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR)",
 };
-const PARAMS: [Param; 9] = [
+const PARAMS: [Param; 10] = [
     LISTEN,
     DATA_DIR,
     CAPACITY,
     IO_TIMEOUT,
+    CONNECTIONS_MAX,
     WORKERS,
     SCRUB_RATE,
     JOIN,
@@ -98,6 +100,9 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     })?;
     let capacity_bytes = reader.get(&CAPACITY, |raw| parse_positive(raw, "bytes"))?;
     let io_timeout = reader.get(&IO_TIMEOUT, parse_millis)?;
+    let connections_max = reader
+        .get(&CONNECTIONS_MAX, parse_connections)?
+        .expect("has a default");
     let workers_count = reader.get(&WORKERS, parse_workers)?;
     let scrub_bytes_per_sec =
         reader.get(&SCRUB_RATE, |raw| parse_positive(raw, "bytes per second"))?;
@@ -125,6 +130,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         data_dir: data_dir.expect("has a default"),
         capacity_bytes,
         io_timeout: Duration::from_millis(io_timeout.expect("has a default")),
+        connections_max,
         workers_count: workers_count.expect("has a default"),
         scrub_bytes_per_sec: scrub_bytes_per_sec.expect("has a default"),
         join,

@@ -73,6 +73,7 @@ fn run(config: &Config) -> Result<(), String> {
         workers_count: config.workers_count,
         queue_depth: QUEUE_DEPTH_MAX,
         io_timeout: config.io_timeout,
+        connections_max: config.connections_max,
     };
     let store = Arc::new(store);
     let scrub_stats = Arc::new(scrub::ScrubStats::default());

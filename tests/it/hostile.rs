@@ -357,3 +357,38 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
     server.kill();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn past_the_connection_bound_new_connections_are_refused_not_queued() {
+    let dir = test_dir();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--connections-max",
+        "8",
+        "--data-dir",
+    ];
+    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    args.push(dir.join("data").to_str().unwrap().to_owned());
+    let server = Server::start("harbour-storage", args, dir.join("storage.log"));
+    let addr = server.addr;
+    let health = || {
+        let answer = raw_exchange(
+            addr,
+            b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Duration::from_millis(2000),
+        );
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(health().starts_with("HTTP/1.1 200"));
+    // Eight idle connections hold every place.
+    let idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    crate::cluster::wait_until(Duration::from_secs(5), "the ninth to be refused", || {
+        let text = health();
+        text.starts_with("HTTP/1.1 503") && text.contains("too many connections")
+    });
+    drop(idle);
+    crate::cluster::wait_until(Duration::from_secs(5), "places to free up", || {
+        health().starts_with("HTTP/1.1 200")
+    });
+}
