@@ -142,8 +142,10 @@ impl ClusterKey {
         let mut time = None;
         let mut nonce = None;
         let mut tag = None;
+        // One spelling only: no spaces, no leading zeros, lower-case hex;
+        // a credential is the exact text `authorization` makes.
         for field in fields.split(',') {
-            match field.trim().split_once('=') {
+            match field.split_once('=') {
                 Some(("t", value)) if time.is_none() => time = Some(value),
                 Some(("n", value)) if nonce.is_none() => nonce = Some(value),
                 Some(("s", value)) if tag.is_none() => tag = Some(value),
@@ -154,7 +156,7 @@ impl ClusterKey {
             return Err(AuthError::Malformed("expected t=, n= and s= once each"));
         };
         let time_ms = match time.parse::<u64>() {
-            Ok(time_ms) if time.bytes().all(|byte| byte.is_ascii_digit()) => time_ms,
+            Ok(time_ms) if time_ms.to_string() == time => time_ms,
             _ => return Err(AuthError::Malformed("t is not a time in milliseconds")),
         };
         let by_ms = i64::try_from(i128::from(time_ms) - i128::from(now_ms)).unwrap_or(i64::MAX);

@@ -160,3 +160,30 @@ fn a_secret_file_others_can_read_is_refused() {
     assert_eq!(text, "a secret long enough to use");
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// A valid credential mutated at random (fixed seed) never verifies, and
+/// never panics the parser.
+#[test]
+fn a_mutated_credential_never_verifies() {
+    let mut rng = crate::rng::Rng::new(0xc0ff_ee11);
+    let header = signed("PUT", "/chunks", NOW, 42);
+    let mut accepted = 0;
+    for _ in 0..5000 {
+        let mut bytes = header.clone().into_bytes();
+        let at = rng.below(bytes.len() as u64) as usize;
+        match rng.below(3) {
+            0 => bytes[at] = rng.below(128) as u8,
+            1 => bytes.truncate(at),
+            _ => bytes.insert(at, rng.below(128) as u8),
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if key().verify(Some(&text), "PUT", "/chunks", NOW).is_ok() {
+            // Only the untouched credential (a byte replaced by itself).
+            assert_eq!(text, header);
+            accepted += 1;
+        }
+    }
+    assert!(accepted < 5000);
+}
