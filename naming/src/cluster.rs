@@ -34,6 +34,9 @@ pub struct Health {
     pub used_bytes: u64,
     pub capacity_bytes: Option<u64>,
     pub chunks: u64,
+    /// The last heartbeat was refused for its credentials (401): said
+    /// once in the log, not every round.
+    pub refuses_credentials: bool,
 }
 
 impl Cluster {
@@ -76,6 +79,13 @@ impl Cluster {
         health.used_bytes = status.used_bytes;
         health.capacity_bytes = status.capacity_bytes;
         health.chunks = status.chunks;
+        health.refuses_credentials = false;
+    }
+
+    /// `id` refused a heartbeat's credentials; true the first time in a
+    /// row, when it is worth a log line.
+    pub fn refused_credentials(&self, id: ServerId) -> bool {
+        !std::mem::replace(&mut self.lock(id).refuses_credentials, true)
     }
 
     /// Forgets that `id` was heard from: it is dead to placement and reads

@@ -23,7 +23,7 @@ use crate::metadata::change::{Applied, Change, Refusal};
 use crate::metadata::version::{FileVersion, ServerId};
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
-use crate::storage_client::StorageClient;
+use crate::storage_client::{CallError, StorageClient};
 
 pub struct Naming {
     store: Box<dyn MetaStore>,
@@ -277,8 +277,20 @@ impl Naming {
             self.storage.status(url, probe_timeout)
         });
         for (id, answer) in answers {
-            if let Ok(status) = answer {
-                self.cluster.heard_from(id, &status);
+            match answer {
+                Ok(status) => self.cluster.heard_from(id, &status),
+                // A secret that differs is a setup error nothing else shows:
+                // the server just looks dead.
+                Err(CallError::Refused {
+                    status: 401,
+                    message,
+                }) if self.cluster.refused_credentials(id) => {
+                    eprintln!(
+                        "storage server {} refuses this server's cluster credentials ({message}): do both have the same cluster secret?",
+                        self.metadata().server_url(id)
+                    );
+                }
+                Err(_) => {}
             }
         }
     }

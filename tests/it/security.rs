@@ -265,6 +265,27 @@ fn a_naming_server_with_another_secret_cannot_use_the_storage_servers() {
             .all(|server| server["alive"] == false),
         "{status}"
     );
+    // The log says why, once per server, not every heartbeat.
+    wait_until(Duration::from_secs(5), "a few heartbeats", || {
+        stranger
+            .log_text()
+            .matches("refuses this server's cluster credentials")
+            .count()
+            == 2
+    });
+    // Two more heartbeat rounds (one a second) say nothing new.
+    let counted = std::time::Instant::now();
+    wait_until(Duration::from_secs(5), "two more heartbeat rounds", || {
+        counted.elapsed() > Duration::from_millis(2500)
+    });
+    let log = stranger.log_text();
+    assert_eq!(
+        log.matches("refuses this server's cluster credentials")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains(TEST_CLUSTER_SECRET) && !log.contains("not the cluster's secret at all"));
     stranger.kill();
     assert_eq!(cluster.stored_chunks(), 0);
 }
