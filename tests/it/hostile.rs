@@ -296,21 +296,23 @@ fn storage_refuses_malformed_ids_bad_checksums_and_garbage() {
     assert_eq!(call("POST", "/chunks", &[]).status, 405);
 }
 
+/// A storage server of its own, on a fresh folder (returned too), with
+/// `extra` settings.
+fn lone_storage(extra: &[&str]) -> (Server, std::path::PathBuf) {
+    let dir = test_dir();
+    let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--data-dir"]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+    args.push(dir.join("data").to_str().unwrap().to_owned());
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let server = Server::start("harbour-storage", args, dir.join("storage.log"));
+    (server, dir)
+}
+
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_recovers() {
-    let dir = test_dir();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--io-timeout-ms",
-        "2000",
-        "--data-dir",
-    ];
-    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    args.push(dir.join("data").to_str().unwrap().to_owned());
-    let mut server = Server::start("harbour-storage", args, dir.join("storage.log"));
+    let (mut server, dir) = lone_storage(&["--workers", "1", "--io-timeout-ms", "2000"]);
     let addr = server.addr;
     // One stalled upload holds the only worker; 64 more fill the queue.
     // They carry credentials: a request without any is refused at once and
@@ -360,17 +362,7 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
 
 #[test]
 fn past_the_connection_bound_new_connections_are_refused_not_queued() {
-    let dir = test_dir();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--connections-max",
-        "8",
-        "--data-dir",
-    ];
-    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    args.push(dir.join("data").to_str().unwrap().to_owned());
-    let server = Server::start("harbour-storage", args, dir.join("storage.log"));
+    let (server, _dir) = lone_storage(&["--connections-max", "8"]);
     let addr = server.addr;
     let health = || {
         let answer = raw_exchange(

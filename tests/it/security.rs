@@ -15,31 +15,9 @@ use common::limits::CLUSTER_CLOCK_SKEW_MS;
 use common::wire::{BLOB_ENTRY_BYTES, Chunk, decode_blob_entry, encode_batch};
 
 use crate::cluster::{
-    Answer, Cluster, Server, Spec, TEST_CLUSTER_SECRET, bin_path, test_bytes, test_dir, wait_until,
+    Answer, Cluster, Server, Spec, TEST_CLUSTER_SECRET, bin_path, call, test_bytes, test_dir,
+    wait_until,
 };
-
-/// A call to `url` with exactly this `Authorization` (none if `None`).
-fn call(url: &str, method: &str, authorization: Option<&str>, body: &[u8]) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(value) = authorization {
-        builder = builder.header("Authorization", value);
-    }
-    let mut response = match method {
-        "GET" | "HEAD" | "DELETE" => agent.run(builder.body(()).unwrap()),
-        _ => agent.run(builder.body(body.to_vec()).unwrap()),
-    }
-    .unwrap();
-    Answer {
-        status: response.status().as_u16(),
-        body: response.body_mut().read_to_vec().unwrap(),
-        content_length: None,
-    }
-}
 
 fn test_key() -> ClusterKey {
     ClusterKey::new(TEST_CLUSTER_SECRET).unwrap()

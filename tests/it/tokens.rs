@@ -34,26 +34,8 @@ fn cluster() -> Cluster {
 
 /// A call to the naming server with exactly this `Authorization`.
 fn call(cluster: &Cluster, method: &str, path: &str, authorization: Option<&str>) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
     let url = format!("{}{path}", cluster.url());
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(value) = authorization {
-        builder = builder.header("Authorization", value);
-    }
-    let mut response = match method {
-        "GET" | "HEAD" | "DELETE" => agent.run(builder.body(()).unwrap()),
-        _ => agent.run(builder.body(b"token test".to_vec()).unwrap()),
-    }
-    .unwrap();
-    Answer {
-        status: response.status().as_u16(),
-        body: response.body_mut().read_to_vec().unwrap(),
-        content_length: None,
-    }
+    crate::cluster::call(&url, method, authorization, b"token test")
 }
 
 fn with(cluster: &Cluster, method: &str, path: &str, token: &str) -> Answer {
