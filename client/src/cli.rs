@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use common::config::{ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis};
+use common::config::{
+    CA_FILE, ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis,
+};
+use common::tls::ClientTls;
 
 /// The variable holding the API token itself (`--token-file` names a file).
 const TOKEN_ENV: &str = "HARBOUR_TOKEN";
@@ -18,6 +21,8 @@ pub struct Invocation {
     pub json: bool,
     /// The API token sent as `Authorization: Bearer`, if any.
     pub token: Option<String>,
+    /// Whom an `https://` naming server is verified against.
+    pub tls: ClientTls,
 }
 
 pub enum Command {
@@ -57,7 +62,7 @@ const SERVER: Param = Param {
     flag: "--server",
     env: "NAME_SERVER",
     default: Fallback::Text("http://localhost:8000"),
-    help: "base URL of the naming server",
+    help: "base URL of the naming server, http:// or https://",
 };
 const TIMEOUT: Param = Param {
     flag: "--timeout-ms",
@@ -125,6 +130,9 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         .map_err(usage)?
         .expect("has a default");
     let token = reader.secret(&TOKEN_FILE, TOKEN_ENV).map_err(usage)?;
+    let tls = reader
+        .client_tls(common::tls::is_https(&server))
+        .map_err(usage)?;
     let free = free_arguments(reader.args_mut())?;
     reader.finish().map_err(usage)?;
     let command = match subcommand.as_deref() {
@@ -150,11 +158,12 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         timeout: std::time::Duration::from_millis(timeout_ms),
         json,
         token,
+        tls,
     })
 }
 
 pub fn help_page() -> String {
-    help_text(USAGE, &[SERVER, TIMEOUT, TOKEN_FILE])
+    help_text(USAGE, &[SERVER, TIMEOUT, TOKEN_FILE, CA_FILE])
 }
 
 fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Command, ClientError> {

@@ -23,6 +23,7 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         invocation.timeout,
         connections,
         invocation.token.as_deref(),
+        &invocation.tls,
     );
     let json = invocation.json;
     match invocation.command {

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::percent;
-use common::resolver::QuickResolver;
-use common::transport::QuickConnector;
+use common::tls::ClientTls;
 use ureq::http::header::AUTHORIZATION;
 use ureq::http::{HeaderValue, Request, Response};
 use ureq::middleware::MiddlewareNext;
@@ -38,6 +37,7 @@ impl NamingClient {
         timeout: Duration,
         connections: usize,
         token: Option<&str>,
+        tls: &ClientTls,
     ) -> NamingClient {
         let mut config = Agent::config_builder();
         if let Some(token) = token {
@@ -60,8 +60,9 @@ impl NamingClient {
             .proxy(None)
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
+            .tls_config(tls.config())
             .build();
-        let agent = Agent::with_parts(config, QuickConnector, QuickResolver::default());
+        let agent = common::transport::agent(config);
         NamingClient {
             agent,
             server: server.to_owned(),
@@ -138,6 +139,9 @@ impl NamingClient {
 
     pub fn transport_error(&self, err: ureq::Error) -> ClientError {
         let server = &self.server;
+        if let Some(why) = common::tls::failure(&err) {
+            return ClientError::Failed(format!("naming server at {server}: {why}"));
+        }
         let message = match err {
             ureq::Error::Timeout(_) => {
                 format!(
@@ -163,6 +167,9 @@ impl NamingClient {
             ureq::Error::ConnectionFailed => {
                 format!("cannot reach naming server at {server}: connection failed")
             }
+            ureq::Error::Protocol(_) if !common::tls::is_https(server) => format!(
+                "naming server at {server} does not answer plain HTTP ({err}); does it serve https://?"
+            ),
             other => format!("talking to naming server at {server} failed: {other}"),
         };
         ClientError::Failed(message)

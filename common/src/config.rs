@@ -6,11 +6,13 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cluster_auth::ClusterKey;
 use crate::limits::{CONNECTIONS_MAX_DEFAULT, INBOUND_IO_TIMEOUT_MS_DEFAULT};
+use crate::probe::Listening;
+use crate::tls::{ClientTls, IdentityError, ServerIdentity};
 
 /// One setting: its flag, its environment variable, its default and a
 /// line of help.
@@ -40,11 +42,11 @@ pub enum Parsed<C> {
 /// The whole `main` of a server: parse the settings (a bad one exits 2),
 /// print `--help` or run, and turn a failure into one `error:` line and a
 /// non-zero exit. With `--health-check` it instead asks the server its
-/// settings describe (`listen_of`) for `GET /health` and succeeds if it
+/// settings describe (`listening_of`) for `GET /health` and succeeds if it
 /// answers 200: a container health check that needs no extra tools.
 pub fn server_main<C>(
     parse: impl FnOnce(pico_args::Arguments) -> Result<Parsed<C>, ConfigError>,
-    listen_of: impl FnOnce(&C) -> SocketAddr,
+    listening_of: impl FnOnce(&C) -> Listening,
     run: impl FnOnce(&C) -> Result<(), String>,
 ) -> ExitCode {
     let mut args = pico_args::Arguments::from_env();
@@ -64,7 +66,7 @@ pub fn server_main<C>(
         }
     };
     let outcome = if health_check {
-        crate::server::health_check(listen_of(&config))
+        crate::probe::health_check(&listening_of(&config))
     } else {
         run(&config)
     };
@@ -327,6 +329,70 @@ impl ConfigReader {
     }
 }
 
+/// `--tls-cert-file`: both servers serve HTTPS with it (and the key).
+pub const TLS_CERT_FILE: Param = Param {
+    flag: "--tls-cert-file",
+    env: "TLS_CERT_FILE",
+    default: Fallback::Unset,
+    help: "PEM certificate chain to serve HTTPS with, server certificate first (with --tls-key-file); plain HTTP without",
+};
+
+/// `--tls-key-file`: the private key of `--tls-cert-file`.
+pub const TLS_KEY_FILE: Param = Param {
+    flag: "--tls-key-file",
+    env: "TLS_KEY_FILE",
+    default: Fallback::Unset,
+    help: "PEM private key of --tls-cert-file (only its owner may read it)",
+};
+
+/// `--ca-file`: whom a process trusts when it calls an `https://` URL.
+pub const CA_FILE: Param = Param {
+    flag: "--ca-file",
+    env: "TLS_CA_FILE",
+    default: Fallback::Unset,
+    help: "PEM CA certificates that https:// peers are verified against; without it, the system's trusted roots",
+};
+
+impl ConfigReader {
+    /// The certificate and key to serve HTTPS with: both or neither.
+    pub fn server_identity(&mut self) -> Result<Option<ServerIdentity>, ConfigError> {
+        let certificate = self.get(&TLS_CERT_FILE, |path| {
+            std::fs::read(path).map_err(|err| format!("{path}: {err}"))
+        })?;
+        let key = self.get(&TLS_KEY_FILE, |path| {
+            read_secret_file(path).map(String::into_bytes)
+        })?;
+        match (certificate, key) {
+            (None, None) => Ok(None),
+            (Some(certificate), Some(key)) => match ServerIdentity::new(certificate, key) {
+                Ok(identity) => Ok(Some(identity)),
+                Err(IdentityError::Certificate(message)) => Err(invalid(&TLS_CERT_FILE, message)),
+                Err(IdentityError::Key(message)) => Err(invalid(&TLS_KEY_FILE, message)),
+            },
+            (Some(_), None) => Err(invalid(
+                &TLS_KEY_FILE,
+                "missing: --tls-cert-file needs it".to_owned(),
+            )),
+            (None, Some(_)) => Err(invalid(
+                &TLS_CERT_FILE,
+                "missing: --tls-key-file needs it".to_owned(),
+            )),
+        }
+    }
+
+    /// Whom to trust for `https://` calls: the CA file's certificates if
+    /// one is given; else the system's roots when `https_expected`, else
+    /// nobody (a process that calls no `https://` URL loads no roots).
+    pub fn client_tls(&mut self, https_expected: bool) -> Result<ClientTls, ConfigError> {
+        let from_file = self.get(&CA_FILE, |path| ClientTls::from_ca_file(Path::new(path)))?;
+        Ok(match from_file {
+            Some(tls) => tls,
+            None if https_expected => ClientTls::system(),
+            None => ClientTls::none(),
+        })
+    }
+}
+
 /// The text of a file holding a secret (trimmed), which only its owner may
 /// read, like an ssh key: a secret others can read protects nothing.
 pub fn read_secret_file(path: &str) -> Result<String, String> {
@@ -375,19 +441,24 @@ pub fn parse_millis(raw: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses a base URL such as `http://127.0.0.1:8001`, without a trailing `/`.
+/// Parses a base URL such as `http://127.0.0.1:8001` or
+/// `https://storage1:8001`, without a trailing `/`.
 pub fn parse_base_url(raw: &str) -> Result<String, String> {
-    let rest = raw
-        .strip_prefix("http://")
-        .ok_or("must start with http://")?;
+    let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
+        ("http", rest)
+    } else if let Some(rest) = raw.strip_prefix("https://") {
+        ("https", rest)
+    } else {
+        return Err("must start with http:// or https://".to_owned());
+    };
     let rest = rest.trim_end_matches('/');
     let well_formed = !rest.is_empty()
         && !rest.contains(['/', '?', '#', ' ', '@'])
         && rest.chars().all(|c| c.is_ascii_graphic());
     if !well_formed {
-        return Err("must be http://HOST[:PORT] with no path".to_owned());
+        return Err(format!("must be {scheme}://HOST[:PORT] with no path"));
     }
-    Ok(format!("http://{rest}"))
+    Ok(format!("{scheme}://{rest}"))
 }
 
 fn os_to_string(param: &Param, value: OsString) -> Result<String, ConfigError> {
@@ -414,7 +485,7 @@ mod tests {
     use super::parse_base_url;
 
     #[test]
-    fn base_urls_are_plain_http_hosts() {
+    fn base_urls_are_http_or_https_hosts() {
         assert_eq!(
             parse_base_url("http://127.0.0.1:8001/").unwrap(),
             "http://127.0.0.1:8001"
@@ -423,9 +494,16 @@ mod tests {
             parse_base_url("http://storage1:8001").unwrap(),
             "http://storage1:8001"
         );
+        assert_eq!(
+            parse_base_url("https://storage1:8001/").unwrap(),
+            "https://storage1:8001"
+        );
         for bad in [
             "127.0.0.1:8001",
-            "https://a",
+            "ftp://a",
+            "https:/a",
+            "https://",
+            "https://a/b",
             "http://",
             "http://a/b",
             "http://a b",

@@ -12,11 +12,13 @@ pub mod own_files;
 pub mod pacer;
 pub mod percent;
 pub mod pool;
+pub mod probe;
 pub mod resolver;
 pub mod rng;
 pub mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 pub mod zeroed_tail;

@@ -5,8 +5,8 @@
 //! error carries `{"error": "..."}`.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 
 use crate::api::ErrorBody;
 use crate::limits::{HEADER_LINE_BYTES_MAX, HEADERS_COUNT_MAX, UNREAD_BODY_DRAIN_BYTES_MAX};
+use crate::tls::ServerIdentity;
 
 /// Status codes of successful answers, shared by both servers; each
 /// server's error statuses are in its `error.rs` table.
@@ -34,6 +35,18 @@ pub struct ServerConfig {
     pub io_timeout: Duration,
     /// Connections served at once; past it new ones are refused (503).
     pub connections_max: usize,
+    /// Serve HTTPS with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<ServerIdentity>,
+}
+
+impl ServerConfig {
+    /// `http` or `https`, as the server's URLs start.
+    pub fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
 }
 
 /// What a handler answers.
@@ -171,7 +184,7 @@ impl Reply {
     }
 }
 
-/// Binds `config.listen`, prints `listening on http://ADDR` (the test
+/// Binds `config.listen`, prints `listening on SCHEME://ADDR` (the test
 /// harness and `make run-cluster` wait for that line) and serves until
 /// tiny_http's accept thread dies; returns only with an error.
 pub fn serve(
@@ -189,8 +202,10 @@ pub struct Listener {
     pub addr: SocketAddr,
 }
 
-/// Binds `config.listen` and prints `listening on http://ADDR` (the test
-/// harness and `make run-cluster` wait for that line).
+/// Binds `config.listen` and prints `listening on SCHEME://ADDR` (the
+/// test harness and `make run-cluster` wait for that line). With TLS, the
+/// handshake happens on the connection's thread at its first read, so a
+/// client that never finishes one holds up nobody else.
 pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
     let limits = tiny_http::ConnectionLimits {
         read_timeout: Some(config.io_timeout),
@@ -199,14 +214,18 @@ pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
         headers_count_max: HEADERS_COUNT_MAX,
         unread_body_drain_bytes_max: UNREAD_BODY_DRAIN_BYTES_MAX,
     };
+    let server_config = tiny_http::ServerConfig {
+        addr: tiny_http::ConfigListenAddr::IP(vec![config.listen]),
+        ssl: config.tls.as_ref().map(ServerIdentity::for_tiny_http),
+    };
     let server =
-        Server::http_with_limits(config.listen, limits).map_err(|err| ServeError::Bind {
+        Server::new_with_limits(server_config, limits).map_err(|err| ServeError::Bind {
             listen: config.listen,
             message: err.to_string(),
         })?;
     server.set_connections_max(Some(config.connections_max));
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
-    println!("listening on http://{addr}");
+    println!("listening on {}://{addr}", config.scheme());
     Ok(Listener { server, addr })
 }
 
@@ -276,78 +295,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// How long `--health-check` waits for the server's answer.
-const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// `GET /health` on the server listening at `listen` (a wildcard address
-/// means this host): Ok when it answers 200 within `HEALTH_CHECK_TIMEOUT`.
-pub fn health_check(listen: SocketAddr) -> Result<(), String> {
-    let target = match listen.ip().is_unspecified() {
-        true => SocketAddr::from(([127, 0, 0, 1], listen.port())),
-        false => listen,
-    };
-    let mut stream = TcpStream::connect_timeout(&target, HEALTH_CHECK_TIMEOUT)
-        .map_err(|err| format!("health check: cannot reach {target}: {err}"))?;
-    let exchange = stream
-        .set_read_timeout(Some(HEALTH_CHECK_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(HEALTH_CHECK_TIMEOUT)))
-        .and_then(|()| {
-            stream
-                .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        });
-    exchange.map_err(|err| format!("health check: {target}: {err}"))?;
-    let mut status_line = [0u8; 12];
-    stream
-        .read_exact(&mut status_line)
-        .map_err(|err| format!("health check: {target}: {err}"))?;
-    match &status_line {
-        b"HTTP/1.1 200" | b"HTTP/1.0 200" => Ok(()),
-        other => Err(format!(
-            "health check: {target} answered {:?}",
-            String::from_utf8_lossy(other)
-        )),
-    }
-}
-
-/// `POST base_url + path` with an empty body, for the one call a storage
-/// server makes itself (joining a cluster) without an HTTP client crate;
-/// the answer's status code, within `timeout` for each step.
-pub fn post_empty(
-    base_url: &str,
-    path: &str,
-    authorization: Option<&str>,
-    timeout: Duration,
-) -> Result<u16, String> {
-    let authority = base_url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base_url}: not an http:// URL"))?;
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .map_err(|err| format!("{base_url}: {err}"))?
-        .next()
-        .ok_or_else(|| format!("{base_url}: no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|err| format!("{base_url}: {err}"))?;
-    let authorization = authorization
-        .map(|value| format!("Authorization: {value}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let exchange = stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .and_then(|()| stream.write_all(request.as_bytes()));
-    exchange.map_err(|err| format!("{base_url}: {err}"))?;
-    let mut status_line = [0u8; 12];
-    stream
-        .read_exact(&mut status_line)
-        .map_err(|err| format!("{base_url}: {err}"))?;
-    std::str::from_utf8(&status_line[9..12])
-        .ok()
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{base_url}: not an HTTP answer"))
 }
 
 /// Reads a whole body of at most `limit_bytes`; one byte more is an error,

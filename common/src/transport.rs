@@ -13,7 +13,8 @@
 //!   budget left differs from it by more than `1/TIMEOUT_SLACK_DIVISOR`, so
 //!   an I/O step may overrun its budget by that much at most.
 //!
-//! TLS (issue 11) chains after this connector, as after ureq's.
+//! TLS chains after this connector, as after ureq's (`connector`): an
+//! `https://` call is wrapped by ureq's `RustlsConnector` (see `tls`).
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -23,10 +24,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use socket2::SockRef;
-use ureq::Error;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
+    Buffers, ChainedConnector, ConnectionDetails, Connector, LazyBuffers, NextTimeout,
+    RustlsConnector, ShutdownHandle, Transport,
 };
+use ureq::{Agent, Error};
+
+use crate::resolver::QuickResolver;
 
 /// Writes up to this many bytes are held to leave with the next ones; a
 /// request with a small body goes out as one segment. Larger writes go at
@@ -36,6 +40,18 @@ pub const COALESCE_BYTES_MAX: usize = 16 * 1024;
 /// A socket timeout within `1/TIMEOUT_SLACK_DIVISOR` of the budget left is
 /// kept (a 5 s budget: within 78 ms).
 const TIMEOUT_SLACK_DIVISOR: u32 = 64;
+
+/// The connector of every outgoing call: TCP by `QuickConnector`, then
+/// TLS for an `https://` URL (the agent's `tls_config` says whom to trust).
+pub fn connector() -> ChainedConnector<(), QuickConnector, RustlsConnector> {
+    QuickConnector.chain(RustlsConnector::default())
+}
+
+/// An agent with `config` over Harbour's transport and resolver: the one
+/// way every process builds its HTTP clients.
+pub fn agent(config: ureq::config::Config) -> Agent {
+    Agent::with_parts(config, connector(), QuickResolver::default())
+}
 
 /// Opens plain TCP connections (see the module comment).
 #[derive(Debug, Default)]

@@ -34,9 +34,9 @@ pub struct Health {
     pub used_bytes: u64,
     pub capacity_bytes: Option<u64>,
     pub chunks: u64,
-    /// The last heartbeat was refused for its credentials (401): said
-    /// once in the log, not every round.
-    pub refuses_credentials: bool,
+    /// The last heartbeat failed for a setup fault (credentials refused,
+    /// a certificate not trusted): said once in the log, not every round.
+    pub setup_fault_logged: bool,
 }
 
 impl Cluster {
@@ -79,13 +79,13 @@ impl Cluster {
         health.used_bytes = status.used_bytes;
         health.capacity_bytes = status.capacity_bytes;
         health.chunks = status.chunks;
-        health.refuses_credentials = false;
+        health.setup_fault_logged = false;
     }
 
-    /// `id` refused a heartbeat's credentials; true the first time in a
-    /// row, when it is worth a log line.
-    pub fn refused_credentials(&self, id: ServerId) -> bool {
-        !std::mem::replace(&mut self.lock(id).refuses_credentials, true)
+    /// A heartbeat to `id` failed for a setup fault; true the first time
+    /// in a row, when it is worth a log line.
+    pub fn setup_fault(&self, id: ServerId) -> bool {
+        !std::mem::replace(&mut self.lock(id).setup_fault_logged, true)
     }
 
     /// Forgets that `id` was heard from: it is dead to placement and reads

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::{
-    CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader, Fallback,
-    INSECURE_HELP, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_connections, parse_millis, parse_positive, parse_workers,
+    CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
+    Fallback, INSECURE_HELP, IO_TIMEOUT, Param, Parsed, TLS_CERT_FILE, TLS_KEY_FILE, help_text,
+    invalid, parse_base_url, parse_connections, parse_millis, parse_positive, parse_workers,
 };
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
+use common::tls::{ClientTls, ServerIdentity};
 
 use crate::limits::{
     CHECKPOINT_BYTES_DEFAULT, DEAD_AFTER_HEARTBEATS_MIN, DEAD_AFTER_MS_DEFAULT,
@@ -44,6 +45,10 @@ pub struct Config {
     pub cluster: ClusterSecret,
     /// The public API's tokens; `None`: the API is open.
     pub api_tokens: Option<Arc<ApiTokens>>,
+    /// Serve the public API over HTTPS with this; plain HTTP when `None`.
+    pub tls: Option<ServerIdentity>,
+    /// Whom `https://` storage servers are verified against.
+    pub storage_tls: ClientTls,
     pub effective_lines: Vec<String>,
 }
 
@@ -119,7 +124,7 @@ const API_TOKENS_FILE: Param = Param {
     default: Fallback::Unset,
     help: "file of API tokens, lines `TOKEN read|write|admin [LABEL]` (only its owner may read it); read again on SIGHUP. Without it the public API is open",
 };
-const PARAMS: [Param; 15] = [
+const PARAMS: [Param; 18] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -135,6 +140,9 @@ const PARAMS: [Param; 15] = [
     REPLICATION_RATE,
     CLUSTER_SECRET_FILE,
     API_TOKENS_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    CA_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -202,6 +210,10 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     })?;
     let cluster = reader.cluster_secret()?;
     let api_tokens = reader.get(&API_TOKENS_FILE, |raw| ApiTokens::load(raw).map(Arc::new))?;
+    let tls = reader.server_identity()?;
+    // Always the system's roots without a CA file: a storage server may
+    // join with an https:// URL at any time.
+    let storage_tls = reader.client_tls(true)?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -220,6 +232,8 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         dead_after: Duration::from_millis(dead_after_ms),
         cluster,
         api_tokens,
+        tls,
+        storage_tls,
         effective_lines,
     }))
 }

@@ -8,6 +8,7 @@ use std::thread;
 
 use common::cluster_auth::Verifier;
 use common::limits::QUEUE_DEPTH_MAX;
+use common::probe::Listening;
 use common::server::{self, ServerConfig, ServerStats};
 
 use common::pacer::Pacer;
@@ -25,7 +26,14 @@ use naming::tokens::ApiTokens;
 use naming::{api, config, repair};
 
 fn main() -> ExitCode {
-    common::config::server_main(config::parse, |config: &Config| config.listen, run)
+    common::config::server_main(config::parse, listening, run)
+}
+
+fn listening(config: &Config) -> Listening {
+    Listening {
+        addr: config.listen,
+        https: config.tls.is_some(),
+    }
 }
 
 fn run(config: &Config) -> Result<(), String> {
@@ -50,6 +58,14 @@ fn run(config: &Config) -> Result<(), String> {
             "api tokens: none (no --api-tokens-file): the public API is open to anyone who can reach it"
         ),
     }
+    match &config.tls {
+        Some(_) => println!("tls: the public API is served over HTTPS"),
+        None => println!("tls: none (no --tls-cert-file): the public API is plain HTTP"),
+    }
+    println!(
+        "tls: https:// storage servers are verified against {}",
+        config.storage_tls.source
+    );
     let settings = LocalSettings {
         checkpoint_bytes: config.checkpoint_bytes,
         reservation_count: BLOB_RESERVATION_COUNT,
@@ -61,7 +77,12 @@ fn run(config: &Config) -> Result<(), String> {
     let naming = Naming::new(
         Box::new(store),
         Cluster::new(config.replication, config.dead_after),
-        StorageClient::new(config.storage_timeout, config.workers_count, cluster_key),
+        StorageClient::new(
+            config.storage_timeout,
+            config.workers_count,
+            cluster_key,
+            &config.storage_tls,
+        ),
     );
     // Server ids in the runs are positions in the durable table: it only
     // grows, so reordering STORAGE_SERVERS never changes what an id means.
@@ -87,6 +108,7 @@ fn run(config: &Config) -> Result<(), String> {
         queue_depth: QUEUE_DEPTH_MAX,
         io_timeout: config.io_timeout,
         connections_max: config.connections_max,
+        tls: config.tls.clone(),
     };
     let stats = Arc::new(ServerStats::default());
     let api = api::Api {

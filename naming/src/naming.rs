@@ -279,16 +279,19 @@ impl Naming {
         for (id, answer) in answers {
             match answer {
                 Ok(status) => self.cluster.heard_from(id, &status),
-                // A secret that differs is a setup error nothing else shows:
-                // the server just looks dead.
+                // A secret that differs, or a certificate not trusted, is a
+                // setup error nothing else shows: the server just looks dead.
                 Err(CallError::Refused {
                     status: 401,
                     message,
-                }) if self.cluster.refused_credentials(id) => {
+                }) if self.cluster.setup_fault(id) => {
                     eprintln!(
                         "storage server {} refuses this server's cluster credentials ({message}): do both have the same cluster secret?",
                         self.metadata().server_url(id)
                     );
+                }
+                Err(CallError::Tls(why)) if self.cluster.setup_fault(id) => {
+                    eprintln!("storage server {}: {why}", self.metadata().server_url(id));
                 }
                 Err(_) => {}
             }

@@ -12,8 +12,7 @@ use common::chunk::{BlobId, ChunkId};
 use common::cluster_auth::{ClusterKey, Signer};
 use common::codec::Put;
 use common::limits::{BATCH_BYTES_MAX, BLOB_DELETES_PER_CALL_MAX, JSON_BODY_BYTES_MAX};
-use common::resolver::QuickResolver;
-use common::transport::QuickConnector;
+use common::tls::ClientTls;
 use common::wire::{self, BLOB_ENTRY_BYTES, ChunkRef};
 use ureq::Agent;
 
@@ -53,6 +52,9 @@ pub enum CallError {
     },
     /// An answer that does not make sense (bad batch, wrong chunks).
     BadAnswer(String),
+    /// TLS failed: the server's certificate is not trusted, or it does not
+    /// speak TLS (see `common::tls::failure`).
+    Tls(String),
     /// The thread making the call panicked (a bug).
     Panicked,
 }
@@ -64,6 +66,7 @@ impl StorageClient {
         timeout: Duration,
         connections_per_server: usize,
         cluster_key: Option<&ClusterKey>,
+        tls: &ClientTls,
     ) -> StorageClient {
         let agent = |buffer_bytes: usize| {
             let mut config = Agent::config_builder();
@@ -79,8 +82,9 @@ impl StorageClient {
                 .output_buffer_size(buffer_bytes)
                 .max_idle_connections(connections_per_server * 8)
                 .max_idle_connections_per_host(connections_per_server)
+                .tls_config(tls.config())
                 .build();
-            Agent::with_parts(config, QuickConnector, QuickResolver::default())
+            common::transport::agent(config)
         };
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         StorageClient {
@@ -322,6 +326,9 @@ fn expect_success(
 }
 
 fn classify(err: ureq::Error) -> CallError {
+    if let Some(why) = common::tls::failure(&err) {
+        return CallError::Tls(why);
+    }
     match err {
         ureq::Error::Timeout(_) => CallError::Timeout,
         ureq::Error::Io(err)
@@ -349,6 +356,7 @@ impl fmt::Display for CallError {
             | CallError::Missing(message) => f.write_str(message),
             CallError::Refused { status, message } => write!(f, "HTTP {status}: {message}"),
             CallError::BadAnswer(detail) => write!(f, "bad answer: {detail}"),
+            CallError::Tls(why) => f.write_str(why),
             CallError::Panicked => f.write_str("the call panicked"),
         }
     }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{
-    CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader, Fallback,
-    INSECURE_HELP, IO_TIMEOUT, Param, Parsed, help_text, invalid, parse_base_url,
-    parse_connections, parse_millis, parse_positive, parse_workers,
+    CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
+    Fallback, INSECURE_HELP, IO_TIMEOUT, Param, Parsed, TLS_CERT_FILE, TLS_KEY_FILE, help_text,
+    invalid, parse_base_url, parse_connections, parse_millis, parse_positive, parse_workers,
 };
+use common::tls::{ClientTls, ServerIdentity};
 
 use crate::limits::{SCRUB_BYTES_PER_SEC_DEFAULT, STORAGE_WORKERS_COUNT};
 
@@ -22,8 +23,13 @@ pub struct Config {
     /// The most bytes per second the background scrub reads.
     pub scrub_bytes_per_sec: u64,
     /// The naming server to register with (`--join`), and the URL it
-    /// should use for this server (`None`: http:// and the bound address).
+    /// should use for this server (`None`: the bound address, over
+    /// https:// when serving TLS).
     pub join: Option<(String, Option<String>)>,
+    /// Whom an `https://` naming server is verified against on `--join`.
+    pub naming_tls: ClientTls,
+    /// Serve HTTPS with this; plain HTTP when `None`.
+    pub tls: Option<ServerIdentity>,
     /// What calls to this server must carry, and its `--join` sends.
     pub cluster: ClusterSecret,
     /// Lines saying each effective value and its source, printed at start.
@@ -70,9 +76,9 @@ const ADVERTISE: Param = Param {
     flag: "--advertise-url",
     env: "ADVERTISE_URL",
     default: Fallback::Unset,
-    help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR)",
+    help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR, https:// with --tls-cert-file)",
 };
-const PARAMS: [Param; 10] = [
+const PARAMS: [Param; 13] = [
     LISTEN,
     DATA_DIR,
     CAPACITY,
@@ -83,6 +89,9 @@ const PARAMS: [Param; 10] = [
     JOIN,
     ADVERTISE,
     CLUSTER_SECRET_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    CA_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -109,6 +118,8 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let join = reader.get(&JOIN, parse_base_url)?;
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
     let cluster = reader.cluster_secret()?;
+    let tls = reader.server_identity()?;
+    let naming_tls = reader.client_tls(join.as_deref().is_some_and(common::tls::is_https))?;
     let listen_addr: SocketAddr = listen.expect("has a default");
     let join = match (join, advertise) {
         (None, _) => None,
@@ -134,6 +145,8 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         workers_count: workers_count.expect("has a default"),
         scrub_bytes_per_sec: scrub_bytes_per_sec.expect("has a default"),
         join,
+        naming_tls,
+        tls,
         cluster,
         effective_lines,
     }))

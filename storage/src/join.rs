@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::cluster_auth::Signer;
 use common::percent;
+use common::tls::ClientTls;
 
 /// Between attempts until the first success, and after it.
 const RETRY_INTERVAL: Duration = Duration::from_secs(2);
@@ -15,21 +16,41 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Registers `advertise` with `naming` until `stop`; each attempt carries
-/// fresh cluster credentials from `signer` (none with `--insecure`).
-pub fn keep_registered(naming: &str, advertise: &str, signer: Option<&Signer>, stop: &AtomicBool) {
-    let path = format!("/servers?url={}", percent::encode(advertise, false));
+/// fresh cluster credentials from `signer` (none with `--insecure`), and
+/// an `https://` naming server is verified against `tls`.
+pub fn keep_registered(
+    naming: &str,
+    advertise: &str,
+    signer: Option<Signer>,
+    tls: &ClientTls,
+    stop: &AtomicBool,
+) {
+    let mut config = ureq::Agent::config_builder();
+    if let Some(signer) = signer {
+        config = config.middleware(signer);
+    }
+    let config = config
+        .timeout_global(Some(CALL_TIMEOUT))
+        .http_status_as_error(false)
+        .proxy(None)
+        .tls_config(tls.config())
+        .build();
+    let agent = common::transport::agent(config);
+    let url = format!("{naming}/servers?url={}", percent::encode(advertise, false));
     let mut registered = false;
     while !stop.load(Ordering::Relaxed) {
-        let authorization = signer.map(|signer| signer.authorization("POST", &path));
-        match common::server::post_empty(naming, &path, authorization.as_deref(), CALL_TIMEOUT) {
-            Ok(200) => {
+        match agent.post(&url).send_empty() {
+            Ok(response) if response.status() == 200 => {
                 if !registered {
                     println!("joined the cluster of {naming} as {advertise}");
                 }
                 registered = true;
             }
-            Ok(status) => eprintln!("join: {naming} answered {status} to registering {advertise}"),
-            Err(err) => eprintln!("join: cannot register with {err}"),
+            Ok(response) => eprintln!(
+                "join: {naming} answered {} to registering {advertise}",
+                response.status()
+            ),
+            Err(err) => eprintln!("join: cannot register with {naming}: {err}"),
         }
         let wait = if registered {
             REFRESH_INTERVAL

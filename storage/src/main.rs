@@ -10,6 +10,7 @@ use std::thread;
 
 use common::cluster_auth::{Signer, Verifier};
 use common::limits::QUEUE_DEPTH_MAX;
+use common::probe::Listening;
 use common::server::{self, ServerConfig, ServerStats};
 
 use storage::config::Config;
@@ -17,7 +18,14 @@ use storage::store::Store;
 use storage::{api, config, join, scrub, store};
 
 fn main() -> ExitCode {
-    common::config::server_main(config::parse, |config: &Config| config.listen, run)
+    common::config::server_main(config::parse, listening, run)
+}
+
+fn listening(config: &Config) -> Listening {
+    Listening {
+        addr: config.listen,
+        https: config.tls.is_some(),
+    }
 }
 
 fn run(config: &Config) -> Result<(), String> {
@@ -33,6 +41,10 @@ fn run(config: &Config) -> Result<(), String> {
                 config.listen
             ))
         );
+    }
+    match &config.tls {
+        Some(_) => println!("tls: the chunk API is served over HTTPS"),
+        None => println!("tls: none (no --tls-cert-file): the chunk API is plain HTTP"),
     }
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(|err| {
@@ -74,6 +86,7 @@ fn run(config: &Config) -> Result<(), String> {
         queue_depth: QUEUE_DEPTH_MAX,
         io_timeout: config.io_timeout,
         connections_max: config.connections_max,
+        tls: config.tls.clone(),
     };
     let store = Arc::new(store);
     let scrub_stats = Arc::new(scrub::ScrubStats::default());
@@ -106,11 +119,12 @@ fn run(config: &Config) -> Result<(), String> {
         if let Some((naming, advertise)) = &config.join {
             let advertise = advertise
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", listener.addr));
+                .unwrap_or_else(|| format!("{}://{}", server_config.scheme(), listener.addr));
             let stopping = &stopping;
             let signer = cluster_key.cloned().map(Signer::new);
+            let tls = &config.naming_tls;
             scope.spawn(move || {
-                join::keep_registered(naming, &advertise, signer.as_ref(), stopping);
+                join::keep_registered(naming, &advertise, signer, tls, stopping);
             });
         }
         let served = server::serve_on(listener, &server_config, &api, &stats);

@@ -11,8 +11,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster_auth::{ClusterKey, Signer};
+use common::tls::ClientTls;
 use std::os::unix::fs::PermissionsExt;
 use ureq::http::header::AUTHORIZATION;
+
+use crate::pki::TestPki;
 
 /// How a cluster is set up; `Spec::default()` is three storage servers at
 /// replication 2.
@@ -35,6 +38,10 @@ pub struct Spec {
     pub api_tokens: Option<&'static str>,
     /// The token the cluster's agent and CLI send to the naming server.
     pub token: Option<&'static str>,
+    /// Every server serves HTTPS with a certificate of a CA made for the
+    /// cluster (`Cluster::pki`), which the naming server, the agent and
+    /// the CLI trust.
+    pub tls: bool,
 }
 
 impl Default for Spec {
@@ -51,6 +58,7 @@ impl Default for Spec {
             reconcile_ms: 30_000,
             api_tokens: None,
             token: None,
+            tls: false,
         }
     }
 }
@@ -61,6 +69,8 @@ pub struct Cluster {
     storages: Vec<Server>,
     naming: Server,
     pub agent: ureq::Agent,
+    /// The cluster's certificates, with `Spec::tls`.
+    pub pki: Option<TestPki>,
 }
 
 /// One server process and how to start it again.
@@ -71,6 +81,8 @@ pub struct Server {
     log: PathBuf,
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// `https`, or `http`: as its `listening on` line said.
+    pub scheme: &'static str,
 }
 
 /// An HTTP answer: status, body, and the Content-Length header if any.
@@ -83,6 +95,8 @@ pub struct Answer {
 impl Cluster {
     pub fn start(spec: Spec) -> Cluster {
         let dir = test_dir();
+        let pki = spec.tls.then(|| TestPki::new(&dir.join("tls"), "cluster"));
+        let tls_args = pki.as_ref().map(TestPki::server_args).unwrap_or_default();
         let storages: Vec<Server> = (0..spec.storage)
             .map(|idx| {
                 let data_dir = dir.join(format!("storage{idx}"));
@@ -97,6 +111,7 @@ impl Cluster {
                 if let Some(capacity) = spec.capacity_bytes {
                     args.extend(["--capacity".to_owned(), capacity.to_string()]);
                 }
+                args.extend(tls_args.iter().cloned());
                 Server::start(
                     "harbour-storage",
                     args,
@@ -104,10 +119,7 @@ impl Cluster {
                 )
             })
             .collect();
-        let urls: Vec<String> = storages
-            .iter()
-            .map(|server| format!("http://{}", server.addr))
-            .collect();
+        let urls: Vec<String> = storages.iter().map(Server::url).collect();
         let mut naming_args = vec![
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
@@ -136,10 +148,19 @@ impl Cluster {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
             naming_args.extend(["--api-tokens-file".to_owned(), path_arg(&path)]);
         }
+        if let Some(pki) = &pki {
+            naming_args.extend(tls_args.iter().cloned());
+            naming_args.extend(["--ca-file".to_owned(), pki.ca_arg()]);
+        }
         let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
+        let tls = match &pki {
+            Some(pki) => ClientTls::from_ca_file(&pki.ca_file).expect("the test CA loads"),
+            None => ClientTls::none(),
+        };
         let agent = Cluster::agent_with(
             spec.token
                 .map(|token| (naming.addr.to_string(), token.to_owned())),
+            &tls,
         );
         let cluster = Cluster {
             dir,
@@ -147,6 +168,7 @@ impl Cluster {
             storages,
             naming,
             agent,
+            pki,
         };
         cluster.wait_healthy();
         cluster
@@ -156,13 +178,14 @@ impl Cluster {
     /// the test cluster's credentials on every call (storage servers need
     /// them; the naming server's public API ignores them).
     pub fn test_agent() -> ureq::Agent {
-        Cluster::agent_with(None)
+        Cluster::agent_with(None, &ClientTls::none())
     }
 
     /// The test agent, also sending `Bearer TOKEN` to the naming server at
-    /// `bearer.0` (the token `bearer.1`). A request that already has an
-    /// `Authorization` header keeps it.
-    pub fn agent_with(bearer: Option<(String, String)>) -> ureq::Agent {
+    /// `bearer.0` (the token `bearer.1`), verifying `https://` servers
+    /// against `tls`. A request that already has an `Authorization` header
+    /// keeps it.
+    pub fn agent_with(bearer: Option<(String, String)>, tls: &ClientTls) -> ureq::Agent {
         let signer = test_signer();
         let credentials = move |mut request: ureq::http::Request<ureq::SendBody>,
                                 next: ureq::middleware::MiddlewareNext| {
@@ -192,12 +215,13 @@ impl Cluster {
             .timeout_per_read(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .proxy(None)
+            .tls_config(tls.config())
             .build()
             .into()
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.naming.addr)
+        self.naming.url()
     }
 
     pub fn naming_ref(&self) -> &Server {
@@ -213,7 +237,7 @@ impl Cluster {
     }
 
     pub fn storage_url(&self, idx: usize) -> String {
-        format!("http://{}", self.storages[idx].addr)
+        self.storages[idx].url()
     }
 
     pub fn storage_dir(&self, idx: usize) -> PathBuf {
@@ -296,7 +320,10 @@ impl Cluster {
 
     /// Runs the `harbour` client against this cluster.
     pub fn cli(&self, args: &[&str]) -> Cli {
-        let cli = Cli::new(args).env("NAME_SERVER", &self.url());
+        let mut cli = Cli::new(args).env("NAME_SERVER", &self.url());
+        if let Some(pki) = &self.pki {
+            cli = cli.env("TLS_CA_FILE", &pki.ca_arg());
+        }
         match self.spec.token {
             Some(token) => cli.env("HARBOUR_TOKEN", token),
             None => cli,
@@ -454,6 +481,7 @@ impl Server {
             log,
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: "http",
         };
         server.spawn();
         server
@@ -478,10 +506,14 @@ impl Server {
             &format!("{} to listen", self.binary),
             || {
                 let text = fs::read_to_string(&self.log).unwrap_or_default();
-                addr = text
-                    .lines()
-                    .find_map(|line| line.strip_prefix("listening on http://"))
-                    .and_then(|addr| addr.trim().parse().ok());
+                addr = text.lines().find_map(|line| {
+                    let url = line.strip_prefix("listening on ")?;
+                    let (scheme, addr) = match url.strip_prefix("https://") {
+                        Some(addr) => ("https", addr),
+                        None => ("http", url.strip_prefix("http://")?),
+                    };
+                    Some((scheme, addr.trim().parse::<SocketAddr>().ok()?))
+                });
                 if addr.is_none()
                     && let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait)
                 {
@@ -490,7 +522,12 @@ impl Server {
                 addr.is_some()
             },
         );
-        self.addr = addr.expect("waited for it");
+        (self.scheme, self.addr) = addr.expect("waited for it");
+    }
+
+    /// `SCHEME://ADDR`, as the server's `listening on` line said.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn pid(&self) -> u32 {
@@ -803,10 +840,6 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Starts the child with an empty environment (but `RUST_BACKTRACE`, for
-/// readable panics), so a test sees only what it sets: nothing a Harbour
-/// binary reads can leak in from the caller's shell, whatever variables
-/// the binaries learn to read.
 /// The cluster secret of every test cluster: servers get it in
 /// `CLUSTER_SECRET` (see `clear_env`), the test agent signs with it.
 pub const TEST_CLUSTER_SECRET: &str = "harbour-test-cluster-secret-0123456789";
@@ -816,8 +849,10 @@ pub fn test_signer() -> Signer {
     Signer::new(ClusterKey::new(TEST_CLUSTER_SECRET).expect("a long enough secret"))
 }
 
-/// A child's environment: nothing of the test's own but `RUST_BACKTRACE`,
-/// and the test cluster's secret.
+/// A child's environment: nothing of the test's own but `RUST_BACKTRACE`
+/// (for readable panics) and the test cluster's secret, so a test sees
+/// only what it sets: nothing a Harbour binary reads can leak in from the
+/// caller's shell, whatever variables the binaries learn to read.
 pub fn clear_env(command: &mut Command) {
     command.env_clear();
     command.env("CLUSTER_SECRET", TEST_CLUSTER_SECRET);

@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::cluster::{Cluster, Spec, bin_path, clear_env, test_dir};
 
 /// Runs `binary` with `args` and `env`, expecting it to refuse to start.
-fn check_refused(binary: &str, args: &[&str], env: &[(&str, &str)], fragment: &str) {
+pub fn check_refused(binary: &str, args: &[&str], env: &[(&str, &str)], fragment: &str) {
     let dir = test_dir();
     let mut command = Command::new(bin_path(binary));
     command.args(args).current_dir(&dir);

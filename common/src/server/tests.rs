@@ -42,6 +42,7 @@ fn a_panicking_handler_answers_500_and_the_only_worker_lives_on() {
         queue_depth: 4,
         io_timeout: Duration::from_secs(5),
         connections_max: 64,
+        tls: None,
     };
     // The server runs until the test process ends: serve() only returns on error.
     let stats = Arc::new(ServerStats::default());
