@@ -2,6 +2,7 @@
 #   make run-cluster   build, then start naming on :8000 and storage on :8001, :8002
 #   make stop-cluster  stop exactly the processes run-cluster started
 #   make test          every check CI runs (the patched tiny_http's own tests too)
+#   make build-small   the three binaries without TLS, for small embedded hosts
 #   make bench         throughput figures (not part of test)
 #   make fuzz          every fuzz target for FUZZ_SECONDS each (not part of test)
 #   make test-docker   the compose cluster across containers (after make test in CI)
@@ -13,10 +14,15 @@ NAMING_URL  := http://127.0.0.1:8000
 # Made once by run-cluster, read by every server it starts.
 SECRET_FILE := $(RUN_DIR)/cluster-secret
 
-.PHONY: build run-cluster stop-cluster test bench fuzz clean docker-images docker-up docker-down test-docker
+.PHONY: build build-small run-cluster stop-cluster test bench fuzz clean docker-images docker-up docker-down test-docker
 
 build:
 	$(CARGO) build --release --workspace --bins
+
+# Without the `tls` feature (about 1.5 MB of each binary): TLS settings are
+# refused at start-up. In target/small/release.
+build-small:
+	$(CARGO) build --release -p naming -p storage -p client --no-default-features --target-dir target/small
 
 run-cluster: build
 	@set -eu; \
@@ -76,6 +82,7 @@ stop-cluster:
 test:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p naming -p storage -p client --no-default-features -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	$(CARGO) test --locked --manifest-path vendor/tiny_http/Cargo.toml --target-dir target/vendor

@@ -39,7 +39,7 @@ impl NamingClient {
         token: Option<&str>,
         tls: &ClientTls,
     ) -> NamingClient {
-        let mut config = Agent::config_builder();
+        let mut config = tls.configure(Agent::config_builder());
         if let Some(token) = token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).ok();
             config = config.middleware(
@@ -60,7 +60,6 @@ impl NamingClient {
             .proxy(None)
             .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
-            .tls_config(tls.config())
             .build();
         let agent = common::transport::agent(config);
         NamingClient {

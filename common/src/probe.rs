@@ -30,11 +30,11 @@ pub fn health_check(listening: &Listening) -> Result<(), String> {
         true => ("https", ClientTls::unverified()),
         false => ("http", ClientTls::none()),
     };
-    let config = ureq::Agent::config_builder()
+    let config = tls
+        .configure(ureq::Agent::config_builder())
         .timeout_global(Some(HEALTH_CHECK_TIMEOUT))
         .http_status_as_error(false)
         .proxy(None)
-        .tls_config(tls.config())
         .build();
     let url = format!("{scheme}://{target}/health");
     match crate::transport::agent(config).get(&url).call() {

@@ -24,9 +24,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use socket2::SockRef;
+#[cfg(feature = "tls")]
+use ureq::unversioned::transport::RustlsConnector;
 use ureq::unversioned::transport::{
-    Buffers, ChainedConnector, ConnectionDetails, Connector, LazyBuffers, NextTimeout,
-    RustlsConnector, ShutdownHandle, Transport,
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
 };
 use ureq::{Agent, Error};
 
@@ -41,16 +42,16 @@ pub const COALESCE_BYTES_MAX: usize = 16 * 1024;
 /// kept (a 5 s budget: within 78 ms).
 const TIMEOUT_SLACK_DIVISOR: u32 = 64;
 
-/// The connector of every outgoing call: TCP by `QuickConnector`, then
-/// TLS for an `https://` URL (the agent's `tls_config` says whom to trust).
-pub fn connector() -> ChainedConnector<(), QuickConnector, RustlsConnector> {
-    QuickConnector.chain(RustlsConnector::default())
-}
-
 /// An agent with `config` over Harbour's transport and resolver: the one
-/// way every process builds its HTTP clients.
+/// way every process builds its HTTP clients. Its connector is TCP by
+/// `QuickConnector`, then TLS for an `https://` URL (whom it trusts is
+/// `config`'s, see `tls::ClientTls::configure`).
 pub fn agent(config: ureq::config::Config) -> Agent {
-    Agent::with_parts(config, connector(), QuickResolver::default())
+    #[cfg(feature = "tls")]
+    let connector = QuickConnector.chain(RustlsConnector::default());
+    #[cfg(not(feature = "tls"))]
+    let connector = QuickConnector;
+    Agent::with_parts(config, connector, QuickResolver::default())
 }
 
 /// Opens plain TCP connections (see the module comment).

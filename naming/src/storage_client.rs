@@ -69,7 +69,7 @@ impl StorageClient {
         tls: &ClientTls,
     ) -> StorageClient {
         let agent = |buffer_bytes: usize| {
-            let mut config = Agent::config_builder();
+            let mut config = tls.configure(Agent::config_builder());
             if let Some(key) = cluster_key {
                 config = config.middleware(Signer::new(key.clone()));
             }
@@ -82,7 +82,6 @@ impl StorageClient {
                 .output_buffer_size(buffer_bytes)
                 .max_idle_connections(connections_per_server * 8)
                 .max_idle_connections_per_host(connections_per_server)
-                .tls_config(tls.config())
                 .build();
             common::transport::agent(config)
         };

@@ -25,7 +25,7 @@ pub fn keep_registered(
     tls: &ClientTls,
     stop: &AtomicBool,
 ) {
-    let mut config = ureq::Agent::config_builder();
+    let mut config = tls.configure(ureq::Agent::config_builder());
     if let Some(signer) = signer {
         config = config.middleware(signer);
     }
@@ -33,7 +33,6 @@ pub fn keep_registered(
         .timeout_global(Some(CALL_TIMEOUT))
         .http_status_as_error(false)
         .proxy(None)
-        .tls_config(tls.config())
         .build();
     let agent = common::transport::agent(config);
     let url = format!("{naming}/servers?url={}", percent::encode(advertise, false));

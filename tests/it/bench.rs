@@ -252,37 +252,7 @@ fn bench_report() {
     );
 
     // (a) one 256 MiB file up and down; (e) peak RSS meanwhile.
-    let size = format!("{file_mib}MiB");
-    let up = phase(&cluster, "create", "bench-a/", 1, &size, 1);
-    row(
-        &format!("(a) {file_mib} MiB up"),
-        format!("{:.0} MB/s", up.mb_per_sec),
-        Some((
-            up.mb_per_sec,
-            bounds.copies_write_mib_per_sec * MIB / 1e6,
-            format!(
-                "{:.0} MB/s {} copies",
-                bounds.copies_write_mib_per_sec * MIB / 1e6,
-                bounds.copies
-            ),
-        )),
-        Some((up.cpu, file_mib as f64, "MiB")),
-    );
-    let down = phase(&cluster, "read", "bench-a/", 1, &size, 1);
-    row(
-        &format!("(a) {file_mib} MiB down"),
-        format!("{:.0} MB/s", down.mb_per_sec),
-        Some((
-            down.mb_per_sec,
-            bounds.loopback_mib_per_sec * MIB / 1e6,
-            format!(
-                "{:.0} MB/s loopback",
-                bounds.loopback_mib_per_sec * MIB / 1e6
-            ),
-        )),
-        Some((down.cpu, file_mib as f64, "MiB")),
-    );
-    phase(&cluster, "delete", "bench-a/", 1, &size, 1);
+    big_file(&cluster, &bounds, "(a)", file_mib);
     let peak = [
         cluster.naming().peak_rss_bytes(),
         cluster.storage(0).peak_rss_bytes(),
@@ -306,6 +276,33 @@ fn bench_report() {
     // (c) 1,000 files of 64 KiB with 8 workers.
     small_files(&cluster, &bounds, "(c) 64 KiB x 1000", 1000, "64KiB", 8);
     drop(cluster);
+
+    // (h) (a) and (b) again on a cluster where every server serves HTTPS
+    // and every call is verified: what TLS costs, beside the rows above.
+    let tls_cluster = Cluster::start(Spec {
+        tls: true,
+        ..bench_spec()
+    });
+    row(
+        "(h) TLS idle RSS naming / storage",
+        format!(
+            "{} / {} KiB",
+            tls_cluster.naming_ref().peak_rss_bytes() / 1024,
+            tls_cluster.storage_ref(0).peak_rss_bytes() / 1024
+        ),
+        None,
+        None,
+    );
+    big_file(&tls_cluster, &bounds, "(h) TLS", file_mib);
+    small_files(
+        &tls_cluster,
+        &bounds,
+        "(h) TLS 1 KiB x 5000",
+        5000,
+        "1KiB",
+        16,
+    );
+    drop(tls_cluster);
 
     // (f) naming-server memory per file and per chunk.
     let per_file = scale::naming_restart(1_000_000, 1, 1);
@@ -335,6 +332,43 @@ fn bench_report() {
         None,
     );
     println!("\nmake bench took {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// One file of `file_mib` MiB up and down (and deleted), each beside its
+/// bound, with the CPU per MiB.
+fn big_file(cluster: &Cluster, bounds: &bounds::Bounds, label: &str, file_mib: usize) {
+    let size = format!("{file_mib}MiB");
+    let prefix = format!("bench-{label}/");
+    let up = phase(cluster, "create", &prefix, 1, &size, 1);
+    row(
+        &format!("{label} {file_mib} MiB up"),
+        format!("{:.0} MB/s", up.mb_per_sec),
+        Some((
+            up.mb_per_sec,
+            bounds.copies_write_mib_per_sec * MIB / 1e6,
+            format!(
+                "{:.0} MB/s {} copies",
+                bounds.copies_write_mib_per_sec * MIB / 1e6,
+                bounds.copies
+            ),
+        )),
+        Some((up.cpu, file_mib as f64, "MiB")),
+    );
+    let down = phase(cluster, "read", &prefix, 1, &size, 1);
+    row(
+        &format!("{label} {file_mib} MiB down"),
+        format!("{:.0} MB/s", down.mb_per_sec),
+        Some((
+            down.mb_per_sec,
+            bounds.loopback_mib_per_sec * MIB / 1e6,
+            format!(
+                "{:.0} MB/s loopback",
+                bounds.loopback_mib_per_sec * MIB / 1e6
+            ),
+        )),
+        Some((down.cpu, file_mib as f64, "MiB")),
+    );
+    phase(cluster, "delete", &prefix, 1, &size, 1);
 }
 
 /// Time from starting a naming server to its first 200 on /health,

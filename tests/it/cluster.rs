@@ -209,13 +209,12 @@ impl Cluster {
             }
             next.handle(request)
         };
-        ureq::Agent::config_builder()
+        tls.configure(ureq::Agent::config_builder())
             .middleware(credentials)
             .timeout_global(Some(Duration::from_secs(120)))
             .timeout_per_read(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .proxy(None)
-            .tls_config(tls.config())
             .build()
             .into()
     }
