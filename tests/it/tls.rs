@@ -370,3 +370,81 @@ fn the_system_roots_load_and_an_unknown_ca_file_is_an_error() {
     assert!(system.source.starts_with('/'), "{}", system.source);
     assert!(ClientTls::from_ca_file(std::path::Path::new("/nonexistent/ca.pem")).is_err());
 }
+
+/// Runs curl with `args`; its exit code and stdout. `-w %{http_code}`
+/// callers find the status at the end of stdout.
+fn curl(args: &[&str]) -> (i32, Vec<u8>) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl is installed (.ci/run installs it)");
+    (output.status.code().unwrap_or(-1), output.stdout)
+}
+
+#[test]
+fn curl_reads_and_writes_over_https_with_a_token() {
+    let token = "curl-token-0123456789";
+    let cluster = Cluster::start(Spec {
+        storage: 2,
+        tls: true,
+        api_tokens: Some("curl-token-0123456789 write curl\n"),
+        token: Some(token),
+        ..Spec::default()
+    });
+    let ca = pki(&cluster).ca_arg();
+    let dir = test_dir();
+    let local = dir.join("upload");
+    let bytes = test_bytes(2 * 1024 + 1, 4);
+    std::fs::write(&local, &bytes).unwrap();
+    let url = format!("{}/files/from-curl", cluster.url());
+    let bearer = format!("Authorization: Bearer {token}");
+    let upload = format!("@{}", local.display());
+    let (code, out) = curl(&[
+        "--cacert",
+        &ca,
+        "-H",
+        &bearer,
+        "-X",
+        "PUT",
+        "--data-binary",
+        &upload,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
+    assert_eq!((code, out.as_slice()), (0, &b"201"[..]));
+    let (code, out) = curl(&["--cacert", &ca, "-H", &bearer, &url]);
+    assert_eq!(code, 0);
+    assert!(out == bytes, "curl read other bytes back");
+    // The CLI reads what curl wrote.
+    assert!(cluster.cli(&["read", "from-curl", "-"]).assert_ok().stdout == bytes);
+    // No token: 401 over TLS as over HTTP.
+    let (code, out) = curl(&[
+        "--cacert",
+        &ca,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
+    assert_eq!((code, out.as_slice()), (0, &b"401"[..]));
+    // Without the CA curl refuses the certificate (exit 60), as the CLI does.
+    let (code, _) = curl(&["-H", &bearer, &url]);
+    assert_eq!(code, 60, "curl should not trust the test CA by default");
+    // A storage server over TLS still wants cluster credentials.
+    let storage = format!("{}/blobs", cluster.storage_url(0));
+    let (code, out) = curl(&[
+        "--cacert",
+        &ca,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &storage,
+    ]);
+    assert_eq!((code, out.as_slice()), (0, &b"401"[..]));
+}
