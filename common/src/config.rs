@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use crate::cluster_auth::ClusterKey;
 use crate::limits::{CONNECTIONS_MAX_DEFAULT, INBOUND_IO_TIMEOUT_MS_DEFAULT};
+use crate::log::LogSettings;
 use crate::probe::Listening;
 use crate::tls::{ClientTls, IdentityError, ServerIdentity};
 
@@ -326,6 +327,34 @@ impl ConfigReader {
             }
             (None, false) => Ok(ClusterSecret::Missing),
         }
+    }
+}
+
+/// `--log-level`: the same for both servers.
+pub const LOG_LEVEL: Param = Param {
+    flag: "--log-level",
+    env: "LOG_LEVEL",
+    default: Fallback::Text("info"),
+    help: "error, warn, info or debug (debug adds a line per request)",
+};
+
+/// `--log-format`: the same for both servers.
+pub const LOG_FORMAT: Param = Param {
+    flag: "--log-format",
+    env: "LOG_FORMAT",
+    default: Fallback::Text("text"),
+    help: "text, or json (one JSON object per line, with a timestamp)",
+};
+
+impl ConfigReader {
+    /// `--log-level` and `--log-format`.
+    pub fn log_settings(&mut self) -> Result<LogSettings, ConfigError> {
+        let level = self.get(&LOG_LEVEL, crate::log::parse_level)?;
+        let format = self.get(&LOG_FORMAT, crate::log::parse_format)?;
+        Ok(LogSettings {
+            level: level.expect("has a default"),
+            format: format.expect("has a default"),
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod config;
 pub mod group_commit;
 pub mod limits;
+pub mod log;
 pub mod name;
 pub mod own_files;
 pub mod pacer;

@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::TrySendError;
 use serde::Serialize;
@@ -54,6 +54,8 @@ pub struct Reply {
     pub status: u16,
     headers: Vec<(&'static str, String)>,
     body: Body,
+    /// Who asked (an API token's label), for the request's log line.
+    principal: Option<String>,
 }
 
 enum Body {
@@ -83,7 +85,7 @@ pub fn reply_for<E: HttpError>(request: &Request, outcome: Result<Reply, E>) -> 
         Ok(reply) => reply,
         Err(err) => {
             if err.status() >= 500 {
-                eprintln!("{} {}: {err}", request.method(), request.url());
+                log::error!("{} {}: {err}", request.method(), request.url());
             }
             Reply::error(err.status(), err.to_string())
         }
@@ -123,6 +125,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Body::Bytes(Vec::new()),
+            principal: None,
         }
     }
 
@@ -155,6 +158,7 @@ impl Reply {
             status,
             headers: vec![("Content-Type", content_type.to_owned())],
             body: Body::Stream { reader, len },
+            principal: None,
         }
     }
 
@@ -170,6 +174,7 @@ impl Reply {
             status,
             headers: vec![("Content-Type", content_type.to_owned())],
             body: Body::Prefetched { pieces, len },
+            principal: None,
         }
     }
 
@@ -181,6 +186,21 @@ impl Reply {
     fn with_bytes(mut self, bytes: Vec<u8>) -> Reply {
         self.body = Body::Bytes(bytes);
         self
+    }
+
+    /// Names who asked (an API token's label) in the request's log line.
+    pub fn with_principal(mut self, label: Option<&str>) -> Reply {
+        self.principal = label.map(str::to_owned);
+        self
+    }
+
+    /// The body's length, when known before it is sent.
+    fn body_len(&self) -> Option<u64> {
+        match &self.body {
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::Stream { len, .. } => *len,
+            Body::Prefetched { len, .. } => Some(*len),
+        }
     }
 }
 
@@ -225,7 +245,7 @@ pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
         })?;
     server.set_connections_max(Some(config.connections_max));
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
-    println!("listening on {}://{addr}", config.scheme());
+    crate::log::announce(&format!("listening on {}://{addr}", config.scheme()));
     Ok(Listener { server, addr })
 }
 
@@ -360,13 +380,15 @@ pub fn query_param<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
 }
 
 fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
+    // At `info` (the default) this is all a request costs the log.
+    let logged = crate::log::requests_enabled().then(|| RequestSeen::of(&request));
     let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut request)));
     let reply = match outcome {
         Ok(reply) => reply,
         Err(panic) => {
             stats.panics_total.fetch_add(1, Ordering::Relaxed);
             let what = panic_message(panic.as_ref());
-            eprintln!(
+            log::error!(
                 "panic while handling {} {}: {what}",
                 request.method(),
                 request.url()
@@ -379,7 +401,40 @@ fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
         500..=599 => stats.errors_5xx_total.fetch_add(1, Ordering::Relaxed),
         _ => 0,
     };
+    let status = reply.status;
+    let bytes_out = reply.body_len();
+    let principal = reply.principal.clone();
     respond(request, reply);
+    if let Some(seen) = logged {
+        crate::log::request(&crate::log::RequestLine {
+            method: &seen.method,
+            target: &seen.target,
+            status,
+            duration: seen.at.elapsed(),
+            bytes_in: seen.bytes_in,
+            bytes_out,
+            principal: principal.as_deref(),
+        });
+    }
+}
+
+/// What a request's log line needs, taken before it is answered.
+struct RequestSeen {
+    method: String,
+    target: String,
+    bytes_in: Option<u64>,
+    at: Instant,
+}
+
+impl RequestSeen {
+    fn of(request: &Request) -> RequestSeen {
+        RequestSeen {
+            method: request.method().to_string(),
+            target: request.url().to_owned(),
+            bytes_in: request.body_length().map(|len| len as u64),
+            at: Instant::now(),
+        }
+    }
 }
 
 /// Answers a request the workers have no room for. Reads no body: the
@@ -396,7 +451,7 @@ fn respond(request: Request, reply: Reply) {
     for (name, value) in &reply.headers {
         match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             Ok(header) => headers.push(header),
-            Err(()) => eprintln!("dropping a malformed response header {name}"),
+            Err(()) => log::warn!("dropping a malformed response header {name}"),
         }
     }
     let status = StatusCode(reply.status);

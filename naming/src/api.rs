@@ -35,16 +35,23 @@ pub struct Api {
 
 impl Handler for Api {
     fn handle(&self, request: &mut Request) -> Reply {
-        let outcome = self.route(request);
-        server::reply_for(request, outcome)
+        let mut principal = None;
+        let outcome = self.route(request, &mut principal);
+        server::reply_for(request, outcome).with_principal(principal.as_deref())
     }
 }
 
 impl Api {
-    fn route(&self, request: &mut Request) -> Result<Reply, ApiError> {
+    /// Answers `request`; `principal` learns the label of the API token
+    /// it came with, for its log line.
+    fn route(
+        &self,
+        request: &mut Request,
+        principal: &mut Option<String>,
+    ) -> Result<Reply, ApiError> {
         let path = server::url_path(request).to_owned();
         let method = request.method().clone();
-        self.authorize(request, &method, &path)?;
+        *principal = self.authorize(request, &method, &path)?;
         if let Some(raw_name) = path.strip_prefix("/files/") {
             let name = parse_name(raw_name)?;
             return match method {
@@ -207,9 +214,16 @@ impl Api {
     /// permission of `needed_permission`; `POST /servers` (a storage server
     /// registering, which is then sent replicas) needs cluster credentials
     /// or, with tokens on, an admin token.
-    fn authorize(&self, request: &Request, method: &Method, path: &str) -> Result<(), ApiError> {
+    /// Ok with the label of the API token that allows the request (`None`
+    /// when no token is needed or the cluster's credentials allowed it).
+    fn authorize(
+        &self,
+        request: &Request,
+        method: &Method,
+        path: &str,
+    ) -> Result<Option<String>, ApiError> {
         let Some(needs) = needed_permission(method, path) else {
-            return Ok(());
+            return Ok(None);
         };
         let header = server::header(request, "Authorization");
         let registering = *method == Method::Post && path == "/servers";
@@ -219,19 +233,20 @@ impl Api {
                 Some(verifier) if by_cluster || self.tokens.is_none() => {
                     return verifier
                         .check(header, method.as_str(), request.url())
+                        .map(|()| None)
                         .map_err(|err| ApiError::Unauthorized(err.to_string()));
                 }
-                None if self.tokens.is_none() => return Ok(()),
+                None if self.tokens.is_none() => return Ok(None),
                 // Without a cluster secret only an admin token registers.
                 _ => {}
             }
         }
         let Some(tokens) = &self.tokens else {
-            return Ok(());
+            return Ok(None);
         };
-        tokens.authorize(header, needs).map(drop).map_err(|err| {
+        tokens.authorize(header, needs).map(Some).map_err(|err| {
             // The label names the token; the token itself is never logged.
-            eprintln!("refused {method} {path}: {err}");
+            log::warn!("refused {method} {path}: {err}");
             match err {
                 TokenError::Missing | TokenError::Unknown => {
                     ApiError::Unauthorized(err.to_string())

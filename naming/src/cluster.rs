@@ -37,6 +37,8 @@ pub struct Health {
     /// The last heartbeat failed for a setup fault (credentials refused,
     /// a certificate not trusted): said once in the log, not every round.
     pub setup_fault_logged: bool,
+    /// Alive or dead as the log last said (`None`: not said yet).
+    pub logged_alive: Option<bool>,
 }
 
 impl Cluster {
@@ -56,6 +58,10 @@ impl Cluster {
             probe_timeout,
             rotation: AtomicUsize::new(0),
         }
+    }
+
+    pub fn dead_after(&self) -> Duration {
+        self.dead_after
     }
 
     pub fn probe_timeout(&self) -> Duration {
@@ -80,6 +86,17 @@ impl Cluster {
         health.capacity_bytes = status.capacity_bytes;
         health.chunks = status.chunks;
         health.setup_fault_logged = false;
+    }
+
+    /// Whether `id` is alive, when that differs from what the log last
+    /// said (and is now said): `None` when nothing changed.
+    pub fn liveness_change(&self, id: ServerId) -> Option<bool> {
+        let alive = self.is_alive(id);
+        let mut health = self.lock(id);
+        match health.logged_alive.replace(alive) {
+            Some(was) if was == alive => None,
+            _ => Some(alive),
+        }
     }
 
     /// A heartbeat to `id` failed for a setup fault; true the first time

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use common::config::{
     CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
-    Fallback, INSECURE_HELP, IO_TIMEOUT, Param, Parsed, TLS_CERT_FILE, TLS_KEY_FILE, help_text,
-    invalid, parse_base_url, parse_connections, parse_millis, parse_positive, parse_workers,
+    Fallback, INSECURE_HELP, IO_TIMEOUT, LOG_FORMAT, LOG_LEVEL, Param, Parsed, TLS_CERT_FILE,
+    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_connections, parse_millis,
+    parse_positive, parse_workers,
 };
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
+use common::log::LogSettings;
 use common::tls::{ClientTls, ServerIdentity};
 
 use crate::limits::{
@@ -47,6 +49,7 @@ pub struct Config {
     pub api_tokens: Option<Arc<ApiTokens>>,
     /// Serve the public API over HTTPS with this; plain HTTP when `None`.
     pub tls: Option<ServerIdentity>,
+    pub logging: LogSettings,
     /// Whom `https://` storage servers are verified against.
     pub storage_tls: ClientTls,
     pub effective_lines: Vec<String>,
@@ -124,7 +127,7 @@ const API_TOKENS_FILE: Param = Param {
     default: Fallback::Unset,
     help: "file of API tokens, lines `TOKEN read|write|admin [LABEL]` (only its owner may read it); read again on SIGHUP. Without it the public API is open",
 };
-const PARAMS: [Param; 18] = [
+const PARAMS: [Param; 20] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -143,6 +146,8 @@ const PARAMS: [Param; 18] = [
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     CA_FILE,
+    LOG_LEVEL,
+    LOG_FORMAT,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -211,6 +216,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let cluster = reader.cluster_secret()?;
     let api_tokens = reader.get(&API_TOKENS_FILE, |raw| ApiTokens::load(raw).map(Arc::new))?;
     let tls = reader.server_identity()?;
+    let logging = reader.log_settings()?;
     // Always the system's roots without a CA file: a storage server may
     // join with an https:// URL at any time.
     let storage_tls = reader.client_tls(true)?;
@@ -233,6 +239,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         cluster,
         api_tokens,
         tls,
+        logging,
         storage_tls,
         effective_lines,
     }))

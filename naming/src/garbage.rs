@@ -84,7 +84,7 @@ impl Garbage {
             } else if doomed.attempts < DELETE_ATTEMPTS_MAX {
                 self.push(doomed);
             } else {
-                eprintln!(
+                log::warn!(
                     "garbage: giving up deleting blob {} on {} servers",
                     doomed.blob,
                     doomed.servers.len()
@@ -108,7 +108,7 @@ impl Garbage {
         if queue.len() >= GARBAGE_QUEUE_MAX
             && let Some(oldest) = queue.pop_front()
         {
-            eprintln!(
+            log::warn!(
                 "garbage: queue full, leaving blob {} to reconciliation",
                 oldest.blob
             );

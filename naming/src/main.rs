@@ -37,12 +37,13 @@ fn listening(config: &Config) -> Listening {
 }
 
 fn run(config: &Config) -> Result<(), String> {
+    common::log::init(config.logging);
     for line in &config.effective_lines {
-        println!("{line}");
+        log::info!("{line}");
     }
     let cluster_key = config.cluster.require()?;
     if cluster_key.is_none() {
-        eprintln!(
+        log::warn!(
             "{}",
             common::config::insecure_warning(
                 "calls to storage carry no credentials (storage servers with a secret refuse them) and anyone can register a storage server"
@@ -50,19 +51,19 @@ fn run(config: &Config) -> Result<(), String> {
         );
     }
     match &config.api_tokens {
-        Some(tokens) => println!(
+        Some(tokens) => log::info!(
             "api tokens: {} in force; every public endpoint but /health needs one",
             tokens.count()
         ),
-        None => println!(
+        None => log::info!(
             "api tokens: none (no --api-tokens-file): the public API is open to anyone who can reach it"
         ),
     }
     match &config.tls {
-        Some(_) => println!("tls: the public API is served over HTTPS"),
-        None => println!("tls: none (no --tls-cert-file): the public API is plain HTTP"),
+        Some(_) => log::info!("tls: the public API is served over HTTPS"),
+        None => log::info!("tls: none (no --tls-cert-file): the public API is plain HTTP"),
     }
-    println!(
+    log::info!(
         "tls: https:// storage servers are verified against {}",
         config.storage_tls.source
     );
@@ -72,7 +73,7 @@ fn run(config: &Config) -> Result<(), String> {
     };
     let (store, notes) = LocalStore::open(&config.meta_dir, settings)?;
     for note in notes {
-        println!("recovery: {note}");
+        log::info!("recovery: {note}");
     }
     let naming = Naming::new(
         Box::new(store),
@@ -91,7 +92,7 @@ fn run(config: &Config) -> Result<(), String> {
     }
     {
         let metadata = naming.metadata();
-        println!(
+        log::info!(
             "metadata: {} files, {} chunks, {} storage servers known",
             metadata.files_count(),
             metadata.chunks_count(),
@@ -148,6 +149,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let upkeep_tick = crossbeam_channel::tick(config.heartbeat_interval);
     let reconcile_interval = config.reconcile_interval;
     let mut pacer = Pacer::new(config.replication_bytes_per_sec);
+    let mut progress = repair::Progress::default();
     thread::spawn(move || {
         let naming = upkeep_naming;
         // The first pass runs at start-up: it finds what a crash left behind.
@@ -157,7 +159,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                 last_reconciled = Some(std::time::Instant::now());
                 let report = naming.reconciler.pass(&naming, reconcile_interval);
                 if report.orphans_deleted > 0 || report.missing > 0 || report.surplus_dropped > 0 {
-                    println!("reconcile: {report:?}");
+                    log::info!("reconcile: {report:?}");
                 }
                 naming.metrics.count(
                     &naming.metrics.orphan_blobs_deleted_total,
@@ -165,6 +167,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                 );
             }
             let repaired = repair::pass(&naming, &mut pacer);
+            progress.after_pass(repaired);
             naming
                 .metrics
                 .count(&naming.metrics.chunks_re_replicated_total, repaired);
@@ -182,7 +185,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
             if let Err(err) = naming.store().maintain() {
                 // The journal still holds everything: a failed checkpoint
                 // costs restart time, not data. Try again next tick.
-                eprintln!("checkpoint failed: {err}");
+                log::error!("checkpoint failed: {err}");
             }
         }
     });
@@ -194,7 +197,7 @@ fn reload_tokens_on_sighup(tokens: Arc<ApiTokens>) {
     let hangup = Arc::new(AtomicBool::new(false));
     if let Err(err) = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
     {
-        eprintln!("api tokens: cannot watch SIGHUP ({err}); a restart reloads them");
+        log::warn!("api tokens: cannot watch SIGHUP ({err}); a restart reloads them");
         return;
     }
     let tick = crossbeam_channel::tick(TOKENS_RELOAD_CHECK_INTERVAL);
@@ -204,8 +207,10 @@ fn reload_tokens_on_sighup(tokens: Arc<ApiTokens>) {
                 continue;
             }
             match tokens.reload() {
-                Ok(count) => println!("api tokens: reloaded on SIGHUP, {count} in force"),
-                Err(err) => eprintln!("api tokens: reload failed, the previous tokens stay: {err}"),
+                Ok(count) => log::info!("api tokens: reloaded on SIGHUP, {count} in force"),
+                Err(err) => {
+                    log::warn!("api tokens: reload failed, the previous tokens stay: {err}")
+                }
             }
         }
     });

@@ -216,7 +216,7 @@ impl Naming {
             match self.store.apply(change) {
                 Ok(applied) => {
                     if !known && applied == Applied::Changed {
-                        println!("storage server {url} added to the cluster as id {id}");
+                        log::info!("storage server {url} added to the cluster as id {id}");
                     }
                     return Ok(id);
                 }
@@ -285,13 +285,13 @@ impl Naming {
                     status: 401,
                     message,
                 }) if self.cluster.setup_fault(id) => {
-                    eprintln!(
+                    log::warn!(
                         "storage server {} refuses this server's cluster credentials ({message}): do both have the same cluster secret?",
                         self.metadata().server_url(id)
                     );
                 }
                 Err(CallError::Tls(why)) if self.cluster.setup_fault(id) => {
-                    eprintln!("storage server {}: {why}", self.metadata().server_url(id));
+                    log::warn!("storage server {}: {why}", self.metadata().server_url(id));
                 }
                 Err(_) => {}
             }
@@ -330,7 +330,21 @@ impl Naming {
 
     /// One heartbeat round over every server.
     pub fn heartbeat_round(&self) {
-        self.heartbeat(&self.server_ids());
+        let ids = self.server_ids();
+        self.heartbeat(&ids);
+        for id in ids {
+            match self.cluster.liveness_change(id) {
+                Some(true) => {
+                    log::info!("storage server {} is alive", self.metadata().server_url(id))
+                }
+                Some(false) => log::warn!(
+                    "storage server {} is dead (not heard from within {:?}): reads go to other replicas, and its chunks get new ones",
+                    self.metadata().server_url(id),
+                    self.cluster.dead_after()
+                ),
+                None => {}
+            }
+        }
     }
 
     fn lock_in_flight(&self) -> MutexGuard<'_, InFlight> {

@@ -178,7 +178,7 @@ fn drop_surplus(naming: &Naming, server: ServerId, blob: BlobId) {
     let url = naming.metadata().server_url(server);
     for (first, count) in ranges {
         if let Err(err) = naming.storage.drop_surplus(&url, blob, first, count) {
-            eprintln!("reconcile: dropping surplus {blob}:{first}+{count} on {url}: {err}");
+            log::warn!("reconcile: dropping surplus {blob}:{first}+{count} on {url}: {err}");
         }
     }
 }

@@ -30,6 +30,37 @@ struct Task {
     sources: Vec<ServerId>,
 }
 
+/// What the log says of re-replication: when it starts copying, and when
+/// a pass finds nothing more to copy, with the total.
+#[derive(Default)]
+pub struct Progress {
+    copied: u64,
+    active: bool,
+}
+
+impl Progress {
+    /// Takes the count of one `pass`.
+    pub fn after_pass(&mut self, repaired: u64) {
+        match (self.active, repaired) {
+            (false, 0) => {}
+            (false, _) => {
+                log::info!("re-replication started: {repaired} chunks given a new replica so far");
+                self.active = true;
+                self.copied = repaired;
+            }
+            (true, 0) => {
+                log::info!(
+                    "re-replication done: {} chunks given a new replica, nothing more to copy now (`harbour status` counts any still short of replicas)",
+                    self.copied
+                );
+                self.active = false;
+                self.copied = 0;
+            }
+            (true, _) => self.copied += repaired,
+        }
+    }
+}
+
 /// One pass: finds under-replicated ranges and repairs what it can.
 /// Returns the number of chunks given a new replica.
 pub fn pass(naming: &Naming, pacer: &mut Pacer) -> u64 {

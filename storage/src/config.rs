@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use common::config::{
     CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
-    Fallback, INSECURE_HELP, IO_TIMEOUT, Param, Parsed, TLS_CERT_FILE, TLS_KEY_FILE, help_text,
-    invalid, parse_base_url, parse_connections, parse_millis, parse_positive, parse_workers,
+    Fallback, INSECURE_HELP, IO_TIMEOUT, LOG_FORMAT, LOG_LEVEL, Param, Parsed, TLS_CERT_FILE,
+    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_connections, parse_millis,
+    parse_positive, parse_workers,
 };
+use common::log::LogSettings;
 use common::tls::{ClientTls, ServerIdentity};
 
 use crate::limits::{SCRUB_BYTES_PER_SEC_DEFAULT, STORAGE_WORKERS_COUNT};
@@ -30,6 +32,7 @@ pub struct Config {
     pub naming_tls: ClientTls,
     /// Serve HTTPS with this; plain HTTP when `None`.
     pub tls: Option<ServerIdentity>,
+    pub logging: LogSettings,
     /// What calls to this server must carry, and its `--join` sends.
     pub cluster: ClusterSecret,
     /// Lines saying each effective value and its source, printed at start.
@@ -78,7 +81,7 @@ const ADVERTISE: Param = Param {
     default: Fallback::Unset,
     help: "this server's URL as the naming server should reach it (default http://LISTEN_ADDR, https:// with --tls-cert-file)",
 };
-const PARAMS: [Param; 13] = [
+const PARAMS: [Param; 15] = [
     LISTEN,
     DATA_DIR,
     CAPACITY,
@@ -92,6 +95,8 @@ const PARAMS: [Param; 13] = [
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     CA_FILE,
+    LOG_LEVEL,
+    LOG_FORMAT,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -119,6 +124,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
     let cluster = reader.cluster_secret()?;
     let tls = reader.server_identity()?;
+    let logging = reader.log_settings()?;
     let naming_tls = reader.client_tls(join.as_deref().is_some_and(common::tls::is_https))?;
     let listen_addr: SocketAddr = listen.expect("has a default");
     let join = match (join, advertise) {
@@ -147,6 +153,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         join,
         naming_tls,
         tls,
+        logging,
         cluster,
         effective_lines,
     }))

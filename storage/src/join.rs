@@ -41,15 +41,15 @@ pub fn keep_registered(
         match agent.post(&url).send_empty() {
             Ok(response) if response.status() == 200 => {
                 if !registered {
-                    println!("joined the cluster of {naming} as {advertise}");
+                    log::info!("joined the cluster of {naming} as {advertise}");
                 }
                 registered = true;
             }
-            Ok(response) => eprintln!(
+            Ok(response) => log::warn!(
                 "join: {naming} answered {} to registering {advertise}",
                 response.status()
             ),
-            Err(err) => eprintln!("join: cannot register with {naming}: {err}"),
+            Err(err) => log::warn!("join: cannot register with {naming}: {err}"),
         }
         let wait = if registered {
             REFRESH_INTERVAL

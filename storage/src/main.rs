@@ -29,12 +29,13 @@ fn listening(config: &Config) -> Listening {
 }
 
 fn run(config: &Config) -> Result<(), String> {
+    common::log::init(config.logging);
     for line in &config.effective_lines {
-        println!("{line}");
+        log::info!("{line}");
     }
     let cluster_key = config.cluster.require()?;
     if cluster_key.is_none() {
-        eprintln!(
+        log::warn!(
             "{}",
             common::config::insecure_warning(&format!(
                 "anyone who can reach {} can read, overwrite and delete every chunk",
@@ -43,8 +44,8 @@ fn run(config: &Config) -> Result<(), String> {
         );
     }
     match &config.tls {
-        Some(_) => println!("tls: the chunk API is served over HTTPS"),
-        None => println!("tls: none (no --tls-cert-file): the chunk API is plain HTTP"),
+        Some(_) => log::info!("tls: the chunk API is served over HTTPS"),
+        None => log::info!("tls: none (no --tls-cert-file): the chunk API is plain HTTP"),
     }
     let dir = &config.data_dir;
     fs::create_dir_all(dir).map_err(|err| {
@@ -74,11 +75,13 @@ fn run(config: &Config) -> Result<(), String> {
         )
     })?;
     for note in &recovery.notes {
-        println!("recovery: {note}");
+        log::info!("recovery: {note}");
     }
-    println!(
+    log::info!(
         "store: {} chunks ({} index runs) in {} segments",
-        recovery.chunks_count, recovery.runs_count, recovery.segments_count
+        recovery.chunks_count,
+        recovery.runs_count,
+        recovery.segments_count
     );
     let server_config = ServerConfig {
         listen: config.listen,
@@ -103,7 +106,7 @@ fn run(config: &Config) -> Result<(), String> {
             // match the files: stop rather than serve from it. A restart
             // rebuilds the index from the files, which are always sound.
             if panic::catch_unwind(AssertUnwindSafe(|| store::compaction::run(&store))).is_err() {
-                eprintln!("error: compaction failed an internal check; exiting");
+                log::error!("compaction failed an internal check; exiting");
                 process::exit(1);
             }
         });

@@ -31,13 +31,13 @@ pub fn run(store: &Store, stats: &ScrubStats, bytes_per_sec: u64, stop: &AtomicB
         let step = match store.scrub_step(cursor, &mut buffer) {
             Ok(step) => step,
             Err(err) => {
-                eprintln!("scrub: reading the store failed: {err}");
+                log::error!("scrub: reading the store failed: {err}");
                 pause(ROUND_PAUSE);
                 continue;
             }
         };
         for id in &step.corrupt {
-            eprintln!(
+            log::warn!(
                 "scrub: chunk {id} is corrupt; dropped so it is repaired from another replica"
             );
         }

@@ -42,6 +42,8 @@ pub struct Spec {
     /// cluster (`Cluster::pki`), which the naming server, the agent and
     /// the CLI trust.
     pub tls: bool,
+    /// Variables every server of the cluster gets (`LOG_LEVEL`, say).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Spec {
@@ -59,6 +61,7 @@ impl Default for Spec {
             api_tokens: None,
             token: None,
             tls: false,
+            env: Vec::new(),
         }
     }
 }
@@ -112,9 +115,10 @@ impl Cluster {
                     args.extend(["--capacity".to_owned(), capacity.to_string()]);
                 }
                 args.extend(tls_args.iter().cloned());
-                Server::start(
+                Server::start_with_env(
                     "harbour-storage",
                     args,
+                    &spec.env,
                     dir.join(format!("storage{idx}.log")),
                 )
             })
@@ -152,7 +156,12 @@ impl Cluster {
             naming_args.extend(tls_args.iter().cloned());
             naming_args.extend(["--ca-file".to_owned(), pki.ca_arg()]);
         }
-        let naming = Server::start("harbour-naming", naming_args, dir.join("naming.log"));
+        let naming = Server::start_with_env(
+            "harbour-naming",
+            naming_args,
+            &spec.env,
+            dir.join("naming.log"),
+        );
         let tls = match &pki {
             Some(pki) => ClientTls::from_ca_file(&pki.ca_file).expect("the test CA loads"),
             None => ClientTls::none(),
@@ -506,12 +515,17 @@ impl Server {
             || {
                 let text = fs::read_to_string(&self.log).unwrap_or_default();
                 addr = text.lines().find_map(|line| {
-                    let url = line.strip_prefix("listening on ")?;
+                    // A text or a JSON line: the address ends where its
+                    // characters do.
+                    let (_, url) = line.split_once("listening on ")?;
                     let (scheme, addr) = match url.strip_prefix("https://") {
                         Some(addr) => ("https", addr),
                         None => ("http", url.strip_prefix("http://")?),
                     };
-                    Some((scheme, addr.trim().parse::<SocketAddr>().ok()?))
+                    let end = addr
+                        .find(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c)))
+                        .unwrap_or(addr.len());
+                    Some((scheme, addr[..end].parse::<SocketAddr>().ok()?))
                 });
                 if addr.is_none()
                     && let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait)

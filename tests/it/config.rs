@@ -30,6 +30,28 @@ pub fn check_refused(binary: &str, args: &[&str], env: &[(&str, &str)], fragment
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `check_refused` for `binary` started with enough settings to get past
+/// the ones every start needs (a naming server its storage servers), and
+/// `extra`.
+pub fn check_server_refused(binary: &str, extra: &[&str], env: &[(&str, &str)], fragment: &str) {
+    let dir = test_dir();
+    let dir = dir.to_str().unwrap();
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    match binary {
+        "harbour-naming" => args.extend([
+            "--meta-dir",
+            dir,
+            "--storage-servers",
+            "http://127.0.0.1:1",
+            "--replication",
+            "1",
+        ]),
+        _ => args.extend(["--data-dir", dir]),
+    }
+    args.extend(extra);
+    check_refused(binary, &args, env, fragment);
+}
+
 const SERVERS: &str = "http://127.0.0.1:1,http://127.0.0.1:2";
 
 #[test]

@@ -16,6 +16,7 @@ mod files;
 mod full_disk;
 mod hostile;
 mod load;
+mod logs;
 mod memory;
 mod pki;
 mod reconcile;

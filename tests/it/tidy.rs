@@ -106,7 +106,7 @@ fn banned_constructs_stay_out() {
 /// them): (path prefix the rule covers, what must not appear, why).
 #[test]
 fn architecture_invariants_hold_in_the_sources() {
-    let rules: [(&str, &str, &str); 10] = [
+    let rules: [(&str, &str, &str); 14] = [
         (
             "storage/src/",
             "FileName",
@@ -156,6 +156,26 @@ fn architecture_invariants_hold_in_the_sources() {
             "storage/src/",
             "File::",
             "a server's own files open through common::own_files (never via a link)",
+        ),
+        (
+            "naming/src/",
+            "println!",
+            "a server writes its lines through the log (common::log: LOG_LEVEL, LOG_FORMAT)",
+        ),
+        (
+            "naming/src/",
+            "eprintln!",
+            "a server writes its lines through the log (common::log: LOG_LEVEL, LOG_FORMAT)",
+        ),
+        (
+            "storage/src/",
+            "println!",
+            "a server writes its lines through the log (common::log: LOG_LEVEL, LOG_FORMAT)",
+        ),
+        (
+            "storage/src/",
+            "eprintln!",
+            "a server writes its lines through the log (common::log: LOG_LEVEL, LOG_FORMAT)",
         ),
     ];
     let mut violations = Vec::new();

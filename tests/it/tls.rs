@@ -15,7 +15,7 @@ use crate::cluster::{
     Cli, Cluster, Server, Spec, bin_path, call, clear_env, raw_exchange, request_to, test_bytes,
     test_dir, wait_until,
 };
-use crate::config::check_refused;
+use crate::config::check_server_refused;
 use crate::pki::{TestPki, write_private};
 
 fn tls_cluster(storage: usize, replication: usize) -> Cluster {
@@ -228,25 +228,8 @@ fn a_storage_server_joins_over_https_and_answers_its_health_check() {
     assert!(!health(false).status.success());
 }
 
-/// Starts `binary` with enough settings to get as far as its TLS ones,
-/// and `extra`, expecting it to stop with one line holding `fragment`.
 fn refused_tls(binary: &str, extra: &[&str], fragment: &str) {
-    let dir = test_dir();
-    let dir = dir.to_str().unwrap();
-    let mut args = vec!["--listen", "127.0.0.1:0"];
-    match binary {
-        "harbour-naming" => args.extend([
-            "--meta-dir",
-            dir,
-            "--storage-servers",
-            "http://127.0.0.1:1",
-            "--replication",
-            "1",
-        ]),
-        _ => args.extend(["--data-dir", dir]),
-    }
-    args.extend(extra);
-    check_refused(binary, &args, &[], fragment);
+    check_server_refused(binary, extra, &[], fragment);
 }
 
 #[test]

@@ -98,8 +98,13 @@ impl LocalStore {
             let generation = self.journal.rotate()?;
             (generation, state.snapshot())
         };
+        let entries = changes.len();
         self.journal
-            .write_checkpoint(generation, changes.into_iter())
+            .write_checkpoint(generation, changes.into_iter())?;
+        log::info!(
+            "checkpoint {generation}: {entries} entries written; the journal before it is dropped"
+        );
+        Ok(())
     }
 
     /// The journal, for tests that pause a syncer.
@@ -120,7 +125,7 @@ impl LocalStore {
     /// makes every later acknowledgement a lie: stop the process instead.
     fn durable(&self, lsn: Lsn) {
         if let Err(err) = self.journal.sync(lsn) {
-            eprintln!("fatal: the metadata journal cannot be made durable: {err}");
+            log::error!("the metadata journal cannot be made durable, exiting: {err}");
             std::process::exit(1);
         }
     }

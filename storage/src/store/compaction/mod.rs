@@ -102,7 +102,7 @@ pub fn pass(store: &Store, order: Order, abandoned: &mut BTreeSet<u32>) -> u64 {
     if plan.seal_active
         && let Err(err) = store.seal_active(active_id)
     {
-        eprintln!("compaction: cannot close segment {active_id}: {err}");
+        log::warn!("compaction: cannot close segment {active_id}: {err}");
     }
     let mut pacing = Pacing::new(&store.compaction, order.urgent);
     let mut freed_bytes = 0;
@@ -118,11 +118,11 @@ pub fn pass(store: &Store, order: Order, abandoned: &mut BTreeSet<u32>) -> u64 {
         match compact_group(store, &group, &mut pacing) {
             Ok(Outcome::Rewritten { old_len, new_len }) => {
                 freed_bytes += old_len.saturating_sub(new_len);
-                println!("compaction: {what}: {old_len} -> {new_len} bytes");
+                log::info!("compaction: {what}: {old_len} -> {new_len} bytes");
             }
             Ok(Outcome::Deleted { old_len }) => {
                 freed_bytes += old_len;
-                println!("compaction: {what}: {old_len} bytes, all dead, deleted");
+                log::info!("compaction: {what}: {old_len} bytes, all dead, deleted");
             }
             Ok(Outcome::Skipped) => {}
             Ok(Outcome::Abandoned {
@@ -130,11 +130,11 @@ pub fn pass(store: &Store, order: Order, abandoned: &mut BTreeSet<u32>) -> u64 {
                 damaged_from,
             }) => {
                 abandoned.insert(segment);
-                eprintln!(
+                log::warn!(
                     "compaction: segment {segment} has live records past damage at offset {damaged_from}; left as it is"
                 );
             }
-            Err(err) => eprintln!("compaction: {what}: {err}; left as it was"),
+            Err(err) => log::warn!("compaction: {what}: {err}; left as it was"),
         }
     }
     freed_bytes
