@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,8 @@ pub struct ServerStats {
     pub errors_5xx_total: AtomicU64,
     pub busy_rejections_total: AtomicU64,
     pub panics_total: AtomicU64,
+    /// Requests queued or being answered.
+    pub in_flight: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -206,13 +208,14 @@ impl Reply {
 
 /// Binds `config.listen`, prints `listening on SCHEME://ADDR` (the test
 /// harness and `make run-cluster` wait for that line) and serves until
-/// tiny_http's accept thread dies; returns only with an error.
+/// `stop` (see `serve_on`).
 pub fn serve(
     config: &ServerConfig,
     handler: &dyn Handler,
     stats: &Arc<ServerStats>,
+    stop: &AtomicBool,
 ) -> Result<(), ServeError> {
-    serve_on(bind(config)?, config, handler, stats)
+    serve_on(bind(config)?, config, handler, stats, stop)
 }
 
 /// A bound listener, ready for `serve_on`: binding first lets a caller
@@ -249,50 +252,78 @@ pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
     Ok(Listener { server, addr })
 }
 
-/// Serves on `listener` until tiny_http's accept thread dies; returns only
-/// with an error.
+/// Serves on `listener` until `stop` is set (SIGTERM or SIGINT, see
+/// `shutdown::watch_stop_signals`), then shuts down cleanly (see
+/// `shutdown`): Ok once every request in flight is answered. Err if
+/// tiny_http's accept thread dies.
 pub fn serve_on(
     listener: Listener,
     config: &ServerConfig,
     handler: &dyn Handler,
     stats: &Arc<ServerStats>,
+    stop: &AtomicBool,
 ) -> Result<(), ServeError> {
     let server = listener.server;
     assert!(config.workers_count >= 1);
     assert!(config.queue_depth >= 1);
+    let draining = Arc::new(AtomicBool::new(false));
     thread::scope(|scope| {
-        // Inside the scope on purpose: returning drops `sender`, which ends
-        // every worker's `iter()`, so the scope joins them instead of hanging.
         let (sender, receiver) = crossbeam_channel::bounded::<Request>(config.queue_depth);
+        // Dropped to end the workers: the sink below keeps a sender alive
+        // after the scope, so the queue itself never disconnects.
+        let (workers_stop, workers_stopped) = crossbeam_channel::bounded::<()>(0);
         for _ in 0..config.workers_count {
             let receiver = receiver.clone();
+            let workers_stopped = workers_stopped.clone();
             scope.spawn(move || {
-                receiver
-                    .iter()
-                    .for_each(|request| run_one(handler, stats, request))
+                loop {
+                    crossbeam_channel::select! {
+                        recv(receiver) -> request => match request {
+                            Ok(request) => run_one(handler, stats, request),
+                            Err(_) => return,
+                        },
+                        recv(workers_stopped) -> _ => return,
+                    }
+                }
             });
         }
         // Connection threads put each request in the bounded queue
         // themselves (a full queue is answered 503 on the spot), instead of
         // queueing it for a dispatcher thread: one thread hop less per
-        // request. The sink holds a sender that outlives this scope, so
-        // once the scope ends it only refuses: the workers are gone.
+        // request. Once shutting down, the sink only refuses.
         let dispatcher = Dispatcher {
             sender: sender.clone(),
             stats: Arc::clone(stats),
+            draining: Arc::clone(&draining),
         };
         server.set_request_sink(Box::new(move |request| dispatcher.dispatch(request)));
         let direct = Dispatcher {
             sender,
             stats: Arc::clone(stats),
+            draining: Arc::clone(&draining),
         };
-        loop {
+        let served = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
             // Only the accept thread's end (an error) or a request queued
-            // before the sink was set come this way. Err means tiny_http's
-            // accept thread has exited: stop, don't spin.
-            let request = server.recv().map_err(ServeError::Accept)?;
-            direct.dispatch(request);
+            // before the sink was set come this way; the timeout is how
+            // often `stop` is looked at.
+            match server.recv_timeout(shutdown::STOP_POLL_INTERVAL) {
+                Ok(Some(request)) => direct.dispatch(request),
+                Ok(None) => {}
+                Err(err) => break Err(ServeError::Accept(err)),
+            }
+        };
+        draining.store(true, Ordering::Relaxed);
+        // The accept thread stops and the listener closes: new connections
+        // are refused by the kernel.
+        drop(server);
+        if served.is_ok() {
+            shutdown::finish_in_flight(stats);
         }
+        drop(workers_stop);
+        served
     })
 }
 
@@ -300,14 +331,25 @@ pub fn serve_on(
 struct Dispatcher {
     sender: crossbeam_channel::Sender<Request>,
     stats: Arc<ServerStats>,
+    /// Shutting down: every new request is refused.
+    draining: Arc<AtomicBool>,
 }
 
 impl Dispatcher {
     fn dispatch(&self, request: Request) {
         self.stats.requests_total.fetch_add(1, Ordering::Relaxed);
+        if self.draining.load(Ordering::Relaxed) {
+            let reply = Reply::error(503, "shutting down, retry on another server".to_owned())
+                .with_header("Connection", "close");
+            respond(request, reply);
+            return;
+        }
+        // Counted before it is queued, so a shutdown waits for it.
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         match self.sender.try_send(request) {
             Ok(()) => {}
             Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) => {
+                self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 self.stats
                     .busy_rejections_total
                     .fetch_add(1, Ordering::Relaxed);
@@ -405,6 +447,7 @@ fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
     let bytes_out = reply.body_len();
     let principal = reply.principal.clone();
     respond(request, reply);
+    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Some(seen) = logged {
         crate::log::request(&crate::log::RequestLine {
             method: &seen.method,
@@ -526,6 +569,7 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {}
 
 mod prefetch;
+pub mod shutdown;
 pub use prefetch::Pieces;
 
 #[cfg(test)]

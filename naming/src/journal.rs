@@ -241,6 +241,24 @@ impl Journal {
         self.lock_writer().bytes_since_checkpoint
     }
 
+    /// Writes what is pending and cuts the zeros ahead of the last record
+    /// (see `common::zeroed_tail`), durably: at a clean shutdown, so the
+    /// next open finds a journal that simply ends. Appending after it is
+    /// still correct (zeros are written ahead again).
+    pub fn close(&self) -> io::Result<()> {
+        self.commit.sync_alone(|| {
+            let mut guard = self.lock_writer();
+            let writer = &mut *guard;
+            writer.file.write_all_at(&writer.pending, writer.file_len)?;
+            writer.file_len += writer.pending.len() as u64;
+            writer.pending.clear();
+            writer.file.set_len(writer.file_len)?;
+            writer.file.sync_all()?;
+            writer.zeroed_to = writer.file_len;
+            Ok((writer.last_lsn, ()))
+        })
+    }
+
     /// Starts the next journal generation and returns it; everything
     /// appended so far is durable in the previous one. The caller holds the
     /// state lock, so the snapshot it takes next is exactly the state as of

@@ -118,7 +118,16 @@ fn run(config: &Config) -> Result<(), String> {
         cluster_verifier: cluster_key.cloned().map(Verifier::new),
         tokens: config.api_tokens.clone(),
     };
-    server::serve(&server_config, &api, &stats).map_err(|err| err.to_string())
+    let stop = server::shutdown::watch_stop_signals()?;
+    server::serve(&server_config, &api, &stats, &stop).map_err(|err| err.to_string())?;
+    // Every acknowledged change is already durable; the journal is left
+    // ending at its last record, so the next start cuts nothing.
+    api.naming
+        .store()
+        .close()
+        .map_err(|err| format!("closing the metadata journal: {err}"))?;
+    log::info!("stopped cleanly");
+    Ok(())
 }
 
 /// The heartbeat, the garbage sweep, reconciliation, re-replication and the

@@ -41,6 +41,12 @@ pub trait MetaStore: Send + Sync {
     /// Upkeep due now, called about once a second (the local store writes
     /// a checkpoint once its journal has grown enough).
     fn maintain(&self) -> io::Result<()>;
+
+    /// Leaves the durable state tidy for the next start, at a clean
+    /// shutdown (the local store: its journal ends at its last record).
+    /// Everything applied was already durable; a change applied after it
+    /// still is.
+    fn close(&self) -> io::Result<()>;
 }
 
 /// A read-only view of the state under its lock: changes go through

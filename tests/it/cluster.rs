@@ -543,6 +543,21 @@ impl Server {
         format!("{}://{}", self.scheme, self.addr)
     }
 
+    /// Waits for the process to exit on its own (at most `limit`) and
+    /// reaps it; its exit code (`None` if a signal ended it).
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut status = None;
+        wait_until(limit, &format!("{} to exit", self.binary), || {
+            status = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            status.is_some()
+        });
+        self.child = None;
+        status.and_then(|status| status.code())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

@@ -31,6 +31,14 @@ fn at_debug_each_request_is_one_line_and_at_info_none() {
     assert_eq!(cluster.put("logged", &bytes).status, 201);
     assert_eq!(cluster.get("logged").body, bytes);
     assert_eq!(cluster.get("missing").status, 404);
+    // A request's line is written once its answer is sent: after the
+    // client has it.
+    wait_until(Duration::from_secs(5), "the 404's line", || {
+        cluster
+            .naming_ref()
+            .log_text()
+            .contains("GET /files/missing 404")
+    });
     let log = cluster.naming_ref().log_text();
     let lines = request_lines(&log);
     let put = lines
@@ -81,6 +89,12 @@ fn json_logs_are_one_object_per_line_with_a_timestamp() {
     });
     // The harness found the listening line in JSON too: it is in `msg`.
     assert_eq!(cluster.put("json\"name", &test_bytes(10, 2)).status, 201);
+    wait_until(Duration::from_secs(5), "the PUT's line", || {
+        cluster
+            .naming_ref()
+            .log_text()
+            .contains(r#""path":"/files/json\"name""#)
+    });
     for server in [cluster.naming_ref(), cluster.storage_ref(1)] {
         let log = server.log_text();
         let mut requests = 0;

@@ -22,6 +22,7 @@ mod pki;
 mod reconcile;
 mod replication;
 mod security;
+mod shutdown;
 mod tidy;
 mod tls;
 mod tokens;

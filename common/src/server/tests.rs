@@ -3,6 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,10 +45,11 @@ fn a_panicking_handler_answers_500_and_the_only_worker_lives_on() {
         connections_max: 64,
         tls: None,
     };
-    // The server runs until the test process ends: serve() only returns on error.
+    // The server runs until the test process ends: nothing sets its stop.
     let stats = Arc::new(ServerStats::default());
     let served = Arc::clone(&stats);
-    thread::spawn(move || serve(&config, &Panicky, &served));
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    thread::spawn(move || serve(&config, &Panicky, &served, &NEVER));
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "the server never listened");

@@ -189,4 +189,8 @@ impl MetaStore for LocalStore {
         }
         self.checkpoint()
     }
+
+    fn close(&self) -> io::Result<()> {
+        self.journal.close()
+    }
 }

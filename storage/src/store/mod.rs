@@ -421,6 +421,22 @@ impl Store {
         Ok(offset)
     }
 
+    /// At a clean shutdown: the active segment ends at its last record, its
+    /// zeros cut durably (see `common::zeroed_tail`), so the next open
+    /// finds nothing to cut. Appending after it is still correct.
+    pub fn close(&self) -> io::Result<()> {
+        let mut state = self.lock_state();
+        let len = state.segments.len(state.active_id);
+        if let Some(active) = state.files.get(&state.active_id)
+            && state.active_zeroed_to > len
+        {
+            active.set_len(len)?;
+            active.sync_all()?;
+            state.active_zeroed_to = len;
+        }
+        Ok(())
+    }
+
     /// Closes the active segment (fsynced, so tickets in it stay covered)
     /// and starts the next one, fsyncing the folder so it survives a crash.
     fn start_segment(&self, state: &mut MutexGuard<'_, State>) -> io::Result<()> {
