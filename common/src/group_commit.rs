@@ -9,11 +9,16 @@
 
 use std::io;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::metrics::{Histogram, HistogramSnapshot};
 
 pub struct GroupCommit<T> {
     /// Held by the one caller running an fsync.
     syncing: Mutex<()>,
     durable: Mutex<T>,
+    /// How long each fsync took, for `/metrics`.
+    sync_latency: Histogram,
 }
 
 impl<T: Copy + Ord> GroupCommit<T> {
@@ -22,6 +27,7 @@ impl<T: Copy + Ord> GroupCommit<T> {
         GroupCommit {
             syncing: Mutex::new(()),
             durable: Mutex::new(durable),
+            sync_latency: Histogram::default(),
         }
     }
 
@@ -33,7 +39,10 @@ impl<T: Copy + Ord> GroupCommit<T> {
         if *lock(&self.durable) >= ticket {
             return Ok(());
         }
-        self.advance(sync()?);
+        let started = Instant::now();
+        let durable = sync()?;
+        self.sync_latency.observe(started.elapsed());
+        self.advance(durable);
         Ok(())
     }
 
@@ -42,9 +51,16 @@ impl<T: Copy + Ord> GroupCommit<T> {
     /// new file; it returns how far everything is durable.
     pub fn sync_alone<R>(&self, sync: impl FnOnce() -> io::Result<(T, R)>) -> io::Result<R> {
         let _syncing = lock(&self.syncing);
+        let started = Instant::now();
         let (durable, outcome) = sync()?;
+        self.sync_latency.observe(started.elapsed());
         self.advance(durable);
         Ok(outcome)
+    }
+
+    /// The durations of the fsyncs so far.
+    pub fn sync_latency(&self) -> HistogramSnapshot {
+        self.sync_latency.snapshot()
     }
 
     /// How far everything is on stable storage.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod group_commit;
 pub mod limits;
 pub mod log;
+pub mod metrics;
 pub mod name;
 pub mod own_files;
 pub mod pacer;

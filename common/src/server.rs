@@ -19,6 +19,7 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 
 use crate::api::ErrorBody;
 use crate::limits::{HEADER_LINE_BYTES_MAX, HEADERS_COUNT_MAX, UNREAD_BODY_DRAIN_BYTES_MAX};
+use crate::metrics::{Page, RequestMetrics};
 use crate::tls::ServerIdentity;
 
 /// Status codes of successful answers, shared by both servers; each
@@ -95,6 +96,11 @@ pub fn reply_for<E: HttpError>(request: &Request, outcome: Result<Reply, E>) -> 
 /// Handles one request; runs on a worker thread.
 pub trait Handler: Sync {
     fn handle(&self, request: &mut Request) -> Reply;
+
+    /// The name of the route `request` takes, such as `/files/{name}`,
+    /// for the metrics' `endpoint` label (from a fixed set: never a raw
+    /// path).
+    fn endpoint(&self, request: &Request) -> &'static str;
 }
 
 /// Counters of the server loop, for `/metrics`.
@@ -107,6 +113,55 @@ pub struct ServerStats {
     pub panics_total: AtomicU64,
     /// Requests queued or being answered.
     pub in_flight: AtomicUsize,
+    /// Requests a worker is answering.
+    pub running: AtomicUsize,
+    /// By endpoint, method and status.
+    pub requests: RequestMetrics,
+}
+
+impl ServerStats {
+    /// The server loop's part of a `/metrics` page.
+    pub fn render(&self, page: &mut Page) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        page.counter(
+            "harbour_http_requests_total",
+            "HTTP requests received.",
+            load(&self.requests_total),
+        );
+        page.counter(
+            "harbour_http_client_errors_total",
+            "Requests answered 4xx.",
+            load(&self.errors_4xx_total),
+        );
+        page.counter(
+            "harbour_http_server_errors_total",
+            "Requests answered 5xx.",
+            load(&self.errors_5xx_total),
+        );
+        page.counter(
+            "harbour_http_busy_rejections_total",
+            "Requests answered 503 at once because the workers' queue was full.",
+            load(&self.busy_rejections_total),
+        );
+        page.counter(
+            "harbour_http_handler_panics_total",
+            "Handler panics answered 500.",
+            load(&self.panics_total),
+        );
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        let running = self.running.load(Ordering::Relaxed);
+        page.gauge(
+            "harbour_http_requests_running",
+            "Requests a worker is answering now.",
+            running as f64,
+        );
+        page.gauge(
+            "harbour_http_requests_queued",
+            "Requests waiting in the workers' queue.",
+            in_flight.saturating_sub(running) as f64,
+        );
+        self.requests.render(page);
+    }
 }
 
 #[derive(Debug)]
@@ -422,6 +477,10 @@ pub fn query_param<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
 }
 
 fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
+    stats.running.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let endpoint = handler.endpoint(&request);
+    let bytes_in = request.body_length().map_or(0, |len| len as u64);
     // At `info` (the default) this is all a request costs the log.
     let logged = crate::log::requests_enabled().then(|| RequestSeen::of(&request));
     let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut request)));
@@ -446,7 +505,17 @@ fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
     let status = reply.status;
     let bytes_out = reply.body_len();
     let principal = reply.principal.clone();
+    let method = request.method().clone();
     respond(request, reply);
+    stats.requests.record(
+        endpoint,
+        method.as_str(),
+        status,
+        started.elapsed(),
+        bytes_in,
+        bytes_out.unwrap_or(0),
+    );
+    stats.running.fetch_sub(1, Ordering::Relaxed);
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Some(seen) = logged {
         crate::log::request(&crate::log::RequestLine {

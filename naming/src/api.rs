@@ -39,6 +39,25 @@ impl Handler for Api {
         let outcome = self.route(request, &mut principal);
         server::reply_for(request, outcome).with_principal(principal.as_deref())
     }
+
+    fn endpoint(&self, request: &Request) -> &'static str {
+        let path = server::url_path(request);
+        if path.starts_with("/files/") {
+            return "/files/{name}";
+        }
+        if path.starts_with("/stat/") {
+            return "/stat/{name}";
+        }
+        match path {
+            "/files" => "/files",
+            "/status" => "/status",
+            "/drain" => "/drain",
+            "/servers" => "/servers",
+            "/health" => "/health",
+            "/metrics" => "/metrics",
+            _ => "other",
+        }
+    }
 }
 
 impl Api {
@@ -278,25 +297,13 @@ impl Api {
                 servers[usize::from(id)].placed_chunks += u64::from(run.count);
             }
         }
-        // A replica counts when its server is alive and not known to lack it.
-        let reconciler = &self.naming.reconciler;
-        let under_replicated = metadata
-            .versions()
-            .flat_map(|version| version.runs.iter().map(move |run| (version.blob, run)))
-            .filter(|(blob, run)| {
-                let healthy = run
-                    .replicas
-                    .iter()
-                    .filter(|&&id| cluster.is_alive(id) && !reconciler.is_missing(id, *blob))
-                    .count();
-                healthy < cluster.replication
-            })
-            .map(|(_, run)| u64::from(run.count))
-            .sum();
+        let (files, chunks) = (metadata.files_count(), metadata.chunks_count());
+        drop(metadata);
+        let under_replicated = self.naming.under_replicated_chunks();
         ClusterStatus {
             servers,
-            files: metadata.files_count(),
-            chunks: metadata.chunks_count(),
+            files,
+            chunks,
             under_replicated,
             replication: cluster.replication,
         }

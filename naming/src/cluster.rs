@@ -34,6 +34,8 @@ pub struct Health {
     pub used_bytes: u64,
     pub capacity_bytes: Option<u64>,
     pub chunks: u64,
+    /// Chunks its scrub found corrupt since it started, as it last said.
+    pub corrupt_chunks_found: u64,
     /// The last heartbeat failed for a setup fault (credentials refused,
     /// a certificate not trusted): said once in the log, not every round.
     pub setup_fault_logged: bool,
@@ -85,6 +87,7 @@ impl Cluster {
         health.used_bytes = status.used_bytes;
         health.capacity_bytes = status.capacity_bytes;
         health.chunks = status.chunks;
+        health.corrupt_chunks_found = status.corrupt_chunks_found;
         health.setup_fault_logged = false;
     }
 

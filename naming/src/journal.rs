@@ -237,6 +237,11 @@ impl Journal {
         self.lock_writer().last_lsn
     }
 
+    /// How long each fsync of the journal took.
+    pub fn sync_latency(&self) -> common::metrics::HistogramSnapshot {
+        self.commit.sync_latency()
+    }
+
     pub fn bytes_since_checkpoint(&self) -> u64 {
         self.lock_writer().bytes_since_checkpoint
     }

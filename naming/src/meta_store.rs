@@ -42,11 +42,24 @@ pub trait MetaStore: Send + Sync {
     /// a checkpoint once its journal has grown enough).
     fn maintain(&self) -> io::Result<()>;
 
+    /// What `/metrics` shows of the store.
+    fn stats(&self) -> StoreStats;
+
     /// Leaves the durable state tidy for the next start, at a clean
     /// shutdown (the local store: its journal ends at its last record).
     /// Everything applied was already durable; a change applied after it
     /// still is.
     fn close(&self) -> io::Result<()>;
+}
+
+/// A store's figures for `/metrics`.
+pub struct StoreStats {
+    /// Bytes of journal since the last checkpoint (what a restart replays).
+    pub journal_bytes: u64,
+    /// Since the last checkpoint, or since start-up if none was written.
+    pub checkpoint_age: std::time::Duration,
+    /// How long each fsync of the journal took.
+    pub sync_latency: common::metrics::HistogramSnapshot,
 }
 
 /// A read-only view of the state under its lock: changes go through

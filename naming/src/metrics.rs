@@ -1,10 +1,12 @@
 //! Counters of the naming server and their Prometheus text rendering.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::api::ServerStatus;
+use common::metrics::Page;
 use common::server::ServerStats;
 
+use crate::cluster::Health;
 use crate::naming::Naming;
 
 #[derive(Default)]
@@ -18,6 +20,7 @@ pub struct Metrics {
     pub blobs_reclaimed_total: AtomicU64,
     pub orphan_blobs_deleted_total: AtomicU64,
     pub chunks_re_replicated_total: AtomicU64,
+    pub bytes_re_replicated_total: AtomicU64,
 }
 
 impl Metrics {
@@ -26,11 +29,15 @@ impl Metrics {
     }
 }
 
+/// A gauge's value for one storage server, if it has one.
+type PerServer = fn(&ServerStatus, &Health) -> Option<f64>;
+
 /// The whole `/metrics` page.
 pub fn render(naming: &Naming, server: &ServerStats) -> String {
-    let mut out = String::new();
+    let mut page = Page::default();
+    server.render(&mut page);
     let metrics = &naming.metrics;
-    let counters: [(&str, &str, &AtomicU64); 14] = [
+    let counters: [(&str, &str, &AtomicU64); 10] = [
         (
             "harbour_files_created_total",
             "Files created or overwritten.",
@@ -58,7 +65,7 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
         ),
         (
             "harbour_replica_read_failures_total",
-            "Replica reads that failed and moved on to the next replica.",
+            "Replica reads that failed (unreachable, or a corrupt chunk) and moved on to the next replica.",
             &metrics.replica_read_failures_total,
         ),
         (
@@ -77,103 +84,103 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
             &metrics.chunks_re_replicated_total,
         ),
         (
-            "harbour_http_requests_total",
-            "HTTP requests received.",
-            &server.requests_total,
-        ),
-        (
-            "harbour_http_client_errors_total",
-            "Requests answered 4xx.",
-            &server.errors_4xx_total,
-        ),
-        (
-            "harbour_http_server_errors_total",
-            "Requests answered 5xx.",
-            &server.errors_5xx_total,
-        ),
-        (
-            "harbour_http_busy_rejections_total",
-            "Requests answered 503 because every worker was busy.",
-            &server.busy_rejections_total,
-        ),
-        (
-            "harbour_http_handler_panics_total",
-            "Handler panics answered 500.",
-            &server.panics_total,
+            "harbour_re_replicated_bytes_total",
+            "Data bytes re-replication copied (each copy counted).",
+            &metrics.bytes_re_replicated_total,
         ),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-            value.load(Ordering::Relaxed)
-        );
+        page.counter(name, help, value.load(Ordering::Relaxed));
     }
     let (files, chunks) = {
         let metadata = naming.metadata();
         (metadata.files_count(), metadata.chunks_count())
     };
-    let gauges: [(&str, &str, u64); 4] = [
-        ("harbour_files", "Files in the namespace.", files),
+    let store = naming.store().stats();
+    let rows = naming.server_rows();
+    let dead = rows.iter().filter(|row| !row.alive).count();
+    let gauges: [(&str, &str, f64); 8] = [
+        ("harbour_files", "Files in the namespace.", files as f64),
         (
             "harbour_chunks",
             "Chunks of all files (each stored on `replication` servers).",
-            chunks,
+            chunks as f64,
+        ),
+        (
+            "harbour_under_replicated_chunks",
+            "Chunks with fewer healthy replicas than the replication factor.",
+            naming.under_replicated_chunks() as f64,
         ),
         (
             "harbour_missing_replicas",
             "Blob replicas the metadata expects that a storage server lacks.",
-            naming.reconciler.missing_count() as u64,
+            naming.reconciler.missing_count() as f64,
         ),
         (
             "harbour_garbage_pending",
             "Dropped blobs whose chunks still await deletion.",
-            naming.garbage.pending_count() as u64,
+            naming.garbage.pending_count() as f64,
+        ),
+        (
+            "harbour_storage_servers_dead",
+            "Storage servers not heard from within DEAD_AFTER_MS.",
+            dead as f64,
+        ),
+        (
+            "harbour_journal_bytes",
+            "Bytes of metadata journal since the last checkpoint (what a restart replays).",
+            store.journal_bytes as f64,
+        ),
+        (
+            "harbour_checkpoint_age_seconds",
+            "Seconds since the last metadata checkpoint (or since start-up).",
+            store.checkpoint_age.as_secs_f64(),
         ),
     ];
     for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
+        page.gauge(name, help, value);
     }
-    let rows = naming.server_rows();
-    let _ = writeln!(
-        out,
-        "# HELP harbour_storage_up Whether the storage server answered recently.\n# TYPE harbour_storage_up gauge"
+    page.histogram(
+        "harbour_journal_fsync_duration_seconds",
+        "Time of each fsync of the metadata journal.",
+        &store.sync_latency,
     );
-    for row in &rows {
-        let _ = writeln!(
-            out,
-            "harbour_storage_up{{server=\"{}\"}} {}",
-            row.url,
-            u8::from(row.alive)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP harbour_storage_used_bytes Bytes of the server's segment files, what CAPACITY_BYTES caps.\n# TYPE harbour_storage_used_bytes gauge"
-    );
-    for row in &rows {
-        let _ = writeln!(
-            out,
-            "harbour_storage_used_bytes{{server=\"{}\"}} {}",
-            row.url, row.used_bytes
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP harbour_storage_last_heard_seconds Seconds since the server last answered.\n# TYPE harbour_storage_last_heard_seconds gauge"
-    );
-    for row in &rows {
-        if let Some(millis) = row.last_heard_ms {
-            let _ = writeln!(
-                out,
-                "harbour_storage_last_heard_seconds{{server=\"{}\"}} {:.3}",
-                row.url,
-                millis as f64 / 1000.0
-            );
+    let per_server: [(&str, &str, PerServer); 5] = [
+        (
+            "harbour_storage_up",
+            "Whether the storage server answered recently.",
+            |row, _| Some(f64::from(u8::from(row.alive))),
+        ),
+        (
+            "harbour_storage_used_bytes",
+            "Bytes of the server's segment files, what CAPACITY_BYTES caps.",
+            |row, _| Some(row.used_bytes as f64),
+        ),
+        (
+            "harbour_storage_chunks",
+            "Chunks the server says it stores.",
+            |row, _| Some(row.chunks as f64),
+        ),
+        (
+            "harbour_storage_corrupt_chunks_found",
+            "Chunks the server's scrub found corrupt since it started.",
+            |_, health| Some(health.corrupt_chunks_found as f64),
+        ),
+        (
+            "harbour_storage_last_heard_seconds",
+            "Seconds since the server last answered.",
+            |row, _| row.last_heard_ms.map(|millis| millis as f64 / 1000.0),
+        ),
+    ];
+    let ids = naming.server_ids();
+    for (name, help, value) in per_server {
+        page.family(name, help, "gauge");
+        for (row, id) in rows.iter().zip(&ids) {
+            let health = naming.cluster.health(*id);
+            if let Some(value) = value(row, &health) {
+                page.sample(name, &[("server", row.url.clone())], value);
+            }
         }
     }
-    out
+    page.finish()
 }

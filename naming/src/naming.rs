@@ -298,6 +298,28 @@ impl Naming {
         }
     }
 
+    /// Chunks with fewer healthy replicas than the replication factor: a
+    /// replica counts when its server is alive and not known to lack it.
+    /// A scan of the namespace under the metadata lock.
+    pub fn under_replicated_chunks(&self) -> u64 {
+        let cluster = &self.cluster;
+        let reconciler = &self.reconciler;
+        let metadata = self.metadata();
+        metadata
+            .versions()
+            .flat_map(|version| version.runs.iter().map(move |run| (version.blob, run)))
+            .filter(|(blob, run)| {
+                let healthy = run
+                    .replicas
+                    .iter()
+                    .filter(|&&id| cluster.is_alive(id) && !reconciler.is_missing(id, *blob))
+                    .count();
+                healthy < cluster.replication
+            })
+            .map(|(_, run)| u64::from(run.count))
+            .sum()
+    }
+
     /// Each server as `status` shows it: the table's URL and drain flag,
     /// and what was last heard from it.
     pub fn server_rows(&self) -> Vec<ServerStatus> {

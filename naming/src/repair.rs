@@ -172,5 +172,12 @@ fn repair_range(
     for target in &replicas[task.healthy.len()..] {
         naming.reconciler.clear_missing(*target, task.blob);
     }
+    if relocated {
+        let copies = (replicas.len() - task.healthy.len()) as u64;
+        naming.metrics.count(
+            &naming.metrics.bytes_re_replicated_total,
+            batch.data_bytes * copies,
+        );
+    }
     relocated.then_some(u64::from(count))
 }

@@ -38,7 +38,7 @@ use common::codec::Reader;
 use common::limits::{BATCH_BYTES_MAX, BATCH_CHUNKS_MAX, BLOB_DELETES_PER_CALL_MAX};
 use common::pool::{BufferPool, Pooled};
 use common::server::{
-    self, BodyError, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK,
+    self, BodyError, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, ServerStats,
 };
 use common::wire::{self, BatchEncoder};
 use tiny_http::{Method, Request};
@@ -55,9 +55,11 @@ pub struct Api {
     /// Shared with the compaction thread and with `GET /blobs` streams.
     pub store: Arc<Store>,
     pub scrub: Arc<ScrubStats>,
-    /// Checks every request but `GET /health` for cluster credentials;
-    /// `None` with `--insecure`.
+    /// Checks every request but `GET /health` and `GET /metrics` for
+    /// cluster credentials; `None` with `--insecure`.
     pub verifier: Option<Verifier>,
+    /// The server loop's counters, for `/metrics`.
+    pub stats: Arc<ServerStats>,
 }
 
 impl Handler for Api {
@@ -65,12 +67,33 @@ impl Handler for Api {
         let outcome = self.route(request);
         server::reply_for(request, outcome)
     }
+
+    fn endpoint(&self, request: &Request) -> &'static str {
+        let segments: Vec<&str> = server::url_path(request)
+            .trim_start_matches('/')
+            .split('/')
+            .collect();
+        match segments.as_slice() {
+            ["chunks"] => "/chunks",
+            ["chunks", _] => "/chunks/{blob}",
+            ["blobs"] => "/blobs",
+            ["blobs", "delete"] => "/blobs/delete",
+            ["blobs", _] => "/blobs/{blob}",
+            ["status"] => "/status",
+            ["health"] => "/health",
+            ["metrics"] => "/metrics",
+            _ => "other",
+        }
+    }
 }
 
 impl Api {
     fn route(&self, request: &mut Request) -> Result<Reply, StorageError> {
         let path = server::url_path(request).to_owned();
-        let open = matches!(request.method(), Method::Get | Method::Head) && path == "/health";
+        // Health checks and Prometheus need no credentials; neither tells
+        // a secret or a byte of a file.
+        let open = matches!(request.method(), Method::Get | Method::Head)
+            && (path == "/health" || path == "/metrics");
         if let Some(verifier) = &self.verifier
             && !open
         {
@@ -135,9 +158,20 @@ impl Api {
             (Method::Get | Method::Head, ["health"]) => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
             }
+            (Method::Get, ["metrics"]) => Ok(Reply::bytes(
+                STATUS_OK,
+                "text/plain; version=0.0.4",
+                crate::metrics::render(self).into_bytes(),
+            )),
             (
                 _,
-                ["chunks"] | ["chunks", _] | ["blobs"] | ["blobs", _] | ["status"] | ["health"],
+                ["chunks"]
+                | ["chunks", _]
+                | ["blobs"]
+                | ["blobs", _]
+                | ["status"]
+                | ["health"]
+                | ["metrics"],
             ) => Err(StorageError::MethodNotAllowed),
             _ => Err(StorageError::NoRoute),
         }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod index;
 pub mod join;
 pub mod limits;
+pub mod metrics;
 pub mod record;
 pub mod scrub;
 pub mod segments;

@@ -93,14 +93,15 @@ fn run(config: &Config) -> Result<(), String> {
     };
     let store = Arc::new(store);
     let scrub_stats = Arc::new(scrub::ScrubStats::default());
+    let stats = Arc::new(ServerStats::default());
     let api = api::Api {
         store: Arc::clone(&store),
         scrub: Arc::clone(&scrub_stats),
         verifier: cluster_key.cloned().map(Verifier::new),
+        stats: Arc::clone(&stats),
     };
     let stop = server::shutdown::watch_stop_signals()?;
     let stopping = AtomicBool::new(false);
-    let stats = Arc::new(ServerStats::default());
     let served = thread::scope(|scope| {
         scope.spawn(|| {
             // A failed check in compaction means the index may no longer

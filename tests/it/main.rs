@@ -18,6 +18,7 @@ mod hostile;
 mod load;
 mod logs;
 mod memory;
+mod metrics;
 mod pki;
 mod reconcile;
 mod replication;

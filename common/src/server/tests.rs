@@ -18,6 +18,10 @@ impl Handler for Panicky {
         assert!(request.url() != "/panic", "handler bug");
         Reply::bytes(200, "text/plain", b"ok".to_vec())
     }
+
+    fn endpoint(&self, _request: &Request) -> &'static str {
+        "/"
+    }
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {

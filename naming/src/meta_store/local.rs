@@ -9,11 +9,12 @@
 use std::io;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use common::chunk::BlobId;
 
 use crate::journal::{Journal, Lsn};
-use crate::meta_store::{MetaStore, StateRef, expect_valid};
+use crate::meta_store::{MetaStore, StateRef, StoreStats, expect_valid};
 use crate::metadata::Metadata;
 use crate::metadata::change::{Applied, Change, Refusal};
 
@@ -23,6 +24,8 @@ pub struct LocalStore {
     /// Taken before `state` when both are held.
     blobs: Mutex<BlobCursor>,
     settings: LocalSettings,
+    /// When the last checkpoint was written (start-up until one is).
+    last_checkpoint: Mutex<Instant>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +83,7 @@ impl LocalStore {
                 reserved_at: 0,
             }),
             settings,
+            last_checkpoint: Mutex::new(Instant::now()),
         };
         // Everything below `first_blob` may have been handed out before.
         let reserved = store.apply(Change::ReserveBlobs {
@@ -101,6 +105,10 @@ impl LocalStore {
         let entries = changes.len();
         self.journal
             .write_checkpoint(generation, changes.into_iter())?;
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
         log::info!(
             "checkpoint {generation}: {entries} entries written; the journal before it is dropped"
         );
@@ -188,6 +196,18 @@ impl MetaStore for LocalStore {
             return Ok(());
         }
         self.checkpoint()
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            journal_bytes: self.journal.bytes_since_checkpoint(),
+            checkpoint_age: self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .elapsed(),
+            sync_latency: self.journal.sync_latency(),
+        }
     }
 
     fn close(&self) -> io::Result<()> {

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use common::chunk::{BlobId, ChunkId};
 use common::group_commit::GroupCommit;
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
+use common::metrics::HistogramSnapshot;
 use common::own_files;
 use common::pool::{BufferPool, Pooled};
 #[cfg(test)]
@@ -95,6 +96,7 @@ pub struct StoreUsage {
     pub disk_bytes: u64,
     pub chunks_count: u64,
     pub capacity_bytes: Option<u64>,
+    pub segments_count: u64,
 }
 
 /// What one scrub step read and found.
@@ -373,7 +375,13 @@ impl Store {
             disk_bytes: state.segments.disk_bytes(),
             chunks_count: state.index.chunks_count(),
             capacity_bytes: self.capacity_bytes,
+            segments_count: state.files.len() as u64,
         }
+    }
+
+    /// The durations of the store's fsyncs so far.
+    pub fn sync_latency(&self) -> HistogramSnapshot {
+        self.commit.sync_latency()
     }
 
     /// Up to `BLOB_LISTING_PAGE_BLOBS_MAX` blobs from `from` on, in order,

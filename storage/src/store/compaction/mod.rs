@@ -46,6 +46,7 @@ pub mod schedule;
 
 use std::collections::BTreeSet;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use common::pacer::Pacer;
@@ -88,7 +89,12 @@ pub fn run(store: &Store) {
     let _serving = Serving(&store.compaction);
     let mut abandoned = BTreeSet::new();
     while let Some((order, ticket)) = store.compaction.next_order() {
-        pass(store, order, &mut abandoned);
+        let freed = pass(store, order, &mut abandoned);
+        let schedule = &store.compaction;
+        schedule.passes_total.fetch_add(1, Ordering::Relaxed);
+        schedule
+            .bytes_freed_total
+            .fetch_add(freed, Ordering::Relaxed);
         store.compaction.finish(ticket);
     }
 }

@@ -3,6 +3,7 @@
 //! interval, or a stop.
 
 use std::mem;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct Schedule {
     wake: Condvar,
     /// Requesters wait here for the pass they asked for.
     done: Condvar,
+    /// Passes run and segment bytes they freed, for `/metrics`.
+    pub passes_total: AtomicU64,
+    pub bytes_freed_total: AtomicU64,
 }
 
 #[derive(Default)]
