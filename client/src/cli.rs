@@ -19,6 +19,10 @@ pub struct Invocation {
     pub server: String,
     pub timeout: Duration,
     pub json: bool,
+    /// No progress bar, no line saying what was done (`--quiet`).
+    pub quiet: bool,
+    /// Sizes as exact byte counts, not human units (`--bytes`).
+    pub bytes: bool,
     /// The API token sent as `Authorization: Bearer`, if any.
     pub token: Option<String>,
     /// Whom an `https://` naming server is verified against.
@@ -43,6 +47,8 @@ pub enum Command {
     },
     List {
         prefix: String,
+        /// `-l`: a size column in human units first.
+        long: bool,
     },
     Stat {
         name: String,
@@ -85,7 +91,7 @@ Usage:
   harbour read   NAME OUT_PATH                   # OUT_PATH \"-\" writes stdout
   harbour size   NAME                            # first token: size in bytes
   harbour delete NAME
-  harbour list   [PREFIX]                        # one name per line, with its size
+  harbour list   [PREFIX] [-l]                   # one name per line, with its size (-l: sizes first, human units)
   harbour stat   NAME                            # chunks, replicas and where they live
   harbour status                                 # servers, liveness, space, under-replicated chunks
   harbour drain  STORAGE_URL                     # move every chunk off a storage server before removing it
@@ -95,6 +101,8 @@ Usage:
 Options:
   --json        print one JSON document (size, list, stat, status)
   --overwrite   replace an existing file (create)
+  -q, --quiet   no progress bar, and no line saying what was done (create, read, delete)
+  --bytes       sizes as exact byte counts instead of KiB, MiB... (list -l, stat, status)
   --files N     bench: files to create (default 1000)
   --size BYTES  bench: size of each file, e.g. 1024, 64KiB, 256MiB (default 1KiB)
   --workers N   bench: concurrent workers over keep-alive connections (default 8)
@@ -114,6 +122,9 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         .subcommand()
         .map_err(|err| ClientError::Usage(err.to_string()))?;
     let json = args.contains("--json");
+    let quiet = args.contains(["-q", "--quiet"]);
+    let bytes = args.contains("--bytes");
+    let long = args.contains(["-l", "--long"]);
     let overwrite = args.contains("--overwrite");
     let bench = match subcommand.as_deref() {
         Some("bench") => Some(bench_spec(&mut args)?),
@@ -145,7 +156,7 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
             }
             Command::Bench(bench.expect("parsed for bench"))
         }
-        Some(subcommand) => command(subcommand, free, overwrite)?,
+        Some(subcommand) => command(subcommand, free, overwrite, long)?,
     };
     if overwrite && !matches!(command, Command::Create { .. }) {
         return Err(ClientError::Usage(
@@ -157,6 +168,8 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         server,
         timeout: std::time::Duration::from_millis(timeout_ms),
         json,
+        quiet,
+        bytes,
         token,
         tls,
     })
@@ -166,7 +179,12 @@ pub fn help_page() -> String {
     help_text(USAGE, &[SERVER, TIMEOUT, TOKEN_FILE, CA_FILE])
 }
 
-fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Command, ClientError> {
+fn command(
+    subcommand: &str,
+    free: Vec<String>,
+    overwrite: bool,
+    long: bool,
+) -> Result<Command, ClientError> {
     let arity = |wanted: &[&str]| -> Result<Vec<String>, ClientError> {
         if free.len() != wanted.len() {
             return Err(ClientError::Usage(format!(
@@ -211,9 +229,11 @@ fn command(subcommand: &str, free: Vec<String>, overwrite: bool) -> Result<Comma
         "list" => match free.len() {
             0 => Command::List {
                 prefix: String::new(),
+                long,
             },
             1 => Command::List {
                 prefix: free[0].clone(),
+                long,
             },
             _ => {
                 return Err(ClientError::Usage(

@@ -10,7 +10,8 @@ use common::percent;
 use crate::cli::{Command, Invocation};
 use crate::error::ClientError;
 use crate::naming_client::{NamingClient, Refusal};
-use crate::output;
+use crate::output::{self, Units};
+use crate::progress::{Counted, Progress};
 
 pub fn run(invocation: Invocation) -> Result<(), ClientError> {
     // A bench keeps a connection per worker alive; other commands need one.
@@ -26,18 +27,22 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         &invocation.tls,
     );
     let json = invocation.json;
+    let quiet = invocation.quiet;
+    let units = Units {
+        exact: invocation.bytes,
+    };
     match invocation.command {
         Command::Create {
             name,
             local_path,
             overwrite,
-        } => create(&client, &name, &local_path, overwrite),
-        Command::Read { name, out_path } => read(&client, &name, &out_path),
+        } => create(&client, &name, &local_path, overwrite, quiet),
+        Command::Read { name, out_path } => read(&client, &name, &out_path, quiet),
         Command::Size { name } => size(&client, &name, json),
-        Command::Delete { name } => delete(&client, &name),
-        Command::List { prefix } => list(&client, &prefix, json),
-        Command::Stat { name } => stat(&client, &name, json),
-        Command::Status => status(&client, json),
+        Command::Delete { name } => delete(&client, &name, quiet),
+        Command::List { prefix, long } => list(&client, &prefix, json, long, units),
+        Command::Stat { name } => stat(&client, &name, json, units),
+        Command::Status => status(&client, json, units),
         Command::Drain { server_url } => drain(&client, &server_url, json),
         Command::Bench(spec) => crate::bench::run(&client, &spec, json),
         Command::Help => {
@@ -52,38 +57,55 @@ fn create(
     name: &str,
     local_path: &str,
     overwrite: bool,
+    quiet: bool,
 ) -> Result<(), ClientError> {
     let mut url = client.file_url(name);
     if overwrite {
         url.push_str("?overwrite=true");
     }
     let answer = if local_path == "-" {
-        client.put(&url, &mut io::stdin().lock(), None)?
+        let mut progress = Progress::new(None, quiet);
+        let mut body = Counted {
+            inner: io::stdin().lock(),
+            progress: &mut progress,
+        };
+        client.put(&url, &mut body, None)?
     } else {
-        let mut file = File::open(local_path).map_err(|err| {
+        let file = File::open(local_path).map_err(|err| {
             ClientError::Failed(format!("{local_path}: cannot open: {}", io_reason(&err)))
         })?;
         let len = file
             .metadata()
             .map_err(|err| ClientError::Failed(format!("{local_path}: {}", io_reason(&err))))?
             .len();
-        client.put(&url, &mut file, Some(len))?
+        let mut progress = Progress::new(Some(len), quiet);
+        let mut body = Counted {
+            inner: file,
+            progress: &mut progress,
+        };
+        client.put(&url, &mut body, Some(len))?
     };
     let mut response = answer.map_err(|refusal| refused(name, refusal))?;
     let created: Created = read_json(client, &mut response)?;
-    eprintln!(
-        "created {} ({} bytes, {} chunks)",
-        created.name, created.size, created.chunks
-    );
+    if !quiet {
+        eprintln!(
+            "created {} ({} bytes, {} chunks)",
+            created.name, created.size, created.chunks
+        );
+    }
     Ok(())
 }
 
-fn read(client: &NamingClient, name: &str, out_path: &str) -> Result<(), ClientError> {
+fn read(client: &NamingClient, name: &str, out_path: &str, quiet: bool) -> Result<(), ClientError> {
     let response = client
         .get(&client.file_url(name))?
         .map_err(|refusal| refused(name, refusal))?;
     let expected_bytes = content_length(&response);
-    let mut body = response.into_body().into_reader();
+    let mut progress = Progress::new(expected_bytes, quiet);
+    let mut body = Counted {
+        inner: response.into_body().into_reader(),
+        progress: &mut progress,
+    };
     if out_path == "-" {
         let stdout = io::stdout();
         let mut out = stdout.lock();
@@ -103,7 +125,13 @@ fn read(client: &NamingClient, name: &str, out_path: &str) -> Result<(), ClientE
         })?;
         let copied = copy_body(client, name, &mut body, &mut out)?;
         check_complete(name, copied, expected_bytes)?;
-        eprintln!("read {name} ({copied} bytes) into {out_path}");
+        body.progress.finish();
+        if !quiet {
+            body.progress.finish();
+            if !quiet {
+                eprintln!("read {name} ({copied} bytes) into {out_path}");
+            }
+        }
         return Ok(());
     }
     // Write next to the target and rename at the end, so a failed read
@@ -124,7 +152,13 @@ fn read(client: &NamingClient, name: &str, out_path: &str) -> Result<(), ClientE
         });
     match written {
         Ok(copied) => {
-            eprintln!("read {name} ({copied} bytes) into {out_path}");
+            body.progress.finish();
+            if !quiet {
+                body.progress.finish();
+                if !quiet {
+                    eprintln!("read {name} ({copied} bytes) into {out_path}");
+                }
+            }
             Ok(())
         }
         Err(err) => {
@@ -144,40 +178,48 @@ fn size(client: &NamingClient, name: &str, json: bool) -> Result<(), ClientError
     Ok(())
 }
 
-fn delete(client: &NamingClient, name: &str) -> Result<(), ClientError> {
+fn delete(client: &NamingClient, name: &str, quiet: bool) -> Result<(), ClientError> {
     client
         .delete(&client.file_url(name))?
         .map_err(|refusal| refused(name, refusal))?;
-    eprintln!("deleted {name}");
+    if !quiet {
+        eprintln!("deleted {name}");
+    }
     Ok(())
 }
 
-fn list(client: &NamingClient, prefix: &str, json: bool) -> Result<(), ClientError> {
+fn list(
+    client: &NamingClient,
+    prefix: &str,
+    json: bool,
+    long: bool,
+    units: Units,
+) -> Result<(), ClientError> {
     let url = client.url(&format!("/files?prefix={}", percent::encode(prefix, false)));
     let mut response = client
         .get(&url)?
         .map_err(|refusal| refused("list", refusal))?;
     let entries: Vec<FileEntry> = read_json(client, &mut response)?;
-    output::list(&entries, json);
+    output::list(&entries, json, long, units);
     Ok(())
 }
 
-fn stat(client: &NamingClient, name: &str, json: bool) -> Result<(), ClientError> {
+fn stat(client: &NamingClient, name: &str, json: bool, units: Units) -> Result<(), ClientError> {
     let url = client.url(&format!("/stat/{}", percent::encode(name, true)));
     let mut response = client
         .get(&url)?
         .map_err(|refusal| refused(name, refusal))?;
     let stat: FileStat = read_json(client, &mut response)?;
-    output::stat(&stat, json);
+    output::stat(&stat, json, units);
     Ok(())
 }
 
-fn status(client: &NamingClient, json: bool) -> Result<(), ClientError> {
+fn status(client: &NamingClient, json: bool, units: Units) -> Result<(), ClientError> {
     let mut response = client
         .get(&client.url("/status"))?
         .map_err(|refusal| refused("status", refusal))?;
     let status: ClusterStatus = read_json(client, &mut response)?;
-    output::status(&status, json);
+    output::status(&status, json, units);
     Ok(())
 }
 

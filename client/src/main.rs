@@ -7,6 +7,7 @@ mod commands;
 mod error;
 mod naming_client;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

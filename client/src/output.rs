@@ -11,23 +11,59 @@ pub fn size(name: &str, size: u64, json: bool) {
     }
 }
 
-pub fn list(entries: &[FileEntry], json: bool) {
+/// Sizes as the user asked: exact bytes, or human units.
+#[derive(Clone, Copy)]
+pub struct Units {
+    pub exact: bool,
+}
+
+impl Units {
+    fn of(self, bytes: u64) -> String {
+        match self.exact {
+            true => bytes.to_string(),
+            false => human_bytes(bytes),
+        }
+    }
+}
+
+/// `bytes` in binary units with one decimal: `512 B`, `4.9 KiB`, `1.0 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+pub fn list(entries: &[FileEntry], json: bool, long: bool, units: Units) {
     if json {
         println!("{}", to_json(&entries));
         return;
     }
     for entry in entries {
-        println!("{}\t{}", entry.name, entry.size);
+        match long {
+            true => println!("{:>10}  {}", units.of(entry.size), entry.name),
+            false => println!("{}\t{}", entry.name, entry.size),
+        }
     }
 }
 
-pub fn stat(stat: &FileStat, json: bool) {
+pub fn stat(stat: &FileStat, json: bool, units: Units) {
     if json {
         println!("{}", to_json(stat));
         return;
     }
     println!("name:   {}", stat.name);
-    println!("size:   {} bytes", stat.size);
+    match units.exact || stat.size < 1024 {
+        true => println!("size:   {} bytes", stat.size),
+        false => println!("size:   {} ({} bytes)", human_bytes(stat.size), stat.size),
+    }
     println!("chunks: {}", stat.chunk_count);
     for chunk in &stat.chunks {
         println!(
@@ -39,7 +75,7 @@ pub fn stat(stat: &FileStat, json: bool) {
     }
 }
 
-pub fn status(status: &ClusterStatus, json: bool) {
+pub fn status(status: &ClusterStatus, json: bool, units: Units) {
     if json {
         println!("{}", to_json(status));
         return;
@@ -55,7 +91,7 @@ pub fn status(status: &ClusterStatus, json: bool) {
     for server in &status.servers {
         let capacity = server
             .capacity_bytes
-            .map_or_else(|| "unlimited".to_owned(), |bytes| bytes.to_string());
+            .map_or_else(|| "unlimited".to_owned(), |bytes| units.of(bytes));
         println!(
             "{:<32} {:<6} {:>14} {:>14} {:>10}",
             server.url,
@@ -64,7 +100,7 @@ pub fn status(status: &ClusterStatus, json: bool) {
                 (true, true) => "drain",
                 (false, _) => "NO",
             },
-            server.used_bytes,
+            units.of(server.used_bytes),
             capacity,
             server.placed_chunks
         );

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cli;
+mod client_ux;
 mod cluster;
 mod compaction;
 mod compose;
