@@ -8,6 +8,8 @@ use common::config::{
 };
 use common::tls::ClientTls;
 
+use crate::docs::{self, CommandDoc};
+
 /// The variable holding the API token itself (`--token-file` names a file).
 const TOKEN_ENV: &str = "HARBOUR_TOKEN";
 
@@ -58,7 +60,9 @@ pub enum Command {
         server_url: String,
     },
     Bench(BenchSpec),
-    Help,
+    Completions(String),
+    /// `--help`: of one command, or the whole page.
+    Help(Option<&'static CommandDoc>),
 }
 
 /// Default stall bound of client → naming transfers (SPEC: `REQUEST_TIMEOUT_MS`).
@@ -84,21 +88,9 @@ const TOKEN_FILE: Param = Param {
     help: "file holding the API token (only its owner may read it), or the token itself in HARBOUR_TOKEN",
 };
 
-const USAGE: &str = "harbour: the Harbour distributed file system client
+const HEADER: &str = "harbour: the Harbour distributed file system client";
 
-Usage:
-  harbour create NAME LOCAL_PATH [--overwrite]   # LOCAL_PATH \"-\" reads stdin
-  harbour read   NAME OUT_PATH                   # OUT_PATH \"-\" writes stdout
-  harbour size   NAME                            # first token: size in bytes
-  harbour delete NAME
-  harbour list   [PREFIX] [-l]                   # one name per line, with its size (-l: sizes first, human units)
-  harbour stat   NAME                            # chunks, replicas and where they live
-  harbour status                                 # servers, liveness, space, under-replicated chunks
-  harbour drain  STORAGE_URL                     # move every chunk off a storage server before removing it
-  harbour bench  [--files N] [--size BYTES] [--workers N] [--phases create,read,delete]
-                                                 # load test: N files, then removed again
-
-Options:
+const OPTIONS: &str = "Options:
   --json        print one JSON document (size, list, stat, status)
   --overwrite   replace an existing file (create)
   -q, --quiet   no progress bar, and no line saying what was done (create, read, delete)
@@ -110,8 +102,6 @@ Options:
   --prefix P    bench: names start with P (default harbour-bench-PID-TIME/)
   --keep        bench: leave the files of a run that ends well, for a later run
                 with the same --prefix (say, --phases read,delete)
-
-Example: harbour bench --files 5000 --size 1KiB --workers 16 --json
 
 Exit status: 0 success, 2 usage error, 1 any other failure.";
 
@@ -147,8 +137,8 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
     let free = free_arguments(reader.args_mut())?;
     reader.finish().map_err(usage)?;
     let command = match subcommand.as_deref() {
-        None if help => Command::Help,
-        _ if help => Command::Help,
+        None if help => Command::Help(None),
+        Some(name) if help => Command::Help(docs::command_doc(name)),
         None => return Err(ClientError::Usage("missing command".to_owned())),
         Some("bench") => {
             if !free.is_empty() {
@@ -156,6 +146,14 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
             }
             Command::Bench(bench.expect("parsed for bench"))
         }
+        Some("completions") => match free.as_slice() {
+            [shell] => Command::Completions(shell.clone()),
+            _ => {
+                return Err(ClientError::Usage(
+                    "completions takes one of bash, zsh or fish".to_owned(),
+                ));
+            }
+        },
         Some(subcommand) => command(subcommand, free, overwrite, long)?,
     };
     if overwrite && !matches!(command, Command::Create { .. }) {
@@ -176,7 +174,8 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
 }
 
 pub fn help_page() -> String {
-    help_text(USAGE, &[SERVER, TIMEOUT, TOKEN_FILE, CA_FILE])
+    let usage = format!("{HEADER}\n\n{}\n{OPTIONS}", docs::usage_lines());
+    help_text(&usage, &[SERVER, TIMEOUT, TOKEN_FILE, CA_FILE])
 }
 
 fn command(
@@ -244,7 +243,16 @@ fn command(
         "drain" => Command::Drain {
             server_url: one(arity(&["STORAGE_URL"])?),
         },
-        "help" => Command::Help,
+        // `harbour help` and `harbour help COMMAND`.
+        "help" => match free.as_slice() {
+            [] => Command::Help(None),
+            [name] => {
+                Command::Help(Some(docs::command_doc(name).ok_or_else(|| {
+                    ClientError::Usage(format!("unknown command {name:?}"))
+                })?))
+            }
+            _ => return Err(ClientError::Usage("help takes one command".to_owned())),
+        },
         other => return Err(ClientError::Usage(format!("unknown command {other:?}"))),
     };
     Ok(command)

@@ -45,8 +45,17 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::Status => status(&client, json, units),
         Command::Drain { server_url } => drain(&client, &server_url, json),
         Command::Bench(spec) => crate::bench::run(&client, &spec, json),
-        Command::Help => {
+        Command::Help(None) => {
             print!("{}", crate::cli::help_page());
+            Ok(())
+        }
+        Command::Help(Some(doc)) => {
+            print!("{}", crate::docs::command_help(doc));
+            Ok(())
+        }
+        Command::Completions(shell) => {
+            let script = crate::docs::completions(&shell).map_err(ClientError::Usage)?;
+            print!("{script}");
             Ok(())
         }
     }

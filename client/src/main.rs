@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod docs;
 mod error;
 mod naming_client;
 mod output;

@@ -1,11 +1,13 @@
 //! SPEC "Operators", the client: a progress bar on stderr for transfers
 //! over 1 MiB when stderr is a terminal (tested under a pseudo-terminal
 //! made by util-linux's `script`), none when piped or with `--quiet`;
-//! human sizes in `list -l`, `stat` and `status`, exact with `--bytes`.
+//! human sizes in `list -l`, `stat` and `status`, exact with `--bytes`;
+//! `--help` for every command with examples; shell completions that
+//! complete in bash and fish and parse in zsh.
 
 use std::process::Command;
 
-use crate::cluster::{Cluster, Spec, bin_path, test_bytes, test_dir};
+use crate::cluster::{Cli, Cluster, Spec, bin_path, test_bytes, test_dir};
 
 /// Runs `harbour ARGS` against `cluster` under a pseudo-terminal; what
 /// the terminal showed (stdout and stderr together), and the exit code.
@@ -115,4 +117,81 @@ fn sizes_are_human_in_list_l_stat_and_status_and_exact_with_bytes() {
         .assert_ok()
         .stdout_text();
     assert!(json.contains("\"size\":5000"), "{json}");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        "create",
+        "read",
+        "size",
+        "delete",
+        "list",
+        "stat",
+        "status",
+        "drain",
+        "bench",
+        "completions",
+    ] {
+        let run = Cli::new(&[command, "--help"]).assert_ok();
+        let help = run.stdout_text();
+        assert!(help.starts_with(&format!("harbour {command}: ")), "{help}");
+        assert!(
+            help.contains(&format!("\nUsage: harbour {command}")),
+            "{help}"
+        );
+        assert!(help.contains("\nExamples:\n  "), "{help}");
+        let run = Cli::new(&["help", command]).assert_ok();
+        assert_eq!(run.stdout_text(), help);
+    }
+    Cli::new(&["help", "frobnicate"]).assert_fails(2, "unknown command \"frobnicate\"");
+    let page = Cli::new(&["--help"]).assert_ok().stdout_text();
+    assert!(page.contains("harbour COMMAND --help"), "{page}");
+}
+
+/// Runs `script` in `shell` (`-c`), its stdout; the shell must succeed.
+fn shell(shell: &str, script: &str) -> String {
+    let output = Command::new(shell)
+        .args(["-c", script])
+        .output()
+        .unwrap_or_else(|err| panic!("{shell} is installed (.ci/run installs it): {err}"));
+    assert!(
+        output.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn completions_complete_in_bash_and_fish_and_parse_in_zsh() {
+    let harbour = bin_path("harbour");
+    let harbour = harbour.display();
+    let bash = |words: &str, cword: usize| {
+        shell(
+            "bash",
+            &format!(
+                "source <({harbour} completions bash); COMP_WORDS=({words}); COMP_CWORD={cword}; _harbour; echo \"${{COMPREPLY[@]}}\""
+            ),
+        )
+    };
+    assert_eq!(bash("harbour cr", 1).trim(), "create");
+    assert_eq!(bash("harbour st", 1).trim(), "stat status");
+    assert_eq!(bash("harbour list --by", 2).trim(), "--bytes");
+    assert_eq!(bash("harbour create x --ov", 3).trim(), "--overwrite");
+    let fish = shell(
+        "fish",
+        &format!("{harbour} completions fish | source; complete -C 'harbour cre'"),
+    );
+    assert!(fish.starts_with("create\t"), "{fish}");
+    let fish = shell(
+        "fish",
+        &format!("{harbour} completions fish | source; complete -C 'harbour read x --qu'"),
+    );
+    assert!(fish.contains("--quiet"), "{fish}");
+    shell(
+        "zsh",
+        &format!("{harbour} completions zsh > /dev/null && zsh -n <({harbour} completions zsh)"),
+    );
+    Cli::new(&["completions", "csh"]).assert_fails(2, "bash, zsh or fish");
 }
