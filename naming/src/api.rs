@@ -55,6 +55,7 @@ impl Handler for Api {
             "/servers" => "/servers",
             "/health" => "/health",
             "/metrics" => "/metrics",
+            "/" => "/",
             _ => "other",
         }
     }
@@ -96,12 +97,13 @@ impl Api {
             (Method::Get | Method::Head, "/health") => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
             }
+            (Method::Get | Method::Head, "/") => Ok(crate::ui::page()),
             (Method::Get, "/metrics") => Ok(Reply::bytes(
                 STATUS_OK,
                 "text/plain; version=0.0.4",
                 metrics::render(&self.naming, &self.stats).into_bytes(),
             )),
-            (_, "/files" | "/status" | "/health" | "/metrics" | "/drain" | "/servers") => {
+            (_, "/" | "/files" | "/status" | "/health" | "/metrics" | "/drain" | "/servers") => {
                 Err(ApiError::MethodNotAllowed)
             }
             _ => Err(ApiError::NoRoute),
@@ -387,7 +389,8 @@ impl Read for StatReader {
 /// Unknown routes need `read`, so a stranger learns nothing of the API.
 fn needed_permission(method: &Method, path: &str) -> Option<Permission> {
     match (method, path) {
-        (Method::Get | Method::Head, "/health") => None,
+        // The web UI's page holds no data; what it reads needs a token.
+        (Method::Get | Method::Head, "/health" | "/") => None,
         (Method::Post, "/drain" | "/servers") => Some(Permission::Admin),
         (Method::Put | Method::Delete | Method::Post, _) => Some(Permission::Write),
         _ => Some(Permission::Read),

@@ -19,4 +19,5 @@ pub mod repair;
 pub mod replicate;
 pub mod storage_client;
 pub mod tokens;
+pub mod ui;
 pub mod upload;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bench;
+mod browser;
 mod cli;
 mod client_ux;
 mod cluster;
