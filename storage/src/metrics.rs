@@ -40,6 +40,19 @@ pub fn render(api: &Api) -> String {
             capacity.saturating_sub(usage.disk_bytes) as f64,
         );
     }
+    // The file system under DATA_DIR, whatever CAPACITY_BYTES says.
+    if let Ok(fs) = rustix::fs::statvfs(api.store.dir()) {
+        page.gauge(
+            "harbour_store_filesystem_free_bytes",
+            "Bytes free for unprivileged users on the data folder's file system.",
+            (fs.f_bavail * fs.f_frsize) as f64,
+        );
+        page.gauge(
+            "harbour_store_filesystem_size_bytes",
+            "Size of the data folder's file system.",
+            (fs.f_blocks * fs.f_frsize) as f64,
+        );
+    }
     page.gauge(
         "harbour_store_segments",
         "Segment files.",

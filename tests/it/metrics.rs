@@ -97,6 +97,8 @@ fn every_server_serves_metrics_that_promtool_accepts() {
         assert_eq!(metric_value(&page, "harbour_store_chunks"), 15);
         assert_eq!(metric_value(&page, "harbour_store_live_bytes"), 15_000);
         assert!(sample(&page, "harbour_store_fsync_duration_seconds_count") >= 1.0);
+        let free = metric_value(&page, "harbour_store_filesystem_free_bytes");
+        assert!(free > 0 && free <= metric_value(&page, "harbour_store_filesystem_size_bytes"));
         assert!(
             sample(
                 &page,

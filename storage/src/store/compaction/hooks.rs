@@ -15,8 +15,8 @@ use crate::store::Store;
 use crate::store::capacity::kept_bytes;
 
 impl Store {
-    /// The folder of the segment files.
-    pub(super) fn dir(&self) -> &Path {
+    /// The folder of the segment files (also for `/metrics`).
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
