@@ -54,6 +54,7 @@ run-cluster: build
 	  sleep 0.1; \
 	done; \
 	echo "Harbour is running: naming $(NAMING_URL), storage :8001 and :8002 (replication 2)."; \
+	echo "Web UI: $(NAMING_URL)/   metrics: $(NAMING_URL)/metrics"; \
 	echo "Data and logs: $(RUN_DIR)/"; \
 	echo ""; \
 	echo "Try the client:"; \
