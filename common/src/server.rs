@@ -27,6 +27,8 @@ use crate::tls::ServerIdentity;
 pub const STATUS_OK: u16 = 200;
 pub const STATUS_CREATED: u16 = 201;
 pub const STATUS_NO_CONTENT: u16 = 204;
+pub const STATUS_PARTIAL_CONTENT: u16 = 206;
+pub const STATUS_RANGE_NOT_SATISFIABLE: u16 = 416;
 
 pub struct ServerConfig {
     pub listen: SocketAddr,

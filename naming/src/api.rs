@@ -10,7 +10,8 @@ use common::limits::BATCH_CHUNKS_MAX;
 use common::name::FileName;
 use common::percent;
 use common::server::{
-    self, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, ServerStats,
+    self, Handler, Reply, STATUS_CREATED, STATUS_NO_CONTENT, STATUS_OK, STATUS_PARTIAL_CONTENT,
+    STATUS_RANGE_NOT_SATISFIABLE, ServerStats,
 };
 use tiny_http::{Method, Request};
 
@@ -20,6 +21,7 @@ use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::version::FileVersion;
 use crate::metrics;
 use crate::naming::Naming;
+use crate::range::{self, RangeAsk};
 use crate::tokens::{ApiTokens, Permission, TokenError};
 use crate::upload;
 
@@ -76,8 +78,8 @@ impl Api {
             let name = parse_name(raw_name)?;
             return match method {
                 Method::Put => self.create(request, name),
-                Method::Get => self.read(name, false),
-                Method::Head => self.read(name, true),
+                Method::Get => self.read(request, name, false),
+                Method::Head => self.read(request, name, true),
                 Method::Delete => self.delete(&name),
                 _ => Err(ApiError::MethodNotAllowed),
             };
@@ -138,31 +140,51 @@ impl Api {
         Ok(Reply::json(STATUS_CREATED, &created))
     }
 
-    fn read(&self, name: FileName, head_only: bool) -> Result<Reply, ApiError> {
+    /// GET or HEAD of a file, whole or the one range its `Range` asks.
+    fn read(&self, request: &Request, name: FileName, head_only: bool) -> Result<Reply, ApiError> {
         let version = self
             .naming
             .metadata()
             .get(&name)
             .ok_or(ApiError::NotFound { name })?;
         let size_bytes = version.size_bytes;
+        let (status, bytes) = match range::parse(server::header(request, "Range"), size_bytes) {
+            RangeAsk::Whole => (STATUS_OK, 0..size_bytes),
+            RangeAsk::Part(part) => (STATUS_PARTIAL_CONTENT, part),
+            RangeAsk::Unsatisfiable => {
+                return Ok(Reply::error(
+                    STATUS_RANGE_NOT_SATISFIABLE,
+                    format!("the range is past the end of the file ({size_bytes} bytes)"),
+                )
+                .with_header("Content-Range", format!("bytes */{size_bytes}"))
+                .with_header("Accept-Ranges", "bytes"));
+            }
+        };
+        let len = bytes.end - bytes.start;
+        let ranged = |reply: Reply| {
+            let reply = reply.with_header("Accept-Ranges", "bytes");
+            match status {
+                STATUS_PARTIAL_CONTENT => {
+                    reply.with_header("Content-Range", range::content_range(&bytes, size_bytes))
+                }
+                _ => reply,
+            }
+        };
         if head_only {
-            return Ok(Reply::stream(
-                STATUS_OK,
+            return Ok(ranged(Reply::stream(
+                status,
                 "application/octet-stream",
                 Box::new(io::empty()),
-                Some(size_bytes),
-            ));
+                Some(len),
+            )));
         }
-        let pieces = ChunkPieces::open(Arc::clone(&self.naming), version)?;
-        Ok(match pieces.into_whole() {
-            Ok(bytes) => Reply::bytes(STATUS_OK, "application/octet-stream", bytes),
-            Err(pieces) => Reply::prefetched(
-                STATUS_OK,
-                "application/octet-stream",
-                Box::new(pieces),
-                size_bytes,
-            ),
-        })
+        let pieces = ChunkPieces::open(Arc::clone(&self.naming), version, bytes.clone())?;
+        Ok(ranged(match pieces.into_whole() {
+            Ok(whole) => Reply::bytes(status, "application/octet-stream", whole),
+            Err(pieces) => {
+                Reply::prefetched(status, "application/octet-stream", Box::new(pieces), len)
+            }
+        }))
     }
 
     fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {

@@ -2,12 +2,14 @@
 //! from one replica, moving on to the next replica when one errors, times
 //! out or serves a chunk that fails its checksum. The server loop fetches
 //! the next batch while the current one is sent (`common::server::Pieces`):
-//! memory stays at two batches whatever the file size.
+//! memory stays at two batches whatever the file size. A ranged read
+//! fetches only the chunks of its range and trims the first and last.
 
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
 
-use common::limits::BATCH_CHUNKS_MAX;
+use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 use common::server::Pieces;
 
 use crate::error::ApiError;
@@ -21,20 +23,33 @@ pub struct ChunkPieces {
     /// Every server's URL by id, as of the open: ids never change meaning.
     urls: Vec<Arc<str>>,
     next_index: u64,
+    /// The bytes of the file to answer with.
+    bytes: Range<u64>,
+    /// Chunks past the range are not fetched.
+    end_index: u64,
     /// The first batch, fetched by `open`.
     first: Option<Vec<u8>>,
 }
 
 impl ChunkPieces {
-    /// Fetches the first batch before any byte is answered, so a file that
-    /// cannot be read at all gets an error status, not a cut 200.
-    pub fn open(naming: Arc<Naming>, version: Arc<FileVersion>) -> Result<ChunkPieces, ApiError> {
+    /// Fetches the first batch of `bytes` (within the version) before any
+    /// byte is answered, so a file that cannot be read at all gets an error
+    /// status, not a cut 200.
+    pub fn open(
+        naming: Arc<Naming>,
+        version: Arc<FileVersion>,
+        bytes: Range<u64>,
+    ) -> Result<ChunkPieces, ApiError> {
+        assert!(bytes.start <= bytes.end && bytes.end <= version.size_bytes);
         let urls = naming.metadata().server_urls();
+        let chunk = CHUNK_SIZE_BYTES as u64;
         let mut pieces = ChunkPieces {
             naming,
             version,
             urls,
-            next_index: 0,
+            next_index: bytes.start / chunk,
+            end_index: bytes.end.div_ceil(chunk),
+            bytes,
             first: None,
         };
         let mut first = Vec::new();
@@ -46,16 +61,25 @@ impl ChunkPieces {
     /// Fetches the next batch into `out`; leaves it empty past the end.
     fn fill(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         out.clear();
-        if self.next_index >= self.version.chunks_count() {
+        if self.next_index >= self.end_index || self.bytes.is_empty() {
             return Ok(());
         }
+        let batch_start = self.next_index * CHUNK_SIZE_BYTES as u64;
         let count = fetch_batch(
             &self.naming,
             &self.urls,
             &self.version,
-            self.next_index,
+            (self.next_index, self.end_index),
             out,
         )?;
+        // Only the range's bytes: cut the end first, then the start.
+        let batch_end = batch_start + out.len() as u64;
+        if batch_end > self.bytes.end {
+            out.truncate((self.bytes.end - batch_start) as usize);
+        }
+        if batch_start < self.bytes.start {
+            out.drain(..(self.bytes.start - batch_start) as usize);
+        }
         self.naming
             .metrics
             .count(&self.naming.metrics.bytes_read_total, out.len() as u64);
@@ -68,7 +92,7 @@ impl ChunkPieces {
     /// The whole file when its first batch is all of it (a small file):
     /// nothing to fetch ahead, so no thread to do it.
     pub fn into_whole(mut self) -> Result<Vec<u8>, ChunkPieces> {
-        match self.next_index >= self.version.chunks_count() {
+        match self.next_index >= self.end_index {
             true => Ok(self.first.take().unwrap_or_default()),
             false => Err(self),
         }
@@ -88,18 +112,18 @@ impl Pieces for ChunkPieces {
 }
 
 /// Reads the batch starting at chunk `first_index` (at most
-/// `BATCH_CHUNKS_MAX` chunks, within one run) from the first replica that
-/// serves it whole and intact, into `out` (reused from batch to batch);
-/// returns its chunk count.
+/// `BATCH_CHUNKS_MAX` chunks, within one run, before `end_index`) from the
+/// first replica that serves it whole and intact, into `out` (reused from
+/// batch to batch); returns its chunk count.
 fn fetch_batch(
     naming: &Naming,
     urls: &[Arc<str>],
     version: &FileVersion,
-    first_index: u64,
+    (first_index, end_index): (u64, u64),
     out: &mut Vec<u8>,
 ) -> Result<u32, ApiError> {
     let run = version.run_of(first_index);
-    let run_end = u64::from(run.first_index) + u64::from(run.count);
+    let run_end = (u64::from(run.first_index) + u64::from(run.count)).min(end_index);
     assert!(first_index < run_end);
     let count = (run_end - first_index).min(BATCH_CHUNKS_MAX as u64);
     let count = u32::try_from(count).expect("at most BATCH_CHUNKS_MAX");

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod naming;
 pub mod placement;
+pub mod range;
 pub mod reconcile;
 pub mod repair;
 pub mod replicate;

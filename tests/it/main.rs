@@ -22,6 +22,7 @@ mod logs;
 mod memory;
 mod metrics;
 mod pki;
+mod ranges;
 mod reconcile;
 mod replication;
 mod security;
