@@ -48,7 +48,12 @@ pub fn list(entries: &[FileEntry], json: bool, long: bool, units: Units) {
     }
     for entry in entries {
         match long {
-            true => println!("{:>10}  {}", units.of(entry.size), entry.name),
+            true => println!(
+                "{:>10}  {}  {}",
+                units.of(entry.size),
+                short_time(&entry.mtime),
+                entry.name
+            ),
             false => println!("{}\t{}", entry.name, entry.size),
         }
     }
@@ -64,6 +69,7 @@ pub fn stat(stat: &FileStat, json: bool, units: Units) {
         true => println!("size:   {} bytes", stat.size),
         false => println!("size:   {} ({} bytes)", human_bytes(stat.size), stat.size),
     }
+    println!("mtime:  {}", stat.mtime);
     println!("chunks: {}", stat.chunk_count);
     for chunk in &stat.chunks {
         println!(
@@ -104,6 +110,15 @@ pub fn status(status: &ClusterStatus, json: bool, units: Units) {
             capacity,
             server.placed_chunks
         );
+    }
+}
+
+/// `2026-12-02T08:59:01.123Z` as `2026-12-02 08:59` (UTC), as `ls -l`
+/// shows a time; a server without times shows blanks.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(day), Some(minute)) => format!("{day} {minute}"),
+        _ => format!("{:16}", ""),
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Created {
 pub struct FileEntry {
     pub name: String,
     pub size: u64,
+    /// Modification time, RFC 3339 UTC (absent from servers before it).
+    #[serde(default)]
+    pub mtime: String,
 }
 
 /// `GET /stat/NAME`.
@@ -44,6 +47,9 @@ pub struct FileEntry {
 pub struct FileStat {
     pub name: String,
     pub size: u64,
+    /// Modification time, RFC 3339 UTC (absent from servers before it).
+    #[serde(default)]
+    pub mtime: String,
     pub chunk_count: u64,
     pub chunks: Vec<ChunkStat>,
 }

@@ -20,6 +20,7 @@ pub mod rng;
 pub mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod wire;

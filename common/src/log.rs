@@ -14,7 +14,9 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use crate::time::timestamp;
 
 pub use ::log::{Level, LevelFilter};
 
@@ -241,69 +243,9 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// RFC 3339 in UTC with milliseconds: `2026-12-02T08:01:02.345Z`.
-pub fn timestamp(at: SystemTime) -> String {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let of_day = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_millis()
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days since the epoch, so never negative here).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::{civil_from_days, push_json_string, timestamp};
-
-    #[test]
-    fn timestamps_are_rfc_3339_utc() {
-        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap_day = UNIX_EPOCH + Duration::from_millis(951_782_400_000 + 3_723_456);
-        assert_eq!(timestamp(leap_day), "2000-02-29T01:02:03.456Z");
-        let late = UNIX_EPOCH + Duration::from_secs(1_796_169_599);
-        assert_eq!(timestamp(late), "2026-12-01T23:59:59.000Z");
-    }
-
-    #[test]
-    fn every_day_follows_the_one_before() {
-        let mut previous = civil_from_days(0);
-        for days in 1..200_000 {
-            let (year, month, day) = civil_from_days(days);
-            let next_day = (previous.0, previous.1, previous.2 + 1);
-            let next_month = (previous.0, previous.1 + 1, 1);
-            let next_year = (previous.0 + 1, 1, 1);
-            assert!(
-                [next_day, next_month, next_year].contains(&(year, month, day)),
-                "{previous:?} then {:?}",
-                (year, month, day)
-            );
-            assert!((1..=12).contains(&month) && (1..=31).contains(&day));
-            previous = (year, month, day);
-        }
-    }
+    use super::push_json_string;
 
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {

@@ -358,7 +358,12 @@ impl StatReader {
         let chunks_count = self.version.chunks_count();
         if !self.started {
             self.started = true;
-            let head = serde_json::json!({ "name": self.name, "size": self.version.size_bytes, "chunk_count": chunks_count });
+            let head = serde_json::json!({
+                "name": self.name,
+                "size": self.version.size_bytes,
+                "mtime": common::time::from_unix_ms(self.version.mtime_ms),
+                "chunk_count": chunks_count,
+            });
             let head = head.to_string();
             // `{"a":..,"size":..}` without its closing brace, then the chunks array.
             self.text

@@ -161,6 +161,7 @@ impl Metadata {
             .map(|(name, version)| FileEntry {
                 name: name.to_string(),
                 size: version.size_bytes,
+                mtime: common::time::from_unix_ms(version.mtime_ms),
             })
             .collect()
     }

@@ -21,6 +21,7 @@ mod load;
 mod logs;
 mod memory;
 mod metrics;
+mod mtimes;
 mod pki;
 mod ranges;
 mod reconcile;

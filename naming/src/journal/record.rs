@@ -5,7 +5,8 @@
 //! checkpoint.
 //!
 //! ```text
-//! Commit   1 | name | blob u64 | size u64 | runs u32 | (first u32 | count u32 | replicas)*
+//! Commit   8 | name | blob u64 | size u64 | mtime_ms u64 | runs u32 | (first u32 | count u32 | replicas)*
+//! Commit   1 | the same without mtime_ms (journals before times were kept; read, never written)
 //! Delete   2 | name
 //! Reserve  3 | up_to u64
 //! Server   4 | id u16 | url
@@ -37,6 +38,7 @@ const KIND_SERVER: u8 = 4;
 const KIND_END: u8 = 5;
 const KIND_RELOCATE: u8 = 6;
 const KIND_DRAIN: u8 = 7;
+const KIND_COMMIT_TIMED: u8 = 8;
 
 /// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,10 +86,11 @@ fn payload(record: &Record) -> Vec<u8> {
     };
     match change {
         Change::Commit { name, version, .. } => {
-            out.put_u8(KIND_COMMIT);
+            out.put_u8(KIND_COMMIT_TIMED);
             put_str(&mut out, name.as_str());
             out.put_u64(version.blob.0);
             out.put_u64(version.size_bytes);
+            out.put_u64(version.mtime_ms);
             out.put_u32(u32::try_from(version.runs.len()).expect("runs fit u32"));
             for run in &version.runs {
                 out.put_u32(run.first_index);
@@ -132,10 +135,14 @@ fn payload(record: &Record) -> Vec<u8> {
 pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
     let mut reader = Reader::new(payload);
     let change = match reader.u8()? {
-        KIND_COMMIT => {
+        kind @ (KIND_COMMIT | KIND_COMMIT_TIMED) => {
             let name = name(&mut reader)?;
             let blob = BlobId(reader.u64()?);
             let size_bytes = reader.u64()?;
+            let mtime_ms = match kind {
+                KIND_COMMIT_TIMED => reader.u64()?,
+                _ => 0,
+            };
             let runs_count = reader.u32()?;
             // Each run takes 11 bytes at least: no allocation beyond the input.
             let mut runs = Vec::with_capacity((runs_count as usize).min(reader.rest().len() / 11));
@@ -150,6 +157,7 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
                 blob,
                 size_bytes,
                 runs,
+                mtime_ms,
             };
             version.check_runs().map_err(malformed)?;
             Change::Commit {

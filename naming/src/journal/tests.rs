@@ -32,6 +32,7 @@ fn commit(text: &str, blob: u64, size_bytes: u64) -> Change {
             blob: BlobId(blob),
             size_bytes,
             runs,
+            mtime_ms: 0,
         }),
         overwrite: true,
     }

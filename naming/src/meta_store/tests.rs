@@ -60,6 +60,7 @@ fn commit(
             blob,
             size_bytes,
             runs,
+            mtime_ms: 0,
         }),
         overwrite: true,
     })

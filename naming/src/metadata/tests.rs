@@ -26,6 +26,7 @@ fn version(blob: u64, size_bytes: u64) -> Arc<FileVersion> {
         blob: BlobId(blob),
         size_bytes,
         runs,
+        mtime_ms: 0,
     })
 }
 
@@ -81,6 +82,7 @@ fn runs_merge_when_replicas_match() {
         blob: BlobId(1),
         size_bytes: 514 * 1024 + 1,
         runs,
+        mtime_ms: 0,
     };
     version.assert_well_formed(2);
     assert_eq!(version.chunk_size(514), 1);
@@ -147,6 +149,7 @@ fn a_commit_past_the_reservation_or_on_unknown_servers_is_invalid() {
         blob: BlobId(3),
         size_bytes: 10,
         runs,
+        mtime_ms: 0,
     });
     assert!(matches!(
         metadata.apply(&commit("a", unknown, true)),
@@ -227,6 +230,7 @@ fn relocating_a_range_splits_runs_and_merges_equal_neighbours() {
         blob: BlobId(5),
         size_bytes: 522 * 1024,
         runs,
+        mtime_ms: 0,
     });
     metadata.apply(&commit("a", version, true)).unwrap();
     let relocate = |first_index, count, replicas: &[ServerId]| Change::Relocate {
@@ -304,6 +308,7 @@ fn version_of_model(file: &ModelFile) -> FileVersion {
         blob: BlobId(file.blob),
         size_bytes: file.size_bytes,
         runs,
+        mtime_ms: 0,
     }
 }
 

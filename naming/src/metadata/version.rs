@@ -14,6 +14,10 @@ pub struct FileVersion {
     pub blob: BlobId,
     pub size_bytes: u64,
     pub runs: Vec<Run>,
+    /// When the version was committed, in milliseconds since the Unix
+    /// epoch (UTC): the file's modification time. 0 for versions journaled
+    /// before times were kept.
+    pub mtime_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +115,7 @@ impl FileVersion {
             blob: self.blob,
             size_bytes: self.size_bytes,
             runs,
+            mtime_ms: self.mtime_ms,
         }
     }
 }

@@ -115,10 +115,13 @@ pub fn upload_batches(
         }
         match failure {
             Some(err) => Err(err),
+            // Its modification time: now, as the last byte is stored and
+            // the commit comes next.
             None => Ok(FileVersion {
                 blob,
                 size_bytes: body.read_bytes,
                 runs,
+                mtime_ms: common::cluster_auth::unix_ms(),
             }),
         }
     })

@@ -17,6 +17,7 @@ fn records() -> Vec<Record> {
         blob: BlobId(77),
         size_bytes: 258 * 1024 + 5,
         runs,
+        mtime_ms: 1_796_198_221_123,
     };
     let changes = vec![
         Change::AddServer {
@@ -35,6 +36,7 @@ fn records() -> Vec<Record> {
                 blob: BlobId(78),
                 size_bytes: 0,
                 runs: Vec::new(),
+                mtime_ms: 1_796_198_221_123,
             }),
             overwrite: true,
         },
@@ -73,6 +75,29 @@ fn the_format_of_a_record_is_what_older_journals_hold() {
     let reserve = frame(&Record::Change(Change::ReserveBlobs { up_to: 0x0102 }));
     assert_eq!(reserve[8..], [3, 0, 0, 0, 0, 0, 0, 1, 2]);
     assert_eq!(reserve[..4], [0, 0, 0, 9]);
+}
+
+#[test]
+fn a_commit_of_the_journals_before_times_reads_with_mtime_0() {
+    // Kind 1: name "a", blob 9, 5 bytes, one run of chunk 0 on server 3.
+    let mut payload = vec![1, 0, 1, b'a'];
+    payload.extend_from_slice(&9u64.to_be_bytes());
+    payload.extend_from_slice(&5u64.to_be_bytes());
+    payload.extend_from_slice(&1u32.to_be_bytes());
+    payload.extend_from_slice(&0u32.to_be_bytes());
+    payload.extend_from_slice(&1u32.to_be_bytes());
+    payload.extend_from_slice(&[1, 0, 3]);
+    let Ok(Record::Change(Change::Commit { version, .. })) = parse(&payload) else {
+        panic!("an old commit no longer parses");
+    };
+    assert_eq!((version.size_bytes, version.mtime_ms), (5, 0));
+    // Commits are written with their time (kind 8) from now on.
+    let written = frame(&Record::Change(Change::Commit {
+        name: FileName::parse("a").unwrap(),
+        version,
+        overwrite: true,
+    }));
+    assert_eq!(written[8], 8);
 }
 
 #[test]
