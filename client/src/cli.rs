@@ -59,6 +59,12 @@ pub enum Command {
     Drain {
         server_url: String,
     },
+    /// A rename: of a file, or of a directory when `from` ends in `/`.
+    Move {
+        from: String,
+        to: String,
+        overwrite: bool,
+    },
     Bench(BenchSpec),
     Completions(String),
     /// `--help`: of one command, or the whole page.
@@ -156,9 +162,9 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         },
         Some(subcommand) => command(subcommand, free, overwrite, long)?,
     };
-    if overwrite && !matches!(command, Command::Create { .. }) {
+    if overwrite && !matches!(command, Command::Create { .. } | Command::Move { .. }) {
         return Err(ClientError::Usage(
-            "--overwrite only goes with create".to_owned(),
+            "--overwrite only goes with create and mv".to_owned(),
         ));
     }
     Ok(Invocation {
@@ -240,6 +246,14 @@ fn command(
                 ));
             }
         },
+        "mv" => {
+            let [from, to] = take(arity(&["FROM", "TO"])?);
+            Command::Move {
+                from,
+                to,
+                overwrite,
+            }
+        }
         "drain" => Command::Drain {
             server_url: one(arity(&["STORAGE_URL"])?),
         },

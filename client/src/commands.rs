@@ -44,6 +44,11 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::Stat { name } => stat(&client, &name, json, units),
         Command::Status => status(&client, json, units),
         Command::Drain { server_url } => drain(&client, &server_url, json),
+        Command::Move {
+            from,
+            to,
+            overwrite,
+        } => rename(&client, &from, &to, overwrite, quiet),
         Command::Bench(spec) => crate::bench::run(&client, &spec, json),
         Command::Help(None) => {
             print!("{}", crate::cli::help_page());
@@ -193,6 +198,41 @@ fn delete(client: &NamingClient, name: &str, quiet: bool) -> Result<(), ClientEr
         .map_err(|refusal| refused(name, refusal))?;
     if !quiet {
         eprintln!("deleted {name}");
+    }
+    Ok(())
+}
+
+fn rename(
+    client: &NamingClient,
+    from: &str,
+    to: &str,
+    overwrite: bool,
+    quiet: bool,
+) -> Result<(), ClientError> {
+    let mut path = format!(
+        "/rename?from={}&to={}",
+        percent::encode(from, false),
+        percent::encode(to, false)
+    );
+    if overwrite {
+        path.push_str("&overwrite=true");
+    }
+    let mut response = client.post(&client.url(&path))?.map_err(|refusal| {
+        match (refusal.status, from.ends_with('/')) {
+            (404, true) => ClientError::Failed(format!("{from}: no file is under it")),
+            (409, true) => ClientError::Failed(format!("{to}: some names under it already exist")),
+            (409, false) => ClientError::Failed(format!("{to}: already exists (use --overwrite)")),
+            _ => refused(from, refusal),
+        }
+    })?;
+    let renamed: serde_json::Value = read_json(client, &mut response)?;
+    if !quiet {
+        match renamed["renamed"].as_u64() {
+            Some(count) if from.ends_with('/') => {
+                eprintln!("renamed {from} to {to} ({count} files)")
+            }
+            _ => eprintln!("renamed {from} to {to}"),
+        }
     }
     Ok(())
 }

@@ -49,6 +49,16 @@ pub const COMMANDS: &[CommandDoc] = &[
         examples: &["harbour delete notes/hello.txt"],
     },
     CommandDoc {
+        name: "mv",
+        synopsis: "FROM TO [--overwrite]",
+        about: "rename FROM to TO at once, moving no data; FROM ending in / renames a directory",
+        flags: &["--overwrite", "--quiet"],
+        examples: &[
+            "harbour mv notes/draft.txt notes/final.txt",
+            "harbour mv photos/2025/ archive/2025/",
+        ],
+    },
+    CommandDoc {
         name: "list",
         synopsis: "[PREFIX] [-l] [--bytes]",
         about: "one file per line with its size (-l: sizes first, in KiB, MiB...)",

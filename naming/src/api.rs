@@ -18,6 +18,7 @@ use tiny_http::{Method, Request};
 use crate::download::ChunkPieces;
 use crate::error::ApiError;
 use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
+use crate::metadata::change::Refusal;
 use crate::metadata::version::FileVersion;
 use crate::metrics;
 use crate::naming::Naming;
@@ -54,6 +55,7 @@ impl Handler for Api {
             "/files" => "/files",
             "/status" => "/status",
             "/drain" => "/drain",
+            "/rename" => "/rename",
             "/servers" => "/servers",
             "/health" => "/health",
             "/metrics" => "/metrics",
@@ -95,6 +97,7 @@ impl Api {
             (Method::Get, "/files") => self.list(request),
             (Method::Get, "/status") => Ok(Reply::json(STATUS_OK, &self.status())),
             (Method::Post, "/drain") => self.drain(request),
+            (Method::Post, "/rename") => self.rename(request),
             (Method::Post, "/servers") => self.join(request),
             (Method::Get | Method::Head, "/health") => {
                 Ok(Reply::bytes(STATUS_OK, "text/plain", b"ok\n".to_vec()))
@@ -105,9 +108,11 @@ impl Api {
                 "text/plain; version=0.0.4",
                 metrics::render(&self.naming, &self.stats).into_bytes(),
             )),
-            (_, "/" | "/files" | "/status" | "/health" | "/metrics" | "/drain" | "/servers") => {
-                Err(ApiError::MethodNotAllowed)
-            }
+            (
+                _,
+                "/" | "/files" | "/status" | "/health" | "/metrics" | "/drain" | "/servers"
+                | "/rename",
+            ) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NoRoute),
         }
     }
@@ -185,6 +190,65 @@ impl Api {
                 Reply::prefetched(status, "application/octet-stream", Box::new(pieces), len)
             }
         }))
+    }
+
+    /// `POST /rename?from=A&to=B[&overwrite=true]`; a `from` ending in `/`
+    /// renames the whole directory (`to` must end in `/` too).
+    fn rename(&self, request: &Request) -> Result<Reply, ApiError> {
+        let param = |key: &str| -> Result<String, ApiError> {
+            let raw = server::query_param(request, key)
+                .ok_or_else(|| ApiError::BadRequest(format!("a rename needs ?{key}=")))?;
+            percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))
+        };
+        let (from, to) = (param("from")?, param("to")?);
+        let overwrite = match server::query_param(request, "overwrite") {
+            None | Some("false" | "0") => false,
+            Some("true" | "1" | "") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "overwrite must be true or false, not {other:?}"
+                )));
+            }
+        };
+        if from.ends_with('/') {
+            if overwrite {
+                return Err(ApiError::BadRequest(
+                    "a directory rename never overwrites".to_owned(),
+                ));
+            }
+            let count = self
+                .naming
+                .rename_prefix(&from, &to)
+                .map_err(|refusal| match refusal {
+                    Refusal::NoSuchFile => ApiError::NoSuchDirectory {
+                        prefix: from.clone(),
+                    },
+                    Refusal::NameTaken => ApiError::TargetsExist { prefix: to.clone() },
+                    Refusal::BadRename(detail) => ApiError::BadRequest(detail),
+                    other => ApiError::Internal(other.to_string()),
+                })?;
+            return Ok(Reply::json(
+                STATUS_OK,
+                &serde_json::json!({ "from": from, "to": to, "renamed": count }),
+            ));
+        }
+        let from = FileName::parse(&from).map_err(ApiError::BadName)?;
+        let to = FileName::parse(&to).map_err(ApiError::BadName)?;
+        let replaced =
+            self.naming
+                .rename(&from, &to, overwrite)
+                .map_err(|refusal| match refusal {
+                    Refusal::NoSuchFile => ApiError::NotFound { name: from.clone() },
+                    Refusal::NameTaken => ApiError::Exists { name: to.clone() },
+                    other => ApiError::Internal(other.to_string()),
+                })?;
+        if let Some(replaced) = replaced {
+            self.naming.garbage.drop_version(replaced);
+        }
+        Ok(Reply::json(
+            STATUS_OK,
+            &serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "renamed": 1 }),
+        ))
     }
 
     fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {

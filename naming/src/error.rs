@@ -19,6 +19,14 @@ pub enum ApiError {
     Exists {
         name: FileName,
     },
+    /// A directory rename whose prefix no name has.
+    NoSuchDirectory {
+        prefix: String,
+    },
+    /// A directory rename onto names that exist.
+    TargetsExist {
+        prefix: String,
+    },
     LengthRequired,
     BodyTooLarge {
         limit_bytes: u64,
@@ -66,11 +74,14 @@ impl HttpError for ApiError {
     fn status(&self) -> u16 {
         match self {
             ApiError::BadName(_) | ApiError::BadRequest(_) | ApiError::BodyIncomplete { .. } => 400,
-            ApiError::NoRoute | ApiError::NotFound { .. } | ApiError::UnknownServer { .. } => 404,
+            ApiError::NoRoute
+            | ApiError::NotFound { .. }
+            | ApiError::NoSuchDirectory { .. }
+            | ApiError::UnknownServer { .. } => 404,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed => 405,
-            ApiError::Exists { .. } => 409,
+            ApiError::Exists { .. } | ApiError::TargetsExist { .. } => 409,
             ApiError::LengthRequired => 411,
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::Internal(_) => 500,
@@ -92,6 +103,10 @@ impl fmt::Display for ApiError {
             ApiError::MethodNotAllowed => write!(f, "method not allowed on this endpoint"),
             ApiError::NotFound { name } => write!(f, "{name}: no such file"),
             ApiError::Exists { name } => write!(f, "{name}: already exists (use overwrite)"),
+            ApiError::NoSuchDirectory { prefix } => write!(f, "{prefix}: no file is under it"),
+            ApiError::TargetsExist { prefix } => {
+                write!(f, "{prefix}: some names under it already exist")
+            }
             ApiError::LengthRequired => {
                 write!(
                     f,

@@ -13,6 +13,7 @@
 //! - the server table only grows, and an id's URL never changes.
 
 pub mod change;
+mod rename;
 pub mod version;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,12 @@ impl Metadata {
                 self.names_by_blob.remove(&removed.blob);
                 Ok(Applied::Deleted { removed })
             }
+            Change::Rename {
+                from,
+                to,
+                overwrite,
+            } => self.rename(from, to, *overwrite),
+            Change::RenamePrefix { from, to } => self.rename_prefix(from, to),
             Change::Relocate {
                 blob,
                 first_index,

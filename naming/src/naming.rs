@@ -156,6 +156,51 @@ impl Naming {
         }
     }
 
+    /// Renames the file `from` to `to`, durably (the chunks stay where they
+    /// are); the version replaced at `to`, if any, is the caller's garbage.
+    /// A create of `to` under way counts as `to` existing.
+    pub fn rename(
+        &self,
+        from: &FileName,
+        to: &FileName,
+        overwrite: bool,
+    ) -> Result<Option<Arc<FileVersion>>, Refusal> {
+        if !overwrite && self.lock_in_flight().creating.contains(to) {
+            return Err(Refusal::NameTaken);
+        }
+        let change = Change::Rename {
+            from: from.clone(),
+            to: to.clone(),
+            overwrite,
+        };
+        match self.store.apply(change)? {
+            Applied::Renamed { replaced } => Ok(replaced),
+            Applied::Unchanged => Ok(None),
+            other => unreachable!("a rename answers {other:?}"),
+        }
+    }
+
+    /// Renames every file under the directory `from` to be under `to`, in
+    /// one durable change; how many.
+    pub fn rename_prefix(&self, from: &str, to: &str) -> Result<u64, Refusal> {
+        let targets_creating = self
+            .lock_in_flight()
+            .creating
+            .iter()
+            .any(|name| name.as_str().starts_with(to));
+        if targets_creating {
+            return Err(Refusal::NameTaken);
+        }
+        let change = Change::RenamePrefix {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        match self.store.apply(change)? {
+            Applied::RenamedPrefix { count } => Ok(count),
+            other => unreachable!("a directory rename answers {other:?}"),
+        }
+    }
+
     /// Moves a range of a blob's chunks to `replicas`, durably, if a file
     /// still has that blob; false if it was deleted or replaced meanwhile.
     pub fn relocate(

@@ -25,6 +25,7 @@ mod mtimes;
 mod pki;
 mod ranges;
 mod reconcile;
+mod rename;
 mod replication;
 mod security;
 mod shutdown;

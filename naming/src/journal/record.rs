@@ -13,6 +13,8 @@
 //! End      5 | records u64
 //! Relocate 6 | blob u64 | first u32 | count u32 | replicas
 //! Drain    7 | id u16
+//! Rename   9 | from name | to name
+//! RenameAll 10 | from prefix | to prefix   (a directory: every name under it)
 //! replicas = count u8 | server u16 × count;  name, url = len u16 | UTF-8
 //! ```
 
@@ -39,6 +41,8 @@ const KIND_END: u8 = 5;
 const KIND_RELOCATE: u8 = 6;
 const KIND_DRAIN: u8 = 7;
 const KIND_COMMIT_TIMED: u8 = 8;
+const KIND_RENAME: u8 = 9;
+const KIND_RENAME_PREFIX: u8 = 10;
 
 /// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +105,16 @@ fn payload(record: &Record) -> Vec<u8> {
         Change::Delete { name } => {
             out.put_u8(KIND_DELETE);
             put_str(&mut out, name.as_str());
+        }
+        Change::Rename { from, to, .. } => {
+            out.put_u8(KIND_RENAME);
+            put_str(&mut out, from.as_str());
+            put_str(&mut out, to.as_str());
+        }
+        Change::RenamePrefix { from, to } => {
+            out.put_u8(KIND_RENAME_PREFIX);
+            put_str(&mut out, from);
+            put_str(&mut out, to);
         }
         Change::ReserveBlobs { up_to } => {
             out.put_u8(KIND_RESERVE_BLOBS);
@@ -168,6 +182,15 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
         }
         KIND_DELETE => Change::Delete {
             name: name(&mut reader)?,
+        },
+        KIND_RENAME => Change::Rename {
+            from: name(&mut reader)?,
+            to: name(&mut reader)?,
+            overwrite: true,
+        },
+        KIND_RENAME_PREFIX => Change::RenamePrefix {
+            from: string(&mut reader)?,
+            to: string(&mut reader)?,
         },
         KIND_RESERVE_BLOBS => Change::ReserveBlobs {
             up_to: reader.u64()?,

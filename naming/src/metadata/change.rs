@@ -22,6 +22,18 @@ pub enum Change {
     },
     /// The file `name` is gone.
     Delete { name: FileName },
+    /// The file `from` is now called `to`, replacing any file `to`; unless
+    /// `overwrite`, refused when `to` exists. (The journal keeps no
+    /// `overwrite`, as for commits.)
+    Rename {
+        from: FileName,
+        to: FileName,
+        overwrite: bool,
+    },
+    /// Every file whose name starts with `from` (a directory, ending in
+    /// `/`) is renamed to start with `to` instead, all at once; refused if
+    /// any new name exists or is not a valid name.
+    RenamePrefix { from: String, to: String },
     /// Chunks `first_index..first_index + count` of `blob` now live on
     /// `replicas` (a repair copied them there).
     Relocate {
@@ -46,6 +58,10 @@ pub enum Applied {
     Committed { replaced: Option<Arc<FileVersion>> },
     /// A delete; the version removed.
     Deleted { removed: Arc<FileVersion> },
+    /// A rename; the version it replaced at the new name, now garbage.
+    Renamed { replaced: Option<Arc<FileVersion>> },
+    /// A directory rename of this many files.
+    RenamedPrefix { count: u64 },
     /// The state changed in some other way.
     Changed,
     /// The state already said so (a second drain, a known server, a lower
@@ -58,8 +74,12 @@ pub enum Applied {
 pub enum Refusal {
     /// A commit without overwrite of a name that exists.
     NameTaken,
-    /// A delete of a name that does not exist.
+    /// A delete or rename of a name that does not exist (or a directory
+    /// rename of a prefix no name has).
     NoSuchFile,
+    /// A directory rename into itself, or of a prefix that is not a
+    /// directory's, or to a name that is not valid.
+    BadRename(String),
     /// A relocation of a blob no file has any more (deleted or replaced).
     BlobGone,
     /// A server id that is not in the table, or an `AddServer` whose id is
@@ -77,6 +97,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::NameTaken => f.write_str("the name exists"),
             Refusal::NoSuchFile => f.write_str("no such file"),
+            Refusal::BadRename(detail) => f.write_str(detail),
             Refusal::BlobGone => f.write_str("no file has that blob"),
             Refusal::UnknownServer { id } => write!(f, "server id {id} is not the expected one"),
             Refusal::TableFull => f.write_str("the server table is full"),

@@ -506,3 +506,110 @@ fn a_snapshot_through_the_journal_codec_rebuilds_the_same_state() {
         assert_eq!(rebuilt.snapshot(), metadata.snapshot());
     }
 }
+
+fn rename(from: &str, to: &str, overwrite: bool) -> Change {
+    Change::Rename {
+        from: name(from),
+        to: name(to),
+        overwrite,
+    }
+}
+
+#[test]
+fn a_rename_moves_a_version_and_refuses_a_taken_name_unless_overwriting() {
+    let mut metadata = with_servers();
+    metadata
+        .apply(&commit("a", version(1, 5000), false))
+        .unwrap();
+    metadata
+        .apply(&commit("b", version(2, 100), false))
+        .unwrap();
+    assert_eq!(
+        metadata.apply(&rename("nope", "x", false)),
+        Err(Refusal::NoSuchFile)
+    );
+    assert_eq!(
+        metadata.apply(&rename("a", "b", false)),
+        Err(Refusal::NameTaken)
+    );
+    assert_eq!(
+        metadata.apply(&rename("a", "a", false)),
+        Ok(Applied::Unchanged)
+    );
+    assert_eq!(
+        metadata.apply(&rename("a", "c", false)),
+        Ok(Applied::Renamed { replaced: None })
+    );
+    assert!(!metadata.contains(&name("a")));
+    assert_eq!(metadata.get(&name("c")).unwrap().blob, BlobId(1));
+    assert_eq!(metadata.version_of(BlobId(1)).unwrap().size_bytes, 5000);
+    let Ok(Applied::Renamed {
+        replaced: Some(old),
+    }) = metadata.apply(&rename("c", "b", true))
+    else {
+        panic!("an overwriting rename replaces b");
+    };
+    assert_eq!(old.blob, BlobId(2));
+    assert_eq!(metadata.chunks_count(), 5);
+    assert!(metadata.version_of(BlobId(2)).is_none());
+    metadata.check_invariants().unwrap();
+}
+
+#[test]
+fn a_directory_rename_moves_every_name_under_it_or_none() {
+    let mut metadata = with_servers();
+    for (idx, file) in ["d/1", "d/sub/2", "d/sub/3", "dx", "e/taken"]
+        .iter()
+        .enumerate()
+    {
+        metadata
+            .apply(&commit(file, version(idx as u64 + 1, 10), false))
+            .unwrap();
+    }
+    let prefix = |from: &str, to: &str| Change::RenamePrefix {
+        from: from.to_owned(),
+        to: to.to_owned(),
+    };
+    assert_eq!(
+        metadata.apply(&prefix("zz/", "y/")),
+        Err(Refusal::NoSuchFile)
+    );
+    assert!(matches!(
+        metadata.apply(&prefix("d/", "d/sub/")),
+        Err(Refusal::BadRename(_))
+    ));
+    assert!(matches!(
+        metadata.apply(&prefix("d", "e/")),
+        Err(Refusal::BadRename(_))
+    ));
+    // One target exists: nothing moves.
+    metadata
+        .apply(&commit("f/sub/2", version(9, 1), false))
+        .unwrap();
+    assert_eq!(metadata.apply(&prefix("d/", "f/")), Err(Refusal::NameTaken));
+    assert!(metadata.contains(&name("d/1")));
+    assert_eq!(
+        metadata.apply(&prefix("d/", "g/")),
+        Ok(Applied::RenamedPrefix { count: 3 })
+    );
+    let names: Vec<String> = metadata
+        .list("")
+        .into_iter()
+        .map(|entry| entry.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["dx", "e/taken", "f/sub/2", "g/1", "g/sub/2", "g/sub/3"]
+    );
+    assert_eq!(metadata.version_of(BlobId(2)).unwrap().size_bytes, 10);
+    metadata.check_invariants().unwrap();
+    // Replayed from its journal record, the rename does the same.
+    let framed = record::frame(&Record::Change(prefix("g/", "h/")));
+    let Ok(Record::Change(replayed)) = record::parse(&framed[record::FRAME_HEADER_BYTES..]) else {
+        panic!("the record parses");
+    };
+    assert_eq!(
+        metadata.apply(&replayed),
+        Ok(Applied::RenamedPrefix { count: 3 })
+    );
+}
