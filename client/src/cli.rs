@@ -59,6 +59,12 @@ pub enum Command {
     Drain {
         server_url: String,
     },
+    MakeDir {
+        name: String,
+    },
+    RemoveDir {
+        name: String,
+    },
     /// A rename: of a file, or of a directory when `from` ends in `/`.
     Move {
         from: String,
@@ -245,6 +251,12 @@ fn command(
                     "list takes at most one PREFIX".to_owned(),
                 ));
             }
+        },
+        "mkdir" => Command::MakeDir {
+            name: one(arity(&["NAME"])?),
+        },
+        "rmdir" => Command::RemoveDir {
+            name: one(arity(&["NAME"])?),
         },
         "mv" => {
             let [from, to] = take(arity(&["FROM", "TO"])?);

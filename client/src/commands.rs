@@ -44,6 +44,8 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         Command::Stat { name } => stat(&client, &name, json, units),
         Command::Status => status(&client, json, units),
         Command::Drain { server_url } => drain(&client, &server_url, json),
+        Command::MakeDir { name } => dir(&client, "POST", &name, quiet),
+        Command::RemoveDir { name } => dir(&client, "DELETE", &name, quiet),
         Command::Move {
             from,
             to,
@@ -198,6 +200,29 @@ fn delete(client: &NamingClient, name: &str, quiet: bool) -> Result<(), ClientEr
         .map_err(|refusal| refused(name, refusal))?;
     if !quiet {
         eprintln!("deleted {name}");
+    }
+    Ok(())
+}
+
+/// `mkdir` (POST) or `rmdir` (DELETE) of `name`.
+fn dir(client: &NamingClient, method: &str, name: &str, quiet: bool) -> Result<(), ClientError> {
+    let trimmed = name.trim_end_matches('/');
+    let url = client.url(&format!("/dirs/{}", percent::encode(trimmed, true)));
+    let answer = match method {
+        "POST" => client.post(&url)?,
+        _ => client.delete(&url)?,
+    };
+    answer.map_err(|refusal| match (method, refusal.status) {
+        ("POST", 409) => ClientError::Failed(format!("{trimmed}/: already exists")),
+        (_, 409) => ClientError::Failed(format!("{trimmed}/: the directory is not empty")),
+        (_, 404) => ClientError::Failed(format!("{trimmed}/: no such directory")),
+        _ => refused(name, refusal),
+    })?;
+    if !quiet {
+        match method {
+            "POST" => eprintln!("made {trimmed}/"),
+            _ => eprintln!("removed {trimmed}/"),
+        }
     }
     Ok(())
 }

@@ -59,6 +59,20 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: "mkdir",
+        synopsis: "NAME",
+        about: "make the directory NAME (directories also exist while a name lies under them)",
+        flags: &["--quiet"],
+        examples: &["harbour mkdir photos/2026"],
+    },
+    CommandDoc {
+        name: "rmdir",
+        synopsis: "NAME",
+        about: "remove the empty directory NAME",
+        flags: &["--quiet"],
+        examples: &["harbour rmdir photos/2026"],
+    },
+    CommandDoc {
         name: "list",
         synopsis: "[PREFIX] [-l] [--bytes]",
         about: "one file per line with its size (-l: sizes first, in KiB, MiB...)",

@@ -17,7 +17,7 @@ use tiny_http::{Method, Request};
 
 use crate::download::ChunkPieces;
 use crate::error::ApiError;
-use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
+use crate::limits::{FAILED_UPLOAD_DRAIN_BYTES_MAX, LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use crate::metadata::change::Refusal;
 use crate::metadata::version::FileVersion;
 use crate::metrics;
@@ -50,6 +50,9 @@ impl Handler for Api {
         }
         if path.starts_with("/stat/") {
             return "/stat/{name}";
+        }
+        if path.starts_with("/dirs/") {
+            return "/dirs/{name}";
         }
         match path {
             "/files" => "/files",
@@ -85,6 +88,9 @@ impl Api {
                 Method::Delete => self.delete(&name),
                 _ => Err(ApiError::MethodNotAllowed),
             };
+        }
+        if let Some(raw_name) = path.strip_prefix("/dirs/") {
+            return self.dir(&method, raw_name);
         }
         if let Some(raw_name) = path.strip_prefix("/stat/") {
             let name = parse_name(raw_name)?;
@@ -270,8 +276,81 @@ impl Api {
                 percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?
             }
         };
-        let entries = self.naming.metadata().list(&prefix);
-        Ok(Reply::json(STATUS_OK, &entries))
+        let param = |key: &str| -> Result<Option<String>, ApiError> {
+            server::query_param(request, key)
+                .map(|raw| {
+                    percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))
+                })
+                .transpose()
+        };
+        match param("delimiter")?.as_deref() {
+            None => {
+                let entries = self.naming.metadata().list(&prefix);
+                Ok(Reply::json(STATUS_OK, &entries))
+            }
+            Some("/") => {
+                let limit = match param("limit")? {
+                    None => LIST_PAGE_DEFAULT,
+                    Some(raw) => match raw.parse::<usize>() {
+                        Ok(limit @ 1..=LIST_PAGE_MAX) => limit,
+                        _ => {
+                            return Err(ApiError::BadRequest(format!(
+                                "limit must be a whole number from 1 to {LIST_PAGE_MAX}"
+                            )));
+                        }
+                    },
+                };
+                let after = param("after")?;
+                let level = self
+                    .naming
+                    .metadata()
+                    .list_level(&prefix, after.as_deref(), limit);
+                Ok(Reply::json(
+                    STATUS_OK,
+                    &serde_json::json!({
+                        "files": level.files,
+                        "dirs": level.dirs,
+                        "next": level.next,
+                    }),
+                ))
+            }
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "the only delimiter is /, not {other:?}"
+            ))),
+        }
+    }
+
+    /// `POST /dirs/NAME` and `DELETE /dirs/NAME`.
+    fn dir(&self, method: &Method, raw_name: &str) -> Result<Reply, ApiError> {
+        let name = parse_name(raw_name.trim_end_matches('/'))?;
+        let path = format!("{name}/");
+        match method {
+            Method::Post => {
+                self.naming
+                    .make_dir(&path)
+                    .map_err(|refusal| match refusal {
+                        Refusal::NameTaken => ApiError::DirExists { path: path.clone() },
+                        other => ApiError::Internal(other.to_string()),
+                    })?;
+                Ok(Reply::json(
+                    STATUS_CREATED,
+                    &serde_json::json!({ "dir": path }),
+                ))
+            }
+            Method::Delete => {
+                self.naming
+                    .remove_dir(&path)
+                    .map_err(|refusal| match refusal {
+                        Refusal::NotEmpty => ApiError::DirNotEmpty { path: path.clone() },
+                        Refusal::NoSuchFile => ApiError::NoSuchDirectory {
+                            prefix: path.clone(),
+                        },
+                        other => ApiError::Internal(other.to_string()),
+                    })?;
+                Ok(Reply::empty(STATUS_NO_CONTENT))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        }
     }
 
     fn stat(&self, name: &FileName) -> Result<Reply, ApiError> {

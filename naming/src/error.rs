@@ -27,6 +27,14 @@ pub enum ApiError {
     TargetsExist {
         prefix: String,
     },
+    /// A directory removal of a directory with names under it.
+    DirNotEmpty {
+        path: String,
+    },
+    /// A directory made where one, or a file of its name, exists.
+    DirExists {
+        path: String,
+    },
     LengthRequired,
     BodyTooLarge {
         limit_bytes: u64,
@@ -81,7 +89,10 @@ impl HttpError for ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed => 405,
-            ApiError::Exists { .. } | ApiError::TargetsExist { .. } => 409,
+            ApiError::Exists { .. }
+            | ApiError::TargetsExist { .. }
+            | ApiError::DirNotEmpty { .. }
+            | ApiError::DirExists { .. } => 409,
             ApiError::LengthRequired => 411,
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::Internal(_) => 500,
@@ -106,6 +117,10 @@ impl fmt::Display for ApiError {
             ApiError::NoSuchDirectory { prefix } => write!(f, "{prefix}: no file is under it"),
             ApiError::TargetsExist { prefix } => {
                 write!(f, "{prefix}: some names under it already exist")
+            }
+            ApiError::DirNotEmpty { path } => write!(f, "{path}: the directory is not empty"),
+            ApiError::DirExists { path } => {
+                write!(f, "{path}: a directory or a file of that name exists")
             }
             ApiError::LengthRequired => {
                 write!(

@@ -81,3 +81,9 @@ pub const DATA_CALL_BUFFER_BYTES: usize = 128 * 1024;
 /// listings): ureq zero-fills its buffers, so 128 KiB each would cost an
 /// idle server a quarter MiB of RSS per storage server for its heartbeat.
 pub const CONTROL_CALL_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Entries of one page of a one-level listing (`GET /files?delimiter=/`)
+/// when `limit` is not given, and the most it may ask: a page is built in
+/// memory, the directory never is.
+pub const LIST_PAGE_DEFAULT: usize = 1000;
+pub const LIST_PAGE_MAX: usize = 10_000;

@@ -13,10 +13,11 @@
 //! - the server table only grows, and an id's URL never changes.
 
 pub mod change;
+mod dirs;
 mod rename;
 pub mod version;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -39,6 +40,9 @@ pub struct Metadata {
     servers: Vec<ServerEntry>,
     /// Blob ids below this may have been handed out.
     blobs_reserved_up_to: u64,
+    /// Directories made explicitly (`POST /dirs`), each ending in `/`;
+    /// others exist implicitly while a name lies under them.
+    dirs: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +72,8 @@ impl Metadata {
                 overwrite,
             } => self.rename(from, to, *overwrite),
             Change::RenamePrefix { from, to } => self.rename_prefix(from, to),
+            Change::MakeDir { path } => self.make_dir(path),
+            Change::RemoveDir { path } => self.remove_dir(path),
             Change::Relocate {
                 blob,
                 first_index,
@@ -137,6 +143,11 @@ impl Metadata {
         changes.push(Change::ReserveBlobs {
             up_to: self.blobs_reserved_up_to,
         });
+        changes.extend(
+            self.dirs
+                .iter()
+                .map(|path| Change::MakeDir { path: path.clone() }),
+        );
         changes.extend(self.files.iter().map(|(name, version)| Change::Commit {
             name: name.clone(),
             version: Arc::clone(version),

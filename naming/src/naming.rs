@@ -201,6 +201,24 @@ impl Naming {
         }
     }
 
+    /// Makes the directory `path` (ending in `/`) explicit, durably.
+    pub fn make_dir(&self, path: &str) -> Result<(), Refusal> {
+        self.store
+            .apply(Change::MakeDir {
+                path: path.to_owned(),
+            })
+            .map(drop)
+    }
+
+    /// Removes the explicit directory `path`, durably, if it is empty.
+    pub fn remove_dir(&self, path: &str) -> Result<(), Refusal> {
+        self.store
+            .apply(Change::RemoveDir {
+                path: path.to_owned(),
+            })
+            .map(drop)
+    }
+
     /// Moves a range of a blob's chunks to `replicas`, durably, if a file
     /// still has that blob; false if it was deleted or replaced meanwhile.
     pub fn relocate(

@@ -11,6 +11,7 @@ mod cluster;
 mod compaction;
 mod compose;
 mod config;
+mod dirs;
 mod docker;
 mod durability;
 mod faults;

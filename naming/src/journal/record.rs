@@ -15,6 +15,8 @@
 //! Drain    7 | id u16
 //! Rename   9 | from name | to name
 //! RenameAll 10 | from prefix | to prefix   (a directory: every name under it)
+//! MakeDir  11 | path (ending in /)
+//! RemoveDir 12 | path
 //! replicas = count u8 | server u16 × count;  name, url = len u16 | UTF-8
 //! ```
 
@@ -43,6 +45,8 @@ const KIND_DRAIN: u8 = 7;
 const KIND_COMMIT_TIMED: u8 = 8;
 const KIND_RENAME: u8 = 9;
 const KIND_RENAME_PREFIX: u8 = 10;
+const KIND_MAKE_DIR: u8 = 11;
+const KIND_REMOVE_DIR: u8 = 12;
 
 /// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -115,6 +119,14 @@ fn payload(record: &Record) -> Vec<u8> {
             out.put_u8(KIND_RENAME_PREFIX);
             put_str(&mut out, from);
             put_str(&mut out, to);
+        }
+        Change::MakeDir { path } => {
+            out.put_u8(KIND_MAKE_DIR);
+            put_str(&mut out, path);
+        }
+        Change::RemoveDir { path } => {
+            out.put_u8(KIND_REMOVE_DIR);
+            put_str(&mut out, path);
         }
         Change::ReserveBlobs { up_to } => {
             out.put_u8(KIND_RESERVE_BLOBS);
@@ -191,6 +203,12 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
         KIND_RENAME_PREFIX => Change::RenamePrefix {
             from: string(&mut reader)?,
             to: string(&mut reader)?,
+        },
+        KIND_MAKE_DIR => Change::MakeDir {
+            path: string(&mut reader)?,
+        },
+        KIND_REMOVE_DIR => Change::RemoveDir {
+            path: string(&mut reader)?,
         },
         KIND_RESERVE_BLOBS => Change::ReserveBlobs {
             up_to: reader.u64()?,

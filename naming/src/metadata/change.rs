@@ -34,6 +34,11 @@ pub enum Change {
     /// `/`) is renamed to start with `to` instead, all at once; refused if
     /// any new name exists or is not a valid name.
     RenamePrefix { from: String, to: String },
+    /// The directory `path` (ending in `/`) exists explicitly; refused if
+    /// it exists already, explicitly or implicitly, or a file has its name.
+    MakeDir { path: String },
+    /// The explicit directory `path` is gone; refused unless it is empty.
+    RemoveDir { path: String },
     /// Chunks `first_index..first_index + count` of `blob` now live on
     /// `replicas` (a repair copied them there).
     Relocate {
@@ -80,6 +85,8 @@ pub enum Refusal {
     /// A directory rename into itself, or of a prefix that is not a
     /// directory's, or to a name that is not valid.
     BadRename(String),
+    /// A directory removal of a directory with names under it.
+    NotEmpty,
     /// A relocation of a blob no file has any more (deleted or replaced).
     BlobGone,
     /// A server id that is not in the table, or an `AddServer` whose id is
@@ -98,6 +105,7 @@ impl fmt::Display for Refusal {
             Refusal::NameTaken => f.write_str("the name exists"),
             Refusal::NoSuchFile => f.write_str("no such file"),
             Refusal::BadRename(detail) => f.write_str(detail),
+            Refusal::NotEmpty => f.write_str("the directory is not empty"),
             Refusal::BlobGone => f.write_str("no file has that blob"),
             Refusal::UnknownServer { id } => write!(f, "server id {id} is not the expected one"),
             Refusal::TableFull => f.write_str("the server table is full"),

@@ -43,6 +43,9 @@ impl Metadata {
                 "a directory rename goes from a name ending in / to one ending in /".to_owned(),
             ));
         }
+        if let Err(err) = FileName::parse(&to[..to.len() - 1]) {
+            return Err(Refusal::BadRename(format!("{to:?}: {err}")));
+        }
         if to.starts_with(from) || from.starts_with(to) {
             return Err(Refusal::BadRename(format!(
                 "{from} and {to} contain one another"
@@ -55,8 +58,11 @@ impl Metadata {
             .take_while(|name| name.as_str().starts_with(from))
             .cloned()
             .collect();
-        if moving.is_empty() {
+        if moving.is_empty() && !self.dirs_under(from) {
             return Err(Refusal::NoSuchFile);
+        }
+        if self.dirs_under(to) {
+            return Err(Refusal::NameTaken);
         }
         // Every new name is checked before anything moves: all or nothing.
         let mut renamed = Vec::with_capacity(moving.len());
@@ -74,6 +80,7 @@ impl Metadata {
             self.names_by_blob.insert(version.blob, new.clone());
             self.files.insert(new, version);
         }
+        self.rename_dirs(from, to);
         Ok(Applied::RenamedPrefix {
             count: moving.len() as u64,
         })

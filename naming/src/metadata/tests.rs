@@ -613,3 +613,127 @@ fn a_directory_rename_moves_every_name_under_it_or_none() {
         Ok(Applied::RenamedPrefix { count: 3 })
     );
 }
+
+/// What `list_level` must give, computed the slow way: every entry
+/// directly under `prefix`, sorted by key, files as names, directories
+/// (explicit, or implied by a deeper name) ending in `/`.
+fn level_model(metadata: &Metadata, dirs: &[String], prefix: &str) -> Vec<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    let names = metadata.list("").into_iter().map(|entry| entry.name);
+    for name in names.chain(dirs.iter().cloned()) {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        match rest.find('/') {
+            Some(cut) => keys.insert(format!("{prefix}{}", &rest[..=cut])),
+            None if !rest.is_empty() => keys.insert(name.clone()),
+            None => false,
+        };
+    }
+    keys.into_iter().collect()
+}
+
+#[test]
+fn one_level_listings_page_through_every_entry_once_in_order() {
+    let mut rng = Rng::new(11);
+    let parts = ["a", "b", "ab", "a0", "z", "é"];
+    for round in 0..40 {
+        let mut metadata = with_servers();
+        let mut dirs = Vec::new();
+        for idx in 0..rng.below(60) {
+            let depth = 1 + rng.below(3);
+            let path: Vec<&str> = (0..depth).map(|_| *rng.pick(&parts)).collect();
+            let path = path.join("/");
+            if rng.chance(20) {
+                let dir = format!("{path}/");
+                if metadata
+                    .apply(&Change::MakeDir { path: dir.clone() })
+                    .is_ok()
+                {
+                    dirs.push(dir);
+                }
+            } else {
+                let _ = metadata.apply(&commit(&path, version(idx + 1, 10), false));
+            }
+        }
+        for prefix in ["", "a/", "a/b/", "z/", "none/"] {
+            let expected = level_model(&metadata, &dirs, prefix);
+            let limit = 1 + rng.below(5) as usize;
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            for _ in 0..1000 {
+                let level = metadata.list_level(prefix, after.as_deref(), limit);
+                assert!(level.files.len() + level.dirs.len() <= limit);
+                let mut page: Vec<String> = level
+                    .files
+                    .iter()
+                    .map(|file| file.name.clone())
+                    .chain(level.dirs.iter().cloned())
+                    .collect();
+                page.sort();
+                seen.extend(page);
+                match level.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(
+                seen, expected,
+                "round {round}, prefix {prefix:?}, limit {limit}"
+            );
+        }
+    }
+}
+
+#[test]
+fn directories_are_made_once_removed_when_empty_and_kept_by_snapshots() {
+    let mut metadata = with_servers();
+    let make = |path: &str| Change::MakeDir {
+        path: path.to_owned(),
+    };
+    let remove = |path: &str| Change::RemoveDir {
+        path: path.to_owned(),
+    };
+    assert_eq!(metadata.apply(&make("d/")), Ok(Applied::Changed));
+    assert_eq!(metadata.apply(&make("d/")), Err(Refusal::NameTaken));
+    metadata
+        .apply(&commit("f/x", version(1, 1), false))
+        .unwrap();
+    metadata.apply(&commit("g", version(2, 1), false)).unwrap();
+    assert_eq!(
+        metadata.apply(&make("f/")),
+        Err(Refusal::NameTaken),
+        "implicit"
+    );
+    assert_eq!(
+        metadata.apply(&make("g/")),
+        Err(Refusal::NameTaken),
+        "a file's name"
+    );
+    assert!(matches!(
+        metadata.apply(&make("bad")),
+        Err(Refusal::Invalid(_))
+    ));
+    assert_eq!(metadata.apply(&make("d/e/")), Ok(Applied::Changed));
+    assert_eq!(metadata.apply(&remove("d/")), Err(Refusal::NotEmpty));
+    assert_eq!(metadata.apply(&remove("f/")), Err(Refusal::NotEmpty));
+    assert_eq!(metadata.apply(&remove("nope/")), Err(Refusal::NoSuchFile));
+    // A snapshot rebuilds them.
+    let mut rebuilt = Metadata::default();
+    for change in metadata.snapshot() {
+        rebuilt.apply(&change).unwrap();
+    }
+    assert!(rebuilt.dir_exists("d/e/"));
+    // A directory rename moves the explicit ones too.
+    let moved = Change::RenamePrefix {
+        from: "d/".to_owned(),
+        to: "h/".to_owned(),
+    };
+    assert_eq!(
+        metadata.apply(&moved),
+        Ok(Applied::RenamedPrefix { count: 0 })
+    );
+    assert!(metadata.dir_exists("h/e/") && !metadata.dir_exists("d/"));
+    assert_eq!(metadata.apply(&remove("h/e/")), Ok(Applied::Changed));
+    assert_eq!(metadata.apply(&remove("h/")), Ok(Applied::Changed));
+}
