@@ -14,6 +14,8 @@ use common::tls::ClientTls;
 const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a wait between registrations looks at the stop flag.
+const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Registers `advertise` with `naming` until `stop`; each attempt carries
 /// fresh cluster credentials from `signer` (none with `--insecure`), and
@@ -56,7 +58,15 @@ pub fn keep_registered(
         } else {
             RETRY_INTERVAL
         };
-        // A timer channel, not a sleep: bounded, and checked for stop after.
-        let _ = crossbeam_channel::after(wait).recv();
+        // Timer channels, not a sleep, looking at `stop` every
+        // STOP_CHECK_INTERVAL: a clean shutdown does not wait out the 30 s.
+        let deadline = crossbeam_channel::after(wait);
+        let check = crossbeam_channel::tick(STOP_CHECK_INTERVAL);
+        while !stop.load(Ordering::Relaxed) {
+            crossbeam_channel::select! {
+                recv(deadline) -> _ => break,
+                recv(check) -> _ => {}
+            }
+        }
     }
 }

@@ -167,3 +167,32 @@ fn a_request_still_running_after_the_grace_period_is_cut_and_the_exit_is_0() {
     assert!(log.contains("are cut (none was acknowledged)"), "{log}");
     drop(stalled);
 }
+
+#[test]
+fn a_storage_server_that_joined_stops_at_once_too() {
+    let cluster = Cluster::start(Spec {
+        storage: 1,
+        replication: 1,
+        ..Spec::default()
+    });
+    let dir = crate::cluster::test_dir();
+    let args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+        "--join",
+        &cluster.url(),
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    let mut joined = crate::cluster::Server::start("harbour-storage", args, dir.join("joined.log"));
+    wait_until(Duration::from_secs(10), "the join", || {
+        joined.log_text().contains("joined the cluster")
+    });
+    joined.signal("-TERM");
+    // Its registration loop waits 30 s between refreshes: not the exit.
+    let code = joined.wait_for_exit(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{}", joined.log_text());
+}
