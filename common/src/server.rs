@@ -1,25 +1,24 @@
 //! The server loop both servers run: tiny_http's accept thread feeds a
 //! bounded queue, a fixed pool of workers takes requests from it, a full
 //! queue is answered 503 at once, and a panicking handler costs its request
-//! a 500, never the worker. Bodies are read through caps; every answer to an
-//! error carries `{"error": "..."}`.
+//! a 500, never the worker. `reply.rs` is what a handler answers and how
+//! it is sent (every answer to an error carries `{"error": "..."}`),
+//! `request.rs` what it reads (bodies through caps), `stats.rs` the loop's
+//! counters, `shutdown.rs` the clean stop, `prefetch.rs` prefetched bodies.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::TrySendError;
-use serde::Serialize;
-use tiny_http::{Header, Request, Response, Server, StatusCode};
+use tiny_http::{Request, Server};
 
-use crate::api::ErrorBody;
 use crate::limits::{HEADER_LINE_BYTES_MAX, HEADERS_COUNT_MAX, UNREAD_BODY_DRAIN_BYTES_MAX};
-use crate::metrics::{Page, RequestMetrics};
 use crate::tls::ServerIdentity;
 
 /// Status codes of successful answers, shared by both servers; each
@@ -52,30 +51,6 @@ impl ServerConfig {
     }
 }
 
-/// What a handler answers.
-pub struct Reply {
-    pub status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Body,
-    /// Who asked (an API token's label), for the request's log line.
-    principal: Option<String>,
-}
-
-enum Body {
-    Bytes(Vec<u8>),
-    /// A streamed body; `len: None` is sent chunked.
-    Stream {
-        reader: Box<dyn Read + Send>,
-        len: Option<u64>,
-    },
-    /// A streamed body of `len` bytes whose next piece is produced while
-    /// the current one is sent (see `prefetch`).
-    Prefetched {
-        pieces: Box<dyn Pieces>,
-        len: u64,
-    },
-}
-
 /// An error a handler answers with: a status and the user's sentence.
 pub trait HttpError: fmt::Display {
     fn status(&self) -> u16;
@@ -105,162 +80,10 @@ pub trait Handler: Sync {
     fn endpoint(&self, request: &Request) -> &'static str;
 }
 
-/// Counters of the server loop, for `/metrics`.
-#[derive(Default)]
-pub struct ServerStats {
-    pub requests_total: AtomicU64,
-    pub errors_4xx_total: AtomicU64,
-    pub errors_5xx_total: AtomicU64,
-    pub busy_rejections_total: AtomicU64,
-    pub panics_total: AtomicU64,
-    /// Requests queued or being answered.
-    pub in_flight: AtomicUsize,
-    /// Requests a worker is answering.
-    pub running: AtomicUsize,
-    /// By endpoint, method and status.
-    pub requests: RequestMetrics,
-}
-
-impl ServerStats {
-    /// The server loop's part of a `/metrics` page.
-    pub fn render(&self, page: &mut Page) {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        page.counter(
-            "harbour_http_requests_total",
-            "HTTP requests received.",
-            load(&self.requests_total),
-        );
-        page.counter(
-            "harbour_http_client_errors_total",
-            "Requests answered 4xx.",
-            load(&self.errors_4xx_total),
-        );
-        page.counter(
-            "harbour_http_server_errors_total",
-            "Requests answered 5xx.",
-            load(&self.errors_5xx_total),
-        );
-        page.counter(
-            "harbour_http_busy_rejections_total",
-            "Requests answered 503 at once because the workers' queue was full.",
-            load(&self.busy_rejections_total),
-        );
-        page.counter(
-            "harbour_http_handler_panics_total",
-            "Handler panics answered 500.",
-            load(&self.panics_total),
-        );
-        let in_flight = self.in_flight.load(Ordering::Relaxed);
-        let running = self.running.load(Ordering::Relaxed);
-        page.gauge(
-            "harbour_http_requests_running",
-            "Requests a worker is answering now.",
-            running as f64,
-        );
-        page.gauge(
-            "harbour_http_requests_queued",
-            "Requests waiting in the workers' queue.",
-            in_flight.saturating_sub(running) as f64,
-        );
-        self.requests.render(page);
-    }
-}
-
 #[derive(Debug)]
 pub enum ServeError {
     Bind { listen: SocketAddr, message: String },
     Accept(io::Error),
-}
-
-#[derive(Debug)]
-pub enum BodyError {
-    TooLarge { limit_bytes: u64 },
-    Io(io::Error),
-}
-
-impl Reply {
-    pub fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Bytes(Vec::new()),
-            principal: None,
-        }
-    }
-
-    pub fn json(status: u16, value: &impl Serialize) -> Reply {
-        let bytes = serde_json::to_vec(value).expect("our reply types always serialise");
-        Reply::empty(status)
-            .with_header("Content-Type", "application/json")
-            .with_bytes(bytes)
-    }
-
-    pub fn error(status: u16, message: String) -> Reply {
-        assert!(status >= 400);
-        Reply::json(status, &ErrorBody { error: message })
-    }
-
-    pub fn bytes(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Reply {
-        Reply::empty(status)
-            .with_header("Content-Type", content_type)
-            .with_bytes(bytes)
-    }
-
-    /// A body streamed from `reader`, of exactly `len` bytes when known.
-    pub fn stream(
-        status: u16,
-        content_type: &'static str,
-        reader: Box<dyn Read + Send>,
-        len: Option<u64>,
-    ) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", content_type.to_owned())],
-            body: Body::Stream { reader, len },
-            principal: None,
-        }
-    }
-
-    /// A body of exactly `len` bytes made of `pieces`, the next produced
-    /// while the current one is sent.
-    pub fn prefetched(
-        status: u16,
-        content_type: &'static str,
-        pieces: Box<dyn Pieces>,
-        len: u64,
-    ) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", content_type.to_owned())],
-            body: Body::Prefetched { pieces, len },
-            principal: None,
-        }
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    fn with_bytes(mut self, bytes: Vec<u8>) -> Reply {
-        self.body = Body::Bytes(bytes);
-        self
-    }
-
-    /// Names who asked (an API token's label) in the request's log line.
-    pub fn with_principal(mut self, label: Option<&str>) -> Reply {
-        self.principal = label.map(str::to_owned);
-        self
-    }
-
-    /// The body's length, when known before it is sent.
-    fn body_len(&self) -> Option<u64> {
-        match &self.body {
-            Body::Bytes(bytes) => Some(bytes.len() as u64),
-            Body::Stream { len, .. } => *len,
-            Body::Prefetched { len, .. } => Some(*len),
-        }
-    }
 }
 
 /// Binds `config.listen`, prints `listening on SCHEME://ADDR` (the test
@@ -427,68 +250,6 @@ impl Dispatcher {
     }
 }
 
-/// Reads a whole body of at most `limit_bytes`; one byte more is an error,
-/// so a lying or huge body costs at most `limit_bytes + 1` of memory.
-pub fn read_body_capped(request: &mut Request, limit_bytes: u64) -> Result<Vec<u8>, BodyError> {
-    if request
-        .body_length()
-        .is_some_and(|len| len as u64 > limit_bytes)
-    {
-        return Err(BodyError::TooLarge { limit_bytes });
-    }
-    // Sized by the announced length (bounded above), so a batch is read
-    // in a few large reads, not through doublings of a growing buffer.
-    let announced = request.body_length().unwrap_or(0) as u64;
-    let mut body = Vec::with_capacity(usize::try_from(announced.min(limit_bytes) + 1).unwrap_or(0));
-    request
-        .as_reader()
-        .take(limit_bytes + 1)
-        .read_to_end(&mut body)
-        .map_err(BodyError::Io)?;
-    if body.len() as u64 > limit_bytes {
-        return Err(BodyError::TooLarge { limit_bytes });
-    }
-    Ok(body)
-}
-
-/// The value of the request's header `name` (the first, if repeated).
-pub fn header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.equiv(name))
-        .map(|header| header.value.as_str())
-}
-
-/// Whether the request body is sent with `Transfer-Encoding: chunked`.
-pub fn is_chunked(request: &Request) -> bool {
-    request.headers().iter().any(|header| {
-        header.field.equiv("Transfer-Encoding")
-            && header
-                .value
-                .as_str()
-                .to_ascii_lowercase()
-                .contains("chunked")
-    })
-}
-
-/// The path of the request URL, without its query.
-pub fn url_path(request: &Request) -> &str {
-    request.url().split('?').next().unwrap_or("")
-}
-
-/// The raw (still percent-encoded) value of query parameter `key`.
-pub fn query_param<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
-    let (_, query) = request.url().split_once('?')?;
-    query
-        .split('&')
-        .find_map(|pair| match pair.split_once('=') {
-            Some((k, v)) if k == key => Some(v),
-            None if pair == key => Some(""),
-            _ => None,
-        })
-}
-
 fn run_one(handler: &dyn Handler, stats: &ServerStats, mut request: Request) {
     stats.running.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
@@ -562,58 +323,6 @@ impl RequestSeen {
     }
 }
 
-/// Answers a request the workers have no room for. Reads no body: the
-/// `Connection: close` header makes the patched tiny_http skip its drain.
-fn reject_busy(request: Request) {
-    let reply = Reply::error(503, "server busy, retry shortly".to_owned())
-        .with_header("Retry-After", "1")
-        .with_header("Connection", "close");
-    respond(request, reply);
-}
-
-fn respond(request: Request, reply: Reply) {
-    let mut headers = Vec::with_capacity(reply.headers.len());
-    for (name, value) in &reply.headers {
-        match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(header) => headers.push(header),
-            Err(()) => log::warn!("dropping a malformed response header {name}"),
-        }
-    }
-    let status = StatusCode(reply.status);
-    // A client that went away mid-answer is its own business; nothing to do.
-    let _ = match reply.body {
-        Body::Bytes(bytes) => {
-            let len = bytes.len();
-            // A known length always goes as Content-Length (see below).
-            let response = Response::new(status, headers, io::Cursor::new(bytes), Some(len), None)
-                .with_chunked_threshold(usize::MAX);
-            request.respond(response)
-        }
-        Body::Stream {
-            reader,
-            len: Some(len),
-        } => {
-            let len = usize::try_from(len).expect("a 64-bit target");
-            // tiny_http switches to chunked encoding past 32 KiB by default;
-            // a known length is always sent as Content-Length (HEAD too).
-            let response = Response::new(status, headers, reader, Some(len), None)
-                .with_chunked_threshold(usize::MAX);
-            request.respond(response)
-        }
-        Body::Stream { reader, len: None } => {
-            request.respond(Response::new(status, headers, reader, None, None))
-        }
-        Body::Prefetched { pieces, len } => {
-            let len = usize::try_from(len).expect("a 64-bit target");
-            prefetch::with_prefetch(pieces, |reader| {
-                let response = Response::new(status, headers, reader, Some(len), None)
-                    .with_chunked_threshold(usize::MAX);
-                request.respond(response)
-            })
-        }
-    };
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
         (Some(message), _) => (*message).to_owned(),
@@ -637,22 +346,17 @@ impl fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyError::TooLarge { limit_bytes } => {
-                write!(f, "request body larger than {limit_bytes} bytes")
-            }
-            BodyError::Io(err) => write!(f, "reading the request body failed: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for BodyError {}
-
 mod prefetch;
+mod reply;
+mod request;
 pub mod shutdown;
+mod stats;
+
 pub use prefetch::Pieces;
+pub use reply::Reply;
+use reply::{reject_busy, respond};
+pub use request::{BodyError, header, is_chunked, query_param, read_body_capped, url_path};
+pub use stats::ServerStats;
 
 #[cfg(test)]
 mod tests;

@@ -124,15 +124,7 @@ impl Api {
     }
 
     fn create(&self, request: &mut Request, name: FileName) -> Result<Reply, ApiError> {
-        let overwrite = match server::query_param(request, "overwrite") {
-            None | Some("false" | "0") => false,
-            Some("true" | "1" | "") => true,
-            Some(other) => {
-                return Err(ApiError::BadRequest(format!(
-                    "overwrite must be true or false, not {other:?}"
-                )));
-            }
-        };
+        let overwrite = overwrite_param(request)?;
         let declared_bytes = request.body_length().map(|len| len as u64);
         if declared_bytes.is_none() && !server::is_chunked(request) {
             return Err(ApiError::LengthRequired);
@@ -202,20 +194,11 @@ impl Api {
     /// renames the whole directory (`to` must end in `/` too).
     fn rename(&self, request: &Request) -> Result<Reply, ApiError> {
         let param = |key: &str| -> Result<String, ApiError> {
-            let raw = server::query_param(request, key)
-                .ok_or_else(|| ApiError::BadRequest(format!("a rename needs ?{key}=")))?;
-            percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))
+            decoded_param(request, key)?
+                .ok_or_else(|| ApiError::BadRequest(format!("a rename needs ?{key}=")))
         };
         let (from, to) = (param("from")?, param("to")?);
-        let overwrite = match server::query_param(request, "overwrite") {
-            None | Some("false" | "0") => false,
-            Some("true" | "1" | "") => true,
-            Some(other) => {
-                return Err(ApiError::BadRequest(format!(
-                    "overwrite must be true or false, not {other:?}"
-                )));
-            }
-        };
+        let overwrite = overwrite_param(request)?;
         if from.ends_with('/') {
             if overwrite {
                 return Err(ApiError::BadRequest(
@@ -270,19 +253,8 @@ impl Api {
     }
 
     fn list(&self, request: &Request) -> Result<Reply, ApiError> {
-        let prefix = match server::query_param(request, "prefix") {
-            None => String::new(),
-            Some(raw) => {
-                percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?
-            }
-        };
-        let param = |key: &str| -> Result<Option<String>, ApiError> {
-            server::query_param(request, key)
-                .map(|raw| {
-                    percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))
-                })
-                .transpose()
-        };
+        let param = |key: &str| decoded_param(request, key);
+        let prefix = param("prefix")?.unwrap_or_default();
         match param("delimiter")?.as_deref() {
             None => {
                 let entries = self.naming.metadata().list(&prefix);
@@ -380,9 +352,8 @@ impl Api {
     /// `POST /drain?server=URL`: the server takes no new chunks and its
     /// chunks are copied elsewhere; `status` shows its placed chunks fall.
     fn drain(&self, request: &Request) -> Result<Reply, ApiError> {
-        let raw = server::query_param(request, "server")
+        let url = decoded_param(request, "server")?
             .ok_or_else(|| ApiError::BadRequest("drain needs ?server=URL".to_owned()))?;
-        let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         let url = url.trim_end_matches('/').to_owned();
         self.naming
             .drain(&url)
@@ -443,9 +414,8 @@ impl Api {
     }
 
     fn join(&self, request: &Request) -> Result<Reply, ApiError> {
-        let raw = server::query_param(request, "url")
+        let url = decoded_param(request, "url")?
             .ok_or_else(|| ApiError::BadRequest("joining needs ?url=URL".to_owned()))?;
-        let url = percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         let url = common::config::parse_base_url(&url)
             .map_err(|err| ApiError::BadRequest(format!("{url:?} {err}")))?;
         let id = self.naming.join(&url)?;
@@ -557,6 +527,24 @@ impl Read for StatReader {
 
 /// What a request needs of a token (`None`: open to all, `/health` alone).
 /// Unknown routes need `read`, so a stranger learns nothing of the API.
+/// `?overwrite=true|false` (absent: false).
+fn overwrite_param(request: &Request) -> Result<bool, ApiError> {
+    match server::query_param(request, "overwrite") {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "overwrite must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// The percent-decoded value of the query parameter `key`, if given.
+fn decoded_param(request: &Request, key: &str) -> Result<Option<String>, ApiError> {
+    server::query_param(request, key)
+        .map(|raw| percent::decode(raw).map_err(|err| ApiError::BadRequest(err.to_string())))
+        .transpose()
+}
+
 fn needed_permission(method: &Method, path: &str) -> Option<Permission> {
     match (method, path) {
         // The web UI's page holds no data; what it reads needs a token.

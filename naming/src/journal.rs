@@ -73,6 +73,21 @@ struct Writer {
     bytes_since_checkpoint: u64,
 }
 
+impl Writer {
+    /// Writes what is pending and ends the file at its last record (the
+    /// zeros written ahead cut, see `common::zeroed_tail`), durably: what a
+    /// journal is left as when it closes or rotates.
+    fn seal(&mut self) -> io::Result<()> {
+        self.file.write_all_at(&self.pending, self.file_len)?;
+        self.file_len += self.pending.len() as u64;
+        self.pending.clear();
+        self.file.set_len(self.file_len)?;
+        self.file.sync_all()?;
+        self.zeroed_to = self.file_len;
+        Ok(())
+    }
+}
+
 /// What replay hands each change to: `Err` says why the change cannot be
 /// applied, which makes the journal damaged.
 pub type Replay<'a> = &'a mut dyn FnMut(Change) -> Result<(), String>;
@@ -252,14 +267,8 @@ impl Journal {
     /// still correct (zeros are written ahead again).
     pub fn close(&self) -> io::Result<()> {
         self.commit.sync_alone(|| {
-            let mut guard = self.lock_writer();
-            let writer = &mut *guard;
-            writer.file.write_all_at(&writer.pending, writer.file_len)?;
-            writer.file_len += writer.pending.len() as u64;
-            writer.pending.clear();
-            writer.file.set_len(writer.file_len)?;
-            writer.file.sync_all()?;
-            writer.zeroed_to = writer.file_len;
+            let mut writer = self.lock_writer();
+            writer.seal()?;
             Ok((writer.last_lsn, ()))
         })
     }
@@ -274,12 +283,7 @@ impl Journal {
             let writer = &mut *guard;
             // Pending records stay pending until written: a failed rotation
             // (the checkpointer logs it and tries again) loses none.
-            writer.file.write_all_at(&writer.pending, writer.file_len)?;
-            writer.file_len += writer.pending.len() as u64;
-            writer.pending.clear();
-            // A closed journal ends at its last record: cut its zeros.
-            writer.file.set_len(writer.file_len)?;
-            writer.file.sync_all()?;
+            writer.seal()?;
             let generation = writer.generation + 1;
             let file = create_journal(&self.dir, generation).map_err(|err| match err {
                 JournalError::Io { err, .. } => err,
