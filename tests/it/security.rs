@@ -363,9 +363,28 @@ fn without_a_secret_the_servers_refuse_to_start_unless_insecure_which_they_say_l
 
 #[test]
 fn the_secret_never_shows_in_logs_help_or_status() {
-    let mut cluster = Cluster::start(Spec::default());
+    // At debug, with a token: request lines are logged, and name the
+    // token by its label only.
+    let token = "secret-token-0123456789";
+    let mut cluster = Cluster::start(Spec {
+        api_tokens: Some("secret-token-0123456789 admin ops\n"),
+        token: Some(token),
+        env: vec![("LOG_LEVEL", "debug")],
+        ..Spec::default()
+    });
     assert_eq!(cluster.put("a", b"some bytes").status, 201);
+    let storage_metrics = call(
+        &format!("{}/metrics", cluster.storage_url(0)),
+        "GET",
+        None,
+        &[],
+    );
+    assert_eq!(storage_metrics.status, 200, "open, as /health");
+    wait_until(Duration::from_secs(5), "the PUT's request line", || {
+        cluster.naming_ref().log_text().contains("PUT /files/a 201")
+    });
     let mut seen = vec![
+        String::from_utf8_lossy(&storage_metrics.body).into_owned(),
         String::from_utf8_lossy(&cluster.request("GET", "/status", &[]).body).into_owned(),
         String::from_utf8_lossy(&cluster.request("GET", "/metrics", &[]).body).into_owned(),
         cluster.naming().log_text(),
@@ -381,9 +400,11 @@ fn the_secret_never_shows_in_logs_help_or_status() {
             .unwrap();
         seen.push(String::from_utf8_lossy(&output.stdout).into_owned());
     }
-    assert!(seen[2].contains("bytes from CLUSTER_SECRET"), "{}", seen[2]);
+    assert!(seen[3].contains("bytes from CLUSTER_SECRET"), "{}", seen[3]);
+    assert!(seen[3].contains("token=\"ops\""), "{}", seen[3]);
     for text in &seen {
         assert!(!text.contains(TEST_CLUSTER_SECRET), "{text}");
+        assert!(!text.contains(token), "{text}");
     }
 }
 
