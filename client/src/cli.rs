@@ -15,6 +15,7 @@ const TOKEN_ENV: &str = "HARBOUR_TOKEN";
 
 use crate::bench::{BENCH_FILES_MAX, BENCH_WORKERS_MAX, BenchSpec, Phase};
 use crate::error::ClientError;
+use crate::mount::{CACHE_BYTES_DEFAULT, MountSpec};
 
 pub struct Invocation {
     pub command: Command,
@@ -72,6 +73,7 @@ pub enum Command {
         overwrite: bool,
     },
     Bench(BenchSpec),
+    Mount(MountSpec),
     Completions(String),
     /// `--help`: of one command, or the whole page.
     Help(Option<&'static CommandDoc>),
@@ -132,6 +134,10 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
         Some("bench") => Some(bench_spec(&mut args)?),
         _ => None,
     };
+    let mount = match subcommand.as_deref() {
+        Some("mount") => Some(mount_options(&mut args)?),
+        _ => None,
+    };
     let mut reader = ConfigReader::new(args);
     let usage = |err: common::config::ConfigError| ClientError::Usage(err.to_string());
     let server = reader
@@ -158,6 +164,21 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
             }
             Command::Bench(bench.expect("parsed for bench"))
         }
+        Some("mount") => match free.as_slice() {
+            [mountpoint] => {
+                let (prefix, read_only, cache_dir, cache_bytes) = mount.expect("parsed for mount");
+                Command::Mount(MountSpec {
+                    mountpoint: mountpoint.into(),
+                    prefix,
+                    read_only,
+                    cache_dir,
+                    cache_bytes,
+                })
+            }
+            _ => {
+                return Err(ClientError::Usage("mount takes one MOUNTPOINT".to_owned()));
+            }
+        },
         Some("completions") => match free.as_slice() {
             [shell] => Command::Completions(shell.clone()),
             _ => {
@@ -351,6 +372,32 @@ fn bench_spec(args: &mut pico_args::Arguments) -> Result<BenchSpec, ClientError>
         phases,
         keep,
     })
+}
+
+/// `harbour mount`'s options: prefix, read-only, cache folder and bytes.
+fn mount_options(
+    args: &mut pico_args::Arguments,
+) -> Result<(String, bool, std::path::PathBuf, u64), ClientError> {
+    let usage = |flag: &str, err: pico_args::Error| ClientError::Usage(format!("{flag}: {err}"));
+    let prefix: String = args
+        .opt_value_from_str("--prefix")
+        .map_err(|err| usage("--prefix", err))?
+        .unwrap_or_default();
+    let read_only = args.contains("--read-only");
+    let cache_dir = args
+        .opt_value_from_str::<_, std::path::PathBuf>("--cache-dir")
+        .map_err(|err| usage("--cache-dir", err))?
+        .unwrap_or_else(std::env::temp_dir);
+    let cache_bytes = match args
+        .opt_value_from_str::<_, String>("--cache-bytes")
+        .map_err(|err| usage("--cache-bytes", err))?
+    {
+        Some(raw) => parse_size(&raw)
+            .filter(|bytes| *bytes > 0)
+            .ok_or_else(|| ClientError::Usage(format!("--cache-bytes: {raw:?} is not a size")))?,
+        None => CACHE_BYTES_DEFAULT,
+    };
+    Ok((prefix, read_only, cache_dir, cache_bytes))
 }
 
 /// A size in bytes: a whole number, optionally with K/KiB, M/MiB or G/GiB

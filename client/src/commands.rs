@@ -14,9 +14,11 @@ use crate::output::{self, Units};
 use crate::progress::{Counted, Progress};
 
 pub fn run(invocation: Invocation) -> Result<(), ClientError> {
-    // A bench keeps a connection per worker alive; other commands need one.
+    // A bench keeps a connection per worker alive, a mount one per
+    // kernel thread; other commands need one.
     let connections = match &invocation.command {
         Command::Bench(spec) => spec.workers,
+        Command::Mount(_) => crate::mount::MOUNT_THREADS,
         _ => 1,
     };
     let client = NamingClient::new(
@@ -52,6 +54,7 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
             overwrite,
         } => rename(&client, &from, &to, overwrite, quiet),
         Command::Bench(spec) => crate::bench::run(&client, &spec, json),
+        Command::Mount(spec) => crate::mount::run(client, spec, &invocation.server),
         Command::Help(None) => {
             print!("{}", crate::cli::help_page());
             Ok(())

@@ -11,6 +11,8 @@ pub struct CommandDoc {
     /// Flags of its own (beside the global ones).
     pub flags: &'static [&'static str],
     pub examples: &'static [&'static str],
+    /// What else its help says, after the examples.
+    pub notes: Option<&'static str>,
 }
 
 pub const COMMANDS: &[CommandDoc] = &[
@@ -23,6 +25,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour create notes/hello.txt ./hello.txt",
             "tar c photos | harbour create backups/photos.tar - --overwrite",
         ],
+        notes: None,
     },
     CommandDoc {
         name: "read",
@@ -33,6 +36,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour read notes/hello.txt ./copy.txt",
             "harbour read backups/photos.tar - | tar x",
         ],
+        notes: None,
     },
     CommandDoc {
         name: "size",
@@ -40,6 +44,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "print NAME's size in bytes",
         flags: &[],
         examples: &["harbour size notes/hello.txt"],
+        notes: None,
     },
     CommandDoc {
         name: "delete",
@@ -47,6 +52,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "delete NAME",
         flags: &["--quiet"],
         examples: &["harbour delete notes/hello.txt"],
+        notes: None,
     },
     CommandDoc {
         name: "mv",
@@ -57,6 +63,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour mv notes/draft.txt notes/final.txt",
             "harbour mv photos/2025/ archive/2025/",
         ],
+        notes: None,
     },
     CommandDoc {
         name: "mkdir",
@@ -64,6 +71,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "make the directory NAME (directories also exist while a name lies under them)",
         flags: &["--quiet"],
         examples: &["harbour mkdir photos/2026"],
+        notes: None,
     },
     CommandDoc {
         name: "rmdir",
@@ -71,6 +79,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "remove the empty directory NAME",
         flags: &["--quiet"],
         examples: &["harbour rmdir photos/2026"],
+        notes: None,
     },
     CommandDoc {
         name: "list",
@@ -78,6 +87,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "one file per line with its size (-l: sizes first, in KiB, MiB...)",
         flags: &["-l", "--long", "--bytes"],
         examples: &["harbour list", "harbour list notes/ -l"],
+        notes: None,
     },
     CommandDoc {
         name: "stat",
@@ -88,6 +98,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour stat notes/hello.txt",
             "harbour stat notes/hello.txt --json",
         ],
+        notes: None,
     },
     CommandDoc {
         name: "status",
@@ -95,6 +106,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "the storage servers: alive, space, chunks; under-replicated chunks",
         flags: &["--bytes"],
         examples: &["harbour status", "harbour status --json"],
+        notes: None,
     },
     CommandDoc {
         name: "drain",
@@ -102,6 +114,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "move every chunk off a storage server before removing it",
         flags: &[],
         examples: &["harbour drain http://storage3:8001"],
+        notes: None,
     },
     CommandDoc {
         name: "bench",
@@ -119,6 +132,18 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour bench --files 5000 --size 1KiB --workers 16",
             "harbour bench --files 1 --size 256MiB --json",
         ],
+        notes: None,
+    },
+    CommandDoc {
+        name: "mount",
+        synopsis: "MOUNTPOINT [--prefix P] [--read-only] [--cache-dir DIR] [--cache-bytes N]",
+        about: "mount the cluster (or the directory P) over FUSE, in the foreground",
+        flags: &["--prefix", "--read-only", "--cache-dir", "--cache-bytes"],
+        examples: &[
+            "harbour mount /mnt/harbour",
+            "harbour mount ~/photos --prefix photos/ --read-only",
+        ],
+        notes: Some(MOUNT_NOTES),
     },
     CommandDoc {
         name: "completions",
@@ -130,8 +155,39 @@ pub const COMMANDS: &[CommandDoc] = &[
             "harbour completions zsh > ~/.zfunc/_harbour",
             "harbour completions fish > ~/.config/fish/completions/harbour.fish",
         ],
+        notes: None,
     },
 ];
+
+/// What `harbour mount --help` says of the mount's semantics.
+const MOUNT_NOTES: &str = "\
+It runs until unmounted (fusermount3 -u MOUNTPOINT), or until SIGINT or
+SIGTERM, when it uploads what it holds and unmounts.
+
+  --prefix P         mount the directory P of the cluster, not its root
+  --read-only        refuse every change (EROFS)
+  --cache-dir DIR    where files being written are staged (default: the
+                     system's temporary folder)
+  --cache-bytes N    the most the staged files may hold at once, e.g. 4GiB
+                     (default 16GiB); a write past it fails with ENOSPC
+
+As POSIX: files and directories (names with / are directories), create,
+read, write anywhere in a file, append, truncate, unlink, rename of files
+and directories (atomic on the server), mkdir, rmdir, readdir, statfs,
+fsync. A file being written is staged on local disk and becomes one atomic
+create or overwrite on close or fsync: readers elsewhere see the old file or
+the new one, never half of it. Errors: ENOENT, EEXIST, ENOTEMPTY, ENOSPC
+(cluster full, or the cache), EACCES (token refused), EIO (anything else,
+including a naming server that does not answer within --timeout-ms).
+
+Not POSIX: permissions, owners and times are Harbour's own (a file is 0644
+and a directory 0755, owned by whoever mounted; chmod, chown and utimes
+succeed and change nothing; mtime is when the content was last committed);
+no hard links or symlinks (EPERM), no special files, no extended attributes;
+locks are local to this machine; writes become visible to other clients at
+close or fsync, not before; a file unlinked while open here is gone from
+the server at once (what is still written to it goes nowhere).
+";
 
 /// Flags every command takes.
 pub const GLOBAL_FLAGS: &[&str] = &[
@@ -168,6 +224,9 @@ pub fn command_help(doc: &CommandDoc) -> String {
     );
     for example in doc.examples {
         text.push_str(&format!("  {example}\n"));
+    }
+    if let Some(notes) = doc.notes {
+        text.push_str(&format!("\n{notes}"));
     }
     text.push_str(
         "\nEvery command also takes --server URL (NAME_SERVER), --timeout-ms, --token-file,\n--ca-file and --json; see harbour --help.\n",

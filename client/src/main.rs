@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod docs;
 mod error;
+mod mount;
 mod naming_client;
 mod output;
 mod progress;

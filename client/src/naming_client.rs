@@ -108,6 +108,11 @@ impl NamingClient {
         self.answer(self.agent.get(url).call())
     }
 
+    /// GET of the bytes `Range` names (`bytes=A-B` or `bytes=A-`).
+    pub fn get_range(&self, url: &str, range: &str) -> Result<Answer, ClientError> {
+        self.answer(self.agent.get(url).header("Range", range).call())
+    }
+
     pub fn post(&self, url: &str) -> Result<Answer, ClientError> {
         self.answer(self.agent.post(url).send_empty())
     }

@@ -87,6 +87,9 @@ pub struct ServerStatus {
     /// Chunks the metadata places on this server (0 once a drain is done).
     #[serde(default)]
     pub placed_chunks: u64,
+    /// Bytes it can still take, as it last said (`StorageStatus`).
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
 }
 
 /// `GET /status` of a storage server (internal).
@@ -107,4 +110,13 @@ pub struct StorageStatus {
     /// repaired from another replica) since start-up.
     #[serde(default)]
     pub corrupt_chunks_found: u64,
+    /// Bytes the store can still grow by: under `CAPACITY_BYTES` and
+    /// within what its file system has free (`None`: not known).
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
 }
+
+/// The header of `GET`/`HEAD /files/NAME` giving the file's modification
+/// time as the JSON documents do (RFC 3339 UTC, milliseconds), beside the
+/// whole-second `Last-Modified`.
+pub const MTIME_HEADER: &str = "X-Harbour-Mtime";

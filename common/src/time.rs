@@ -40,11 +40,81 @@ pub fn from_unix_ms(ms: u64) -> String {
     timestamp(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// `ms` milliseconds after the Unix epoch as an HTTP date (RFC 9110's
+/// IMF-fixdate, whole seconds): `Wed, 02 Dec 2026 12:34:56 GMT`, for
+/// `Last-Modified`.
+pub fn http_date(ms: u64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let of_day = secs % 86_400;
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+    )
+}
+
+/// Milliseconds after the Unix epoch of an RFC 3339 UTC time as
+/// `timestamp` writes it (`2026-12-02T08:01:02.345Z`, or without the
+/// fraction); `None` for anything else.
+pub fn parse_unix_ms(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, clock) = text.split_once('T')?;
+    let mut date_parts = date.splitn(3, '-').map(|part| part.parse::<u64>().ok());
+    let (year, month, day) = (
+        date_parts.next()??,
+        date_parts.next()??,
+        date_parts.next()??,
+    );
+    let (clock, millis) = match clock.split_once('.') {
+        Some((clock, fraction)) if fraction.len() == 3 => (clock, fraction.parse::<u64>().ok()?),
+        Some(_) => return None,
+        None => (clock, 0),
+    };
+    let mut clock_parts = clock.splitn(3, ':').map(|part| part.parse::<u64>().ok());
+    let (hour, minute, second) = (
+        clock_parts.next()??,
+        clock_parts.next()??,
+        clock_parts.next()??,
+    );
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1000) + millis)
+}
+
+/// Days after 1970-01-01 of a proleptic Gregorian date from 1970 on (the
+/// inverse of `civil_from_days`, Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let shifted_month = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use super::{civil_from_days, from_unix_ms, timestamp};
+    use super::{civil_from_days, from_unix_ms, http_date, parse_unix_ms, timestamp};
 
     #[test]
     fn timestamps_are_rfc_3339_utc() {
@@ -77,5 +147,35 @@ mod tests {
     fn milliseconds_since_the_epoch_read_as_dates() {
         assert_eq!(from_unix_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(from_unix_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+    }
+
+    #[test]
+    fn http_dates_name_the_weekday_and_month() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_782_400_999), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            http_date(1_796_169_599_000),
+            "Tue, 01 Dec 2026 23:59:59 GMT"
+        );
+    }
+
+    #[test]
+    fn timestamps_read_back_to_their_milliseconds() {
+        for ms in [0, 951_782_400_123, 1_796_169_599_000, 4_102_444_800_001] {
+            assert_eq!(parse_unix_ms(&from_unix_ms(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(
+            parse_unix_ms("2026-12-01T23:59:59Z"),
+            Some(1_796_169_599_000)
+        );
+        for bad in [
+            "",
+            "2026-12-01",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:00:00.5Z",
+            "x",
+        ] {
+            assert_eq!(parse_unix_ms(bad), None, "{bad:?}");
+        }
     }
 }

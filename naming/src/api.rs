@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use common::api::ClusterStatus;
+use common::api::{ClusterStatus, MTIME_HEADER};
 use common::cluster_auth::{self, Verifier};
 use common::limits::BATCH_CHUNKS_MAX;
 use common::name::FileName;
@@ -164,8 +164,15 @@ impl Api {
             }
         };
         let len = bytes.end - bytes.start;
+        let mtime_ms = version.mtime_ms;
         let ranged = |reply: Reply| {
-            let reply = reply.with_header("Accept-Ranges", "bytes");
+            // The modification time both ways: the HTTP date caches and
+            // `curl -R` read, and to the millisecond as the JSON documents
+            // give it (the mount's attributes agree with listings).
+            let reply = reply
+                .with_header("Accept-Ranges", "bytes")
+                .with_header("Last-Modified", common::time::http_date(mtime_ms))
+                .with_header(MTIME_HEADER, common::time::from_unix_ms(mtime_ms));
             match status {
                 STATUS_PARTIAL_CONTENT => {
                     reply.with_header("Content-Range", range::content_range(&bytes, size_bytes))
@@ -309,6 +316,10 @@ impl Api {
                     &serde_json::json!({ "dir": path }),
                 ))
             }
+            Method::Get | Method::Head => match self.naming.metadata().dir_exists(&path) {
+                true => Ok(Reply::json(STATUS_OK, &serde_json::json!({ "dir": path }))),
+                false => Err(ApiError::NoSuchDirectory { prefix: path }),
+            },
             Method::Delete => {
                 self.naming
                     .remove_dir(&path)

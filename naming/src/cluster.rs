@@ -33,6 +33,8 @@ pub struct Health {
     pub last_heard: Option<Instant>,
     pub used_bytes: u64,
     pub capacity_bytes: Option<u64>,
+    /// Bytes it can still take, as it last said.
+    pub free_bytes: Option<u64>,
     pub chunks: u64,
     /// Chunks its scrub found corrupt since it started, as it last said.
     pub corrupt_chunks_found: u64,
@@ -86,6 +88,7 @@ impl Cluster {
         health.last_heard = Some(Instant::now());
         health.used_bytes = status.used_bytes;
         health.capacity_bytes = status.capacity_bytes;
+        health.free_bytes = status.free_bytes;
         health.chunks = status.chunks;
         health.corrupt_chunks_found = status.corrupt_chunks_found;
         health.setup_fault_logged = false;

@@ -402,6 +402,7 @@ impl Naming {
                     alive: self.cluster.is_alive(id),
                     used_bytes: health.used_bytes,
                     capacity_bytes: health.capacity_bytes,
+                    free_bytes: health.free_bytes,
                     chunks: health.chunks,
                     draining,
                     placed_chunks: 0,

@@ -152,6 +152,7 @@ impl Api {
                     chunks: usage.chunks_count,
                     live_bytes: usage.live_bytes,
                     corrupt_chunks_found: self.scrub.corrupt_chunks_found.load(Ordering::Relaxed),
+                    free_bytes: crate::metrics::free_bytes(&self.store, &usage),
                 };
                 Ok(Reply::json(STATUS_OK, &status))
             }

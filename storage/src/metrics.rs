@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use common::metrics::Page;
 
 use crate::api::Api;
+use crate::store::{Store, StoreUsage};
 
 /// The whole `/metrics` page.
 pub fn render(api: &Api) -> String {
@@ -85,4 +86,19 @@ pub fn render(api: &Api) -> String {
         api.scrub.corrupt_chunks_found.load(Ordering::Relaxed),
     );
     page.finish()
+}
+
+/// Bytes the store can still grow by: what `CAPACITY_BYTES` leaves, and
+/// no more than its file system has free; `None` when neither is known.
+pub fn free_bytes(store: &Store, usage: &StoreUsage) -> Option<u64> {
+    let under_cap = usage
+        .capacity_bytes
+        .map(|capacity| capacity.saturating_sub(usage.disk_bytes));
+    let on_disk = rustix::fs::statvfs(store.dir())
+        .ok()
+        .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize));
+    match (under_cap, on_disk) {
+        (Some(cap), Some(disk)) => Some(cap.min(disk)),
+        (cap, disk) => cap.or(disk),
+    }
 }
