@@ -301,7 +301,10 @@ impl Api {
 
     /// `POST /dirs/NAME` and `DELETE /dirs/NAME`.
     fn dir(&self, method: &Method, raw_name: &str) -> Result<Reply, ApiError> {
-        let name = parse_name(raw_name.trim_end_matches('/'))?;
+        // `a/b` and `a/b/` (either way encoded) name the same directory.
+        let decoded =
+            percent::decode(raw_name).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+        let name = FileName::parse(decoded.trim_end_matches('/')).map_err(ApiError::BadName)?;
         let path = format!("{name}/");
         match method {
             Method::Post => {

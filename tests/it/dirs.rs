@@ -58,6 +58,32 @@ fn directories_are_made_removed_and_listed_one_level_at_a_time() {
         400
     );
 
+    // Whether a directory exists, explicitly or implicitly (a mount's lookup).
+    for (path, status) in [
+        ("/dirs/empty", 200),
+        ("/dirs/docs", 200),
+        ("/dirs/docs%2Fsub", 200),
+        ("/dirs/docs%2Fsub%2F", 200),
+        ("/dirs/nothing", 404),
+        ("/dirs/top.txt", 404),
+        ("/dirs/docs%2Fa.txt", 404),
+    ] {
+        assert_eq!(
+            cluster.request("GET", path, &[]).status,
+            status,
+            "GET {path}"
+        );
+        assert_eq!(
+            cluster.request("HEAD", path, &[]).status,
+            status,
+            "HEAD {path}"
+        );
+    }
+    assert_eq!(
+        cluster.request("GET", "/dirs/docs", &[]).json()["dir"],
+        "docs/"
+    );
+
     assert_eq!(cluster.request("DELETE", "/dirs/docs", &[]).status, 409);
     assert_eq!(cluster.request("DELETE", "/dirs/nothing", &[]).status, 404);
     assert_eq!(cluster.request("DELETE", "/dirs/empty", &[]).status, 204);

@@ -22,6 +22,7 @@ mod load;
 mod logs;
 mod memory;
 mod metrics;
+mod mount;
 mod mtimes;
 mod pki;
 mod ranges;

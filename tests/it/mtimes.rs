@@ -99,3 +99,37 @@ fn mtimes_are_set_at_commit_moved_by_overwrites_and_kept_across_crashes_and_chec
         assert_eq!(listed_mtime(&cluster, &name), mtime, "{name}");
     }
 }
+
+#[test]
+fn reads_carry_the_mtime_as_an_http_date_and_to_the_millisecond() {
+    let cluster = Cluster::start(Spec::default());
+    assert_eq!(cluster.put("dated", b"some bytes").status, 201);
+    let listed = listed_mtime(&cluster, "dated");
+    let url = format!("{}/files/dated", cluster.url());
+    for response in [
+        cluster.agent.head(&url).call().unwrap(),
+        cluster
+            .agent
+            .get(&url)
+            .header("Range", "bytes=0-1")
+            .call()
+            .unwrap(),
+    ] {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(header("X-Harbour-Mtime"), listed);
+        let secs = unix_ms(&listed) / 1000;
+        assert_eq!(
+            header("Last-Modified"),
+            common::time::http_date(secs * 1000)
+        );
+        assert!(header("Last-Modified").ends_with(" GMT"));
+    }
+}
