@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use super::dir_stream::DirStream;
-use super::inodes::{Inodes, Kind, child_path, parent_of};
+use super::inodes::{Inodes, Kind, child_path};
 use super::open_files::{Handle, OpenFile, OpenFiles, lock};
 use super::read_ahead::ReadAhead;
 use super::remote::{Remote, RemoteFile};
@@ -30,7 +30,7 @@ pub struct Core {
     pub remote: Remote,
     pub staging: Staging,
     pub read_only: bool,
-    inodes: Mutex<Inodes>,
+    pub(super) inodes: Mutex<Inodes>,
     pub open_files: OpenFiles,
     handles: Mutex<std::collections::HashMap<u64, Arc<Handle>>>,
     dirs: Mutex<std::collections::HashMap<u64, Arc<Mutex<DirStream>>>>,
@@ -86,7 +86,7 @@ impl Core {
         self.attr(ino, Kind::File, file.size, mtime)
     }
 
-    fn dir_attr(&self, ino: u64) -> FileAttr {
+    pub(super) fn dir_attr(&self, ino: u64) -> FileAttr {
         self.attr(ino, Kind::Dir, 0, self.mounted_at)
     }
 
@@ -101,11 +101,11 @@ impl Core {
         lock(&self.inodes).get(ino).ok_or(Errno::ENOENT)
     }
 
-    fn current_path(&self, ino: u64) -> Option<String> {
+    pub(super) fn current_path(&self, ino: u64) -> Option<String> {
         lock(&self.inodes).get(ino).map(|(path, _)| path)
     }
 
-    fn child(&self, parent: u64, name: &OsStr) -> Result<String, Errno> {
+    pub(super) fn child(&self, parent: u64, name: &OsStr) -> Result<String, Errno> {
         let (dir, _) = self.path_of(parent)?;
         let name = name.to_str().ok_or(Errno::EINVAL)?;
         if name.len() > super::remote::ENTRY_NAME_BYTES_MAX as usize {
@@ -114,7 +114,7 @@ impl Core {
         Ok(child_path(&dir, name))
     }
 
-    fn writable(&self) -> Result<(), Errno> {
+    pub(super) fn writable(&self) -> Result<(), Errno> {
         match self.read_only {
             true => Err(Errno::EROFS),
             false => Ok(()),
@@ -123,7 +123,7 @@ impl Core {
 
     /// What `path` is now: an open file here, a file, a directory, or
     /// nothing.
-    fn probe(&self, path: &str) -> Result<Option<(Kind, Option<RemoteFile>)>, Errno> {
+    pub(super) fn probe(&self, path: &str) -> Result<Option<(Kind, Option<RemoteFile>)>, Errno> {
         if let Some((ino, Kind::File)) = lock(&self.inodes).peek(path)
             && self.open_files.get(ino).is_some()
         {
@@ -324,135 +324,6 @@ impl Core {
                 );
             }
         }
-    }
-
-    pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        self.remote.make_dir(&path)?;
-        let ino = lock(&self.inodes).remember(&path, Kind::Dir);
-        Ok(self.dir_attr(ino))
-    }
-
-    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        if self.pending_under(&path) {
-            return Err(Errno::ENOTEMPTY);
-        }
-        if self.remote.stat_file(&path)?.is_some() {
-            return Err(Errno::ENOTDIR);
-        }
-        self.remote.remove_dir(&path)?;
-        lock(&self.inodes).detach(&path);
-        Ok(())
-    }
-
-    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        let pending = lock(&self.inodes)
-            .peek(&path)
-            .and_then(|(ino, _)| self.open_files.get(ino))
-            .is_some_and(|file| lock(&file).remote.is_none());
-        if !pending {
-            self.remote.delete(&path)?;
-        }
-        lock(&self.inodes).detach(&path);
-        Ok(())
-    }
-
-    pub fn rename(
-        &self,
-        (parent, name): (u64, &OsStr),
-        (new_parent, new_name): (u64, &OsStr),
-        no_replace: bool,
-    ) -> Result<(), Errno> {
-        self.writable()?;
-        let from = self.child(parent, name)?;
-        let to = self.child(new_parent, new_name)?;
-        self.remote.name(&to)?;
-        if from == to {
-            return Ok(());
-        }
-        let kind = lock(&self.inodes).peek(&from).map(|(_, kind)| kind);
-        let kind = match kind {
-            Some(kind) => kind,
-            None => self.probe(&from)?.ok_or(Errno::ENOENT)?.0,
-        };
-        match kind {
-            Kind::File => {
-                // The server renames what it has: a file written here goes up first.
-                let open = lock(&self.inodes)
-                    .peek(&from)
-                    .and_then(|(ino, _)| self.open_files.get(ino));
-                if let Some(file) = open {
-                    lock(&file).upload_if_dirty(&self.remote, Some(&from))?;
-                }
-                if self.remote.dir_exists(&to)? {
-                    return Err(Errno::EISDIR);
-                }
-                self.remote.rename(&from, &to, false, !no_replace)?;
-            }
-            Kind::Dir => {
-                if to.starts_with(&format!("{from}/")) {
-                    return Err(Errno::EINVAL);
-                }
-                if self.remote.stat_file(&to)?.is_some() {
-                    return Err(Errno::ENOTDIR);
-                }
-                if self.remote.dir_exists(&to)? {
-                    if no_replace {
-                        return Err(Errno::EEXIST);
-                    }
-                    // POSIX replaces an empty directory.
-                    self.remote.remove_dir(&to)?;
-                }
-                self.upload_pending_under(&from)?;
-                match self.remote.rename(&from, &to, true, false) {
-                    Err(Errno::EEXIST) => return Err(Errno::ENOTEMPTY),
-                    other => other?,
-                }
-            }
-        }
-        lock(&self.inodes).rename(&from, &to);
-        Ok(())
-    }
-
-    /// Files under directory `dir` made here and not yet uploaded.
-    fn pending_files(&self, dir: &str) -> Vec<(u64, String, Arc<Mutex<OpenFile>>)> {
-        let under = format!("{dir}/");
-        let mut pending = Vec::new();
-        for (ino, file) in self.open_files.all() {
-            let Some(path) = self.current_path(ino) else {
-                continue;
-            };
-            if (dir.is_empty() || path.starts_with(&under)) && lock(&file).dirty {
-                pending.push((ino, path, file));
-            }
-        }
-        pending
-    }
-
-    fn pending_under(&self, dir: &str) -> bool {
-        !self.pending_files(dir).is_empty()
-    }
-
-    fn upload_pending_under(&self, dir: &str) -> Result<(), Errno> {
-        for (_, path, file) in self.pending_files(dir) {
-            lock(&file).upload_if_dirty(&self.remote, Some(&path))?;
-        }
-        Ok(())
-    }
-
-    /// The files made here, not yet uploaded, directly in directory `dir`:
-    /// a listing shows them as the server does not know them yet.
-    pub fn local_entries(&self, dir: &str) -> Vec<String> {
-        self.pending_files(dir)
-            .into_iter()
-            .filter(|(_, path, file)| parent_of(path) == dir && lock(file).remote.is_none())
-            .map(|(_, path, _)| path.rsplit('/').next().unwrap_or_default().to_owned())
-            .collect()
     }
 
     /// The inode number a listing shows for `path`: its own if the kernel

@@ -5,7 +5,8 @@
 //! uploads what it holds and unmounts.
 //!
 //! - `kernel`: fuser's `Filesystem`, decoding and replying;
-//! - `core`: what each operation does, on paths;
+//! - `core`: what each operation does, on paths (`changes`: those that
+//!   change the namespace);
 //! - `inodes`: inode numbers ↔ paths;
 //! - `open_files`, `staging`: files being written, staged on local disk
 //!   and uploaded whole (one atomic create or overwrite) on close/fsync;
@@ -13,6 +14,7 @@
 //! - `dir_stream`: directories read a page at a time;
 //! - `remote`: the naming API, with the one HTTP-status → errno mapping.
 
+mod changes;
 mod core;
 mod dir_stream;
 mod inodes;

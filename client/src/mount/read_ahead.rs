@@ -13,7 +13,7 @@ use super::remote::Remote;
 
 /// The least a random read fetches: a 4 KiB `pread` costs one request for
 /// its neighbourhood, not one per page.
-const RANDOM_READ_BYTES: u64 = 256 * 1024;
+const RANDOM_READ_BYTES: u64 = 64 * 1024;
 
 #[derive(Default)]
 pub struct ReadAhead {
