@@ -67,6 +67,51 @@ fn what_the_cli_writes_the_mount_reads_and_the_reverse() {
     assert_eq!(read.stdout, bytes);
     let listed = cluster.cli(&["list"]).assert_ok().stdout_text();
     assert!(listed.contains("from-mount.bin"), "{listed}");
+    // A change made elsewhere shows through once the kernel's 1 s cache
+    // of attributes lapses.
+    let newer = test_bytes(9000, 4);
+    fs::write(cluster.dir.join("newer"), &newer).unwrap();
+    let newer_path = cluster.dir.join("newer");
+    cluster
+        .cli(&[
+            "create",
+            "from-cli/data.bin",
+            newer_path.to_str().unwrap(),
+            "--overwrite",
+        ])
+        .assert_ok();
+    crate::cluster::wait_until(
+        std::time::Duration::from_secs(5),
+        "the overwrite shows",
+        || fs::read(mount.path("from-cli/data.bin")).unwrap() == newer,
+    );
+}
+
+#[test]
+fn many_copies_at_once_each_arrive_whole() {
+    let cluster = Cluster::start(Spec::default());
+    let mount = Mounted::start(&cluster, &[]);
+    let dir = &cluster.dir;
+    for idx in 0..8 {
+        fs::write(dir.join(format!("src{idx}")), test_bytes(3 << 20, idx)).unwrap();
+    }
+    let mnt = mount.dir.display();
+    // Eight writers and then eight readers in parallel, through one mount.
+    // (`wait PID` for each, so one that fails fails the script.)
+    let all = |command: &str| {
+        format!(
+            "pids=; for i in 0 1 2 3 4 5 6 7; do {command} & pids=\"$pids $!\"; done; \
+             for pid in $pids; do wait $pid || exit 1; done"
+        )
+    };
+    sh_ok(dir, &all(&format!("cp src$i {mnt}/p$i")));
+    sh_ok(dir, &all(&format!("cmp src$i {mnt}/p$i")));
+    for idx in 0..8 {
+        assert_eq!(
+            cluster.get(&format!("p{idx}")).body,
+            test_bytes(3 << 20, idx)
+        );
+    }
 }
 
 #[test]
