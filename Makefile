@@ -63,6 +63,8 @@ run-cluster: build
 	echo "  $(RELEASE_DIR)/harbour read hello.txt -"; \
 	echo "  $(RELEASE_DIR)/harbour list"; \
 	echo "  $(RELEASE_DIR)/harbour status"; \
+	echo "Or mount it (FUSE; Ctrl-C unmounts):"; \
+	echo "  mkdir -p /tmp/harbour && $(RELEASE_DIR)/harbour mount /tmp/harbour"; \
 	echo ""; \
 	echo "Stop it with: make stop-cluster"
 

@@ -18,6 +18,7 @@ use super::open_files::{Handle, OpenFile, OpenFiles, lock};
 use super::read_ahead::ReadAhead;
 use super::remote::{Remote, RemoteFile};
 use super::staging::Staging;
+use super::write_behind::Uploaders;
 
 /// How long the kernel may trust an entry or attributes before asking
 /// again: short, as other clients change the namespace too.
@@ -29,6 +30,8 @@ pub const IO_SIZE_BYTES: u32 = 1 << 20;
 pub struct Core {
     pub remote: Remote,
     pub staging: Staging,
+    /// The write-behind uploader threads' queue (`write_behind`).
+    pub uploaders: Uploaders,
     pub read_only: bool,
     pub(super) inodes: Mutex<Inodes>,
     pub open_files: OpenFiles,
@@ -46,6 +49,7 @@ impl Core {
         Core {
             remote,
             staging,
+            uploaders: Uploaders::new(),
             read_only,
             inodes: Mutex::new(Inodes::new()),
             open_files: OpenFiles::default(),
@@ -208,11 +212,8 @@ impl Core {
 
     fn truncate(&self, file: &Mutex<OpenFile>, path: Option<&str>, size: u64) -> Result<(), Errno> {
         let mut file = lock(file);
-        file.stage(&self.staging, &self.remote, path, size)?
-            .set_len(size)?;
-        file.dirty = true;
-        file.modified = SystemTime::now();
-        Ok(())
+        file.stage(&self.staging, &self.remote, path, size)?;
+        file.set_len(size)
     }
 
     fn new_handle(&self, ino: u64, file: Arc<Mutex<OpenFile>>) -> u64 {
@@ -285,10 +286,8 @@ impl Core {
         let handle = self.handle(fh)?;
         let path = self.current_path(handle.ino);
         let mut file = lock(&handle.file);
-        file.stage(&self.staging, &self.remote, path.as_deref(), u64::MAX)?
-            .write_at(offset, data)?;
-        file.dirty = true;
-        file.modified = SystemTime::now();
+        file.stage(&self.staging, &self.remote, path.as_deref(), u64::MAX)?;
+        file.write(&self.uploaders, path.as_deref(), offset, data)?;
         u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
     }
 

@@ -10,6 +10,8 @@
 //! - `inodes`: inode numbers ↔ paths;
 //! - `open_files`, `staging`: files being written, staged on local disk
 //!   and uploaded whole (one atomic create or overwrite) on close/fsync;
+//! - `write_behind`: the upload of a large sequential writer, streamed
+//!   as it writes;
 //! - `read_ahead`: ranged GETs, streamed for sequential readers;
 //! - `dir_stream`: directories read a page at a time;
 //! - `remote`: the naming API, with the one HTTP-status → errno mapping.
@@ -23,6 +25,7 @@ mod open_files;
 mod read_ahead;
 mod remote;
 mod staging;
+mod write_behind;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -117,6 +120,9 @@ pub fn run(client: NamingClient, spec: MountSpec, server: &str) -> Result<(), Cl
     );
     let ended = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
+        for _ in 0..write_behind::WRITE_BEHIND_STREAMS {
+            scope.spawn(|| core.uploaders.serve(&core.remote));
+        }
         scope.spawn(|| {
             let tick = crossbeam_channel::tick(STOP_POLL_INTERVAL);
             while !ended.load(Ordering::Relaxed) {
@@ -134,9 +140,10 @@ pub fn run(client: NamingClient, spec: MountSpec, server: &str) -> Result<(), Cl
         });
         let outcome = session.run();
         ended.store(true, Ordering::Relaxed);
+        core.flush_all();
+        core.uploaders.close();
         outcome
     });
-    core.flush_all();
     drop(core);
     outcome.map_err(|err| failed(format!("the mount ended with an error: {err}")))?;
     eprintln!("harbour mount: unmounted {}", mountpoint.display());

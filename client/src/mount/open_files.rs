@@ -13,6 +13,7 @@ use fuser::Errno;
 use super::read_ahead::ReadAhead;
 use super::remote::{Remote, RemoteFile};
 use super::staging::{StagedFile, Staging};
+use super::write_behind::{Stream, Uploaders, WRITE_BEHIND_START_BYTES};
 
 pub struct OpenFile {
     /// What the server held at the first open; `None` for a file created
@@ -24,6 +25,11 @@ pub struct OpenFile {
     pub dirty: bool,
     /// When the content last changed here.
     pub modified: SystemTime,
+    /// Every write so far continued the staged content from its first
+    /// byte: the file may stream its upload (`write_behind`).
+    pub sequential: bool,
+    /// The upload streaming as it is written, if one is.
+    pub stream: Option<Stream>,
 }
 
 impl OpenFile {
@@ -33,6 +39,8 @@ impl OpenFile {
             staged: None,
             dirty: false,
             modified: UNIX_EPOCH + std::time::Duration::from_millis(remote.mtime_ms),
+            sequential: false,
+            stream: None,
         }
     }
 
@@ -44,6 +52,8 @@ impl OpenFile {
             staged: Some(staged),
             dirty: true,
             modified: SystemTime::now(),
+            sequential: true,
+            stream: None,
         }
     }
 
@@ -84,6 +94,7 @@ impl OpenFile {
                     return Err(Errno::EIO);
                 }
             }
+            self.sequential = staged.len == 0;
             self.staged = Some(staged);
         }
         self.staged.as_mut().ok_or(Errno::EIO)
@@ -96,11 +107,20 @@ impl OpenFile {
             return Ok(());
         }
         let Some(path) = path else {
+            // Unlinked: a stream is dropped unfinished, so the server drops it.
+            self.stream = None;
             self.dirty = false;
             return Ok(());
         };
         let staged = self.staged.as_ref().ok_or(Errno::EIO)?;
-        remote.upload(path, &mut staged.reader(), staged.len)?;
+        let streamed = match self.stream.take() {
+            // The stream holds every staged byte: its end is the upload.
+            Some(stream) if stream.next == staged.len => stream.finish().is_ok(),
+            _ => false,
+        };
+        if !streamed {
+            remote.upload(path, &mut staged.reader(), Some(staged.len))?;
+        }
         self.dirty = false;
         let mtime_ms = self
             .modified
@@ -111,6 +131,54 @@ impl OpenFile {
             size: staged.len,
             mtime_ms,
         });
+        Ok(())
+    }
+}
+
+impl OpenFile {
+    /// Writes `data` at `offset` of the staged content (staged already),
+    /// and feeds or starts the write-behind stream of a sequential writer.
+    pub fn write(
+        &mut self,
+        uploaders: &Uploaders,
+        path: Option<&str>,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        let staged = self.staged.as_mut().ok_or(Errno::EIO)?;
+        let continues = offset == staged.len;
+        staged.write_at(offset, data)?;
+        self.dirty = true;
+        self.modified = SystemTime::now();
+        self.sequential &= continues;
+        match &mut self.stream {
+            Some(stream) if stream.next == offset => {
+                if !stream.send(data) {
+                    self.stream = None;
+                }
+            }
+            // Out of order: the stream is dropped, the close uploads whole.
+            Some(_) => self.stream = None,
+            None => {
+                if self.sequential
+                    && staged.len >= WRITE_BEHIND_START_BYTES
+                    && let Some(path) = path
+                {
+                    self.stream = uploaders.start(path, staged);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts or extends the staged content (staged already) to `len` bytes.
+    pub fn set_len(&mut self, len: u64) -> Result<(), Errno> {
+        let staged = self.staged.as_mut().ok_or(Errno::EIO)?;
+        staged.set_len(len)?;
+        self.stream = None;
+        self.sequential = len == 0;
+        self.dirty = true;
+        self.modified = SystemTime::now();
         Ok(())
     }
 }

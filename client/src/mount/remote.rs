@@ -186,11 +186,11 @@ impl Remote {
         }
     }
 
-    /// Makes the `len` bytes of `body` the content of `path`, in one
-    /// atomic create or overwrite.
-    pub fn upload(&self, path: &str, body: &mut dyn Read, len: u64) -> Result<(), Errno> {
+    /// Makes the bytes of `body` (`len` of them, or chunked when unknown)
+    /// the content of `path`, in one atomic create or overwrite.
+    pub fn upload(&self, path: &str, body: &mut dyn Read, len: Option<u64>) -> Result<(), Errno> {
         let url = format!("{}?overwrite=true", self.client.file_url(&self.name(path)?));
-        let answer = self.call(self.client.put(&url, body, Some(len)))?;
+        let answer = self.call(self.client.put(&url, body, len))?;
         answer.map(drop).map_err(|refusal| refusal_errno(&refusal))
     }
 

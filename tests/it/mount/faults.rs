@@ -6,7 +6,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use super::{Mounted, python_ok, sh, sh_ok};
+use super::{Mounted, python_ok, sh, sh_ok, write_through};
 use crate::cluster::{Cluster, Spec, test_bytes, wait_until};
 
 /// The mount's `--timeout-ms` in these tests.
@@ -34,7 +34,7 @@ fn a_frozen_or_dead_naming_server_gives_eio_in_bounded_time_then_works_again() {
     let mut cluster = Cluster::start(Spec::default());
     let timeout = MOUNT_TIMEOUT_MS.to_string();
     let mount = Mounted::start(&cluster, &["--timeout-ms", &timeout]);
-    fs::write(mount.path("before"), b"before").unwrap();
+    write_through(&mount.path("before"), b"before").unwrap();
     cluster.naming().freeze();
     // A name never seen (nothing cached): a lookup must ask, and times out.
     let started = Instant::now();
@@ -43,7 +43,10 @@ fn a_frozen_or_dead_naming_server_gives_eio_in_bounded_time_then_works_again() {
     let write = sh(&mount.dir, "echo x > unseen-2");
     assert_ne!(write.code, 0, "a create needs the server");
     cluster.naming().thaw();
-    fs::write(mount.path("after-thaw"), b"thawed").unwrap();
+    // Frozen past DEAD_AFTER_MS, it counts its storage servers dead (503,
+    // so EIO) until its next heartbeat hears them.
+    cluster.wait_healthy();
+    write_through(&mount.path("after-thaw"), b"thawed").unwrap();
     assert_eq!(fs::read(mount.path("before")).unwrap(), b"before");
     // Killed: refused at once; restarted on its port, it serves again.
     cluster.naming().kill();
@@ -51,7 +54,7 @@ fn a_frozen_or_dead_naming_server_gives_eio_in_bounded_time_then_works_again() {
     cluster.naming().restart();
     cluster.wait_healthy();
     assert_eq!(fs::read(mount.path("after-thaw")).unwrap(), b"thawed");
-    fs::write(mount.path("after-restart"), b"restarted").unwrap();
+    write_through(&mount.path("after-restart"), b"restarted").unwrap();
     assert_eq!(cluster.get("after-restart").body, b"restarted");
     assert!(
         mount.log_text().contains("answers again"),

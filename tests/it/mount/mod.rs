@@ -130,6 +130,14 @@ fn is_mount_point(dir: &Path) -> bool {
         .any(|line| line.split(' ').nth(4) == Some(wanted))
 }
 
+/// Writes a file through the mount and fsyncs it: its upload's error
+/// (which a plain close would drop) fails the test.
+pub fn write_through(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()
+}
+
 /// The outcome of a program run on the mount.
 pub struct Ran {
     pub code: i32,

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use super::{Mounted, make_tree, sh, sh_ok};
+use super::{Mounted, make_tree, sh, sh_ok, write_through};
 use crate::cluster::{Cluster, Spec, test_bytes};
 
 #[test]
@@ -62,7 +62,7 @@ fn what_the_cli_writes_the_mount_reads_and_the_reverse() {
         .cli(&["create", "from-cli/data.bin", local.to_str().unwrap()])
         .assert_ok();
     assert_eq!(fs::read(mount.path("from-cli/data.bin")).unwrap(), bytes);
-    fs::write(mount.path("from-mount.bin"), &bytes).unwrap();
+    write_through(&mount.path("from-mount.bin"), &bytes).unwrap();
     let read = cluster.cli(&["read", "from-mount.bin", "-"]).assert_ok();
     assert_eq!(read.stdout, bytes);
     let listed = cluster.cli(&["list"]).assert_ok().stdout_text();

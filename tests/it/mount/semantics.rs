@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::Duration;
 
-use super::{Mounted, python_ok, sh_ok};
+use super::{Mounted, python_ok, sh_ok, write_through};
 use crate::cluster::{Cluster, Spec, test_bytes};
 
 #[test]
@@ -88,7 +88,7 @@ fn an_editor_save_replaces_the_file_at_once_for_readers_elsewhere() {
     let cluster = Cluster::start(Spec::default());
     let mount = Mounted::start(&cluster, &[]);
     let old = test_bytes(40_000, 1);
-    fs::write(mount.path("doc.txt"), &old).unwrap();
+    write_through(&mount.path("doc.txt"), &old).unwrap();
     let new = test_bytes(50_000, 2);
     fs::write(cluster.dir.join("new"), &new).unwrap();
     fs::write(cluster.dir.join("old"), &old).unwrap();
@@ -228,7 +228,7 @@ fn sigterm_uploads_what_is_open_then_unmounts_once_it_is_closed() {
 fn fusermount_unmounts_and_the_mount_exits_cleanly() {
     let cluster = Cluster::start(Spec::default());
     let mut mount = Mounted::start(&cluster, &[]);
-    fs::write(mount.path("x"), b"x").unwrap();
+    write_through(&mount.path("x"), b"x").unwrap();
     sh_ok(
         &cluster.dir,
         &format!("fusermount3 -u {}", mount.dir.display()),
@@ -240,4 +240,72 @@ fn fusermount_unmounts_and_the_mount_exits_cleanly() {
         mount.log_text()
     );
     assert!(!mount.is_mounted());
+}
+
+#[test]
+fn large_writes_stream_as_written_and_fall_back_when_out_of_order() {
+    let cluster = Cluster::start(Spec::default());
+    let mount = Mounted::start(&cluster, &[]);
+    let metrics = format!("{}/metrics", cluster.url());
+    let program = r#"
+import os, sys, urllib.request
+MIB = 1 << 20
+def running():
+    page = urllib.request.urlopen(sys.argv[1]).read().decode()
+    line = next(l for l in page.splitlines() if l.startswith("harbour_http_requests_running"))
+    return int(float(line.split()[-1]))
+# Below the threshold nothing streams: the only request running is ours.
+with open("small", "wb") as f:
+    f.write(bytes(2 * MIB)); f.flush()
+    assert running() == 1, running()
+def pattern(seed, size):
+    return bytes((seed * 7 + i) % 251 for i in range(256)) * (size // 256)
+# Sequential past the write-behind threshold: streamed, whole at close.
+seq = pattern(1, 20 * MIB)
+with open("seq", "wb") as f:
+    for at in range(0, len(seq), MIB): f.write(seq[at:at + MIB])
+assert open("seq", "rb").read() == seq
+# Streaming, then a write back at the start: the stream is dropped and
+# the close uploads the whole file.
+back = bytearray(pattern(2, 12 * MIB))
+with open("back", "wb") as f:
+    f.write(back[:10 * MIB]); f.write(back[10 * MIB:])
+    f.seek(0); f.write(b"HEAD")
+back[:4] = b"HEAD"
+assert open("back", "rb").read() == back
+# Streaming, then renamed while open, then more written: both parts land
+# under the new name.
+with open("moving", "wb") as f:
+    f.write(pattern(3, 10 * MIB)); f.flush()
+    assert running() == 2, "the upload streams while the file is open"
+    os.rename("moving", "moved")
+    f.write(b"tail")
+assert open("moved", "rb").read() == pattern(3, 10 * MIB) + b"tail"
+# Streaming, then unlinked while open: nothing reaches the server.
+with open("gone", "wb") as f:
+    f.write(pattern(4, 10 * MIB)); f.flush()
+    os.unlink("gone")
+    f.write(b"more")
+assert not os.path.exists("gone")
+# An fsync mid-stream makes what was written so far the file.
+with open("synced", "wb") as f:
+    f.write(pattern(5, 9 * MIB)); f.flush(); os.fsync(f.fileno())
+    assert os.path.getsize("synced") == 9 * MIB
+    f.write(b"after")
+assert open("synced", "rb").read() == pattern(5, 9 * MIB) + b"after"
+print("ok")
+"#;
+    let script = common::testing::fresh_dir("mount-stream").join("stream.py");
+    fs::write(&script, program).unwrap();
+    let out = sh_ok(
+        &mount.dir,
+        &format!("python3 {} {metrics}", script.display()),
+    );
+    assert_eq!(out.trim(), "ok");
+    assert_eq!(cluster.get("seq").content_length, Some(20 << 20));
+    assert_eq!(cluster.get("back").body[..4], *b"HEAD");
+    assert_eq!(cluster.get("moved").content_length, Some((10 << 20) + 4));
+    assert_eq!(cluster.get("moving").status, 404);
+    assert_eq!(cluster.get("gone").status, 404);
+    assert_eq!(cluster.get("synced").content_length, Some((9 << 20) + 5));
 }
