@@ -48,6 +48,9 @@ impl Mounted {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap());
+        if let Some(pki) = &cluster.pki {
+            command.env("TLS_CA_FILE", pki.ca_arg());
+        }
         if let Some(token) = token.or(cluster.spec.token) {
             command.env("HARBOUR_TOKEN", token);
         }

@@ -219,3 +219,49 @@ fn fio_verifies_sequential_and_random_writes_and_reads() {
         5
     );
 }
+
+/// The mount's peak resident memory, copying a file larger than the bound
+/// in and out: staging is on disk and reads stream, so it stays flat
+/// (36.9 MiB measured for 300 MB and for 1 GB alike: event-loop buffers
+/// and the write-behind queue).
+const MOUNT_PEAK_RSS_BYTES_MAX: u64 = 64 << 20;
+
+#[test]
+fn a_file_larger_than_the_memory_bound_copies_in_and_out() {
+    let cluster = Cluster::start(Spec::default());
+    let mount = Mounted::start(&cluster, &[]);
+    let size = 96 << 20;
+    fs::write(cluster.dir.join("large"), test_bytes(size, 5)).unwrap();
+    let mnt = mount.dir.display();
+    sh_ok(
+        &cluster.dir,
+        &format!("cp large {mnt}/large && cmp large {mnt}/large"),
+    );
+    let status = fs::read_to_string(format!("/proc/{}/status", mount.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib * 1024 < MOUNT_PEAK_RSS_BYTES_MAX,
+        "the mount peaked at {peak_kib} KiB copying {size} bytes"
+    );
+    assert_eq!(cluster.get("large").content_length, Some(size as u64));
+}
+
+#[test]
+fn a_mount_over_https_with_a_token_round_trips() {
+    let cluster = Cluster::start(Spec {
+        tls: true,
+        api_tokens: Some("writer-token-0123456789 write\n"),
+        token: Some("writer-token-0123456789"),
+        ..Spec::default()
+    });
+    let mount = Mounted::start(&cluster, &[]);
+    let bytes = test_bytes(3 * 1024 + 1, 8);
+    write_through(&mount.path("secure.bin"), &bytes).unwrap();
+    assert_eq!(fs::read(mount.path("secure.bin")).unwrap(), bytes);
+    assert_eq!(cluster.get("secure.bin").body, bytes);
+}
