@@ -224,6 +224,7 @@ fn the_web_ui_shows_the_cluster_uploads_and_deletes_in_chromium() {
         .cli(&["create", "docs/readme.txt", "-"])
         .stdin(b"made by the CLI")
         .assert_ok();
+    cluster.cli(&["mkdir", "empty-folder"]).assert_ok();
     let browser = Browser::start(1200, 900);
     browser.open(&format!("{}/", cluster.url()));
     browser.wait_for(
@@ -240,10 +241,20 @@ fn the_web_ui_shows_the_cluster_uploads_and_deletes_in_chromium() {
             "{url} not alive in {servers}"
         );
     }
-    // The CLI's file, under its folder.
+    // The CLI's file, under its folder; an explicit empty folder too (the
+    // browser lists one level through the delimiter listing).
     browser.wait_for(
         "the docs/ folder",
         "return !!document.querySelector('tr[data-folder=\"docs/\"]')",
+    );
+    browser.wait_for(
+        "the empty folder",
+        "return !!document.querySelector('tr[data-folder=\"empty-folder/\"]')",
+    );
+    assert_eq!(
+        browser.eval("return !!document.querySelector('tr[data-file=\"docs/readme.txt\"]')"),
+        json!(false),
+        "a file two levels down is not listed at the top"
     );
     browser.click("tr[data-folder=\"docs/\"] a");
     browser.wait_for(
@@ -291,6 +302,20 @@ fn the_web_ui_shows_the_cluster_uploads_and_deletes_in_chromium() {
         "return document.getElementById('message').textContent === 'deleted docs/from-the-browser.bin'",
     );
     assert_eq!(cluster.get("docs%2Ffrom-the-browser.bin").status, 404);
+
+    // A folder past one page shows the first page and says there is more.
+    for idx in 0..501 {
+        assert_eq!(cluster.put(&format!("docs/many/f{idx:03}"), b"x").status, 201);
+    }
+    browser.wait_for(
+        "the large folder listed",
+        "return !!document.querySelector('tr[data-folder=\"docs/many/\"]')",
+    );
+    browser.click("tr[data-folder=\"docs/many/\"] a");
+    browser.wait_for(
+        "the first page of a large folder",
+        "return !!document.querySelector('tr[data-more]') && document.querySelectorAll('tr[data-file]').length === 500",
+    );
 
     // A stopped server turns dead on the page by itself.
     let stopped = cluster.storage_url(2);
