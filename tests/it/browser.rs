@@ -305,7 +305,10 @@ fn the_web_ui_shows_the_cluster_uploads_and_deletes_in_chromium() {
 
     // A folder past one page shows the first page and says there is more.
     for idx in 0..501 {
-        assert_eq!(cluster.put(&format!("docs/many/f{idx:03}"), b"x").status, 201);
+        assert_eq!(
+            cluster.put(&format!("docs/many/f{idx:03}"), b"x").status,
+            201
+        );
     }
     browser.wait_for(
         "the large folder listed",

@@ -37,10 +37,11 @@ impl Core {
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         self.writable()?;
         let path = self.child(parent, name)?;
-        let pending = lock(&self.inodes)
+        let open = lock(&self.inodes)
             .peek(&path)
-            .and_then(|(ino, _)| self.open_files.get(ino))
-            .is_some_and(|file| lock(&file).remote.is_none());
+            .and_then(|(ino, _)| self.open_files.get(ino));
+        // (Locked apart: an upload under way must not hold up the table.)
+        let pending = open.is_some_and(|file| lock(&file).remote.is_none());
         if !pending {
             self.remote.delete(&path)?;
         }

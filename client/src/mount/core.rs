@@ -1,7 +1,9 @@
 //! What each kernel operation does, on paths and Harbour calls, with
 //! errno results; `kernel.rs` only decodes the kernel's arguments and
 //! replies. Locks are held briefly and never across a call to the server,
-//! except a file's own lock during its upload or staging copy.
+//! except a file's own lock during its upload or staging copy and an open
+//! directory's during its page fetch. They are taken in one order: the
+//! inode table, then the open files, then one file.
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::OsStr;
@@ -199,7 +201,9 @@ impl Core {
                 let remote = self.remote.stat_file(&path)?.ok_or(Errno::ENOENT)?;
                 let file = self.open_files.open(ino, || OpenFile::opened(remote));
                 let outcome = self.truncate(&file, Some(&path), size).and_then(|()| {
-                    lock(&file).upload_if_dirty(&self.remote, self.current_path(ino).as_deref())
+                    // The path first: the inode table is never locked under a file.
+                    let path = self.current_path(ino);
+                    lock(&file).upload_if_dirty(&self.remote, path.as_deref())
                 });
                 self.open_files.close(ino);
                 outcome?;
