@@ -145,7 +145,14 @@ pub fn run(client: NamingClient, spec: MountSpec, server: &str) -> Result<(), Cl
         outcome
     });
     drop(core);
-    outcome.map_err(|err| failed(format!("the mount ended with an error: {err}")))?;
+    match outcome {
+        Ok(()) => {}
+        // A lazy unmount (ours after a signal, or `fusermount3 -u -z`) may
+        // end the session with the connection aborted rather than a
+        // DESTROY: the mount is gone either way, and what it held uploaded.
+        Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => {}
+        Err(err) => return Err(failed(format!("the mount ended with an error: {err}"))),
+    }
     eprintln!("harbour mount: unmounted {}", mountpoint.display());
     Ok(())
 }
