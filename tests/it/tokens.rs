@@ -48,16 +48,21 @@ fn every_endpoint_but_health_needs_a_token_with_its_permission() {
     assert_eq!(cluster.put("a", b"the file").status, 201);
     // Each request with the least permission it needs; `{n}` makes the
     // names of creates unique.
-    let table: [(&str, &str, usize); 11] = [
+    let table: [(&str, &str, usize); 16] = [
         ("GET", "/files/a", 0),
         ("HEAD", "/files/a", 0),
         ("GET", "/files", 0),
         ("GET", "/stat/a", 0),
+        ("GET", "/dirs/a", 0),
+        ("HEAD", "/dirs/a", 0),
         ("GET", "/status", 0),
         ("GET", "/metrics", 0),
         ("GET", "/no/such/endpoint", 0),
         ("PUT", "/files/new-{n}", 1),
         ("DELETE", "/files/gone-{n}", 1),
+        ("POST", "/dirs/new-{n}", 1),
+        ("DELETE", "/dirs/gone-{n}", 1),
+        ("POST", "/rename?from=x-{n}&to=y-{n}", 1),
         ("POST", "/drain?url=http%3A%2F%2F127.0.0.1%3A9", 2),
         ("POST", "/servers?url=http%3A%2F%2F127.0.0.1%3A{port}", 2),
     ];

@@ -4,10 +4,12 @@
 //! (`.` and `..` are 0 and 1) carries offset `i + 1`, the kernel's cursor
 //! for the next call; going back (`rewinddir`) starts over.
 
+use std::collections::HashSet;
+
 use fuser::Errno;
 
 use super::inodes::{Kind, child_path};
-use super::remote::{Listed, Remote};
+use super::remote::Remote;
 
 /// Names fetched per listing call.
 pub const DIR_PAGE_ENTRIES: usize = 1000;
@@ -70,18 +72,16 @@ impl DirStream {
             };
             let page = remote.list_page(&self.path, after.as_deref(), DIR_PAGE_ENTRIES)?;
             self.base += self.entries.len() as u64;
-            let mut entries: Vec<(String, Kind)> = Vec::with_capacity(page.entries.len());
-            for listed in page.entries {
-                match listed {
-                    Listed::File { name } => entries.push((name, Kind::File)),
-                    // A name both a file and a directory shows as the file
-                    // (what a lookup finds).
-                    Listed::Dir { name } if !entries.iter().any(|(other, _)| *other == name) => {
-                        entries.push((name, Kind::Dir));
-                    }
-                    Listed::Dir { .. } => {}
-                }
-            }
+            // A name both a file and a directory shows as the file (what a
+            // lookup finds).
+            let files: HashSet<String> = page
+                .entries
+                .iter()
+                .filter(|(_, kind)| *kind == Kind::File)
+                .map(|(name, _)| name.clone())
+                .collect();
+            let mut entries = page.entries;
+            entries.retain(|(name, kind)| *kind == Kind::File || !files.contains(name));
             self.cursor = match page.next {
                 Some(key) => Cursor::After(key),
                 None => {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
-    BsdFileFlags, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 
 use super::core::{ATTR_TTL, Core, IO_SIZE_BYTES};
@@ -27,6 +27,22 @@ const STATFS_BLOCK_BYTES: u32 = 4096;
 
 pub struct HarbourFs {
     pub core: Arc<Core>,
+}
+
+/// Replies to an operation with no data: done, or its errno.
+fn empty(reply: ReplyEmpty, outcome: Result<(), Errno>) {
+    match outcome {
+        Ok(()) => reply.ok(),
+        Err(errno) => reply.error(errno),
+    }
+}
+
+/// Replies with a new entry (one lookup the kernel now holds), or the errno.
+fn entry(reply: ReplyEntry, outcome: Result<FileAttr, Errno>) {
+    match outcome {
+        Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
+        Err(errno) => reply.error(errno),
+    }
 }
 
 fn kind_type(kind: Kind) -> FileType {
@@ -49,10 +65,7 @@ impl Filesystem for HarbourFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.core.lookup(parent.0, name) {
-            Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(errno) => reply.error(errno),
-        }
+        entry(reply, self.core.lookup(parent.0, name))
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -105,24 +118,15 @@ impl Filesystem for HarbourFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.core.mkdir(parent.0, name) {
-            Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(errno) => reply.error(errno),
-        }
+        entry(reply, self.core.mkdir(parent.0, name))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.core.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+        empty(reply, self.core.unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.core.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+        empty(reply, self.core.rmdir(parent.0, name))
     }
 
     fn rename(
@@ -136,16 +140,13 @@ impl Filesystem for HarbourFs {
         reply: ReplyEmpty,
     ) {
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
-            return reply.error(fuser::Errno::EINVAL);
+            return reply.error(Errno::EINVAL);
         }
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        match self
+        let outcome = self
             .core
-            .rename((parent.0, name), (newparent.0, newname), no_replace)
-        {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+            .rename((parent.0, name), (newparent.0, newname), no_replace);
+        empty(reply, outcome);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -222,10 +223,7 @@ impl Filesystem for HarbourFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.core.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+        empty(reply, self.core.flush(fh.0))
     }
 
     fn release(
@@ -238,10 +236,7 @@ impl Filesystem for HarbourFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.core.release(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+        empty(reply, self.core.release(fh.0))
     }
 
     fn fsync(
@@ -252,10 +247,7 @@ impl Filesystem for HarbourFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.core.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(errno) => reply.error(errno),
-        }
+        empty(reply, self.core.flush(fh.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

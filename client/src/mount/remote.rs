@@ -13,6 +13,7 @@ use common::percent;
 use fuser::Errno;
 use serde::Deserialize;
 
+use super::inodes::Kind;
 use crate::error::ClientError;
 use crate::naming_client::{Answer, NamingClient, Refusal};
 
@@ -23,15 +24,10 @@ pub struct RemoteFile {
     pub mtime_ms: u64,
 }
 
-/// One entry of a one-level listing, its name relative to the directory.
-pub enum Listed {
-    File { name: String },
-    Dir { name: String },
-}
-
-/// One page of a one-level listing and the cursor of the next.
+/// One page of a one-level listing, names relative to the directory
+/// (its files, then its sub-directories), and the cursor of the next.
 pub struct ListPage {
-    pub entries: Vec<Listed>,
+    pub entries: Vec<(String, Kind)>,
     pub next: Option<String>,
 }
 
@@ -128,29 +124,20 @@ impl Remote {
         if let Some(after) = after {
             url.push_str(&format!("&after={}", percent::encode(after, false)));
         }
-        let mut response = self
-            .call(self.client.get(&url))?
-            .map_err(|refusal| refusal_errno(&refusal))?;
-        let mut bytes = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .take(JSON_DOCUMENT_BYTES_MAX)
-            .read_to_end(&mut bytes)
-            .map_err(|_| Errno::EIO)?;
-        let level: LevelBody = serde_json::from_slice(&bytes).map_err(|_| Errno::EIO)?;
+        let level: LevelBody = self.get_json(&url)?;
         let relative = |full: &str| full.strip_prefix(dir.as_str()).map(str::to_owned);
-        let mut entries = Vec::with_capacity(level.files.len() + level.dirs.len());
-        for entry in level.files {
-            if let Some(name) = relative(&entry.name) {
-                entries.push(Listed::File { name });
-            }
-        }
-        for sub in level.dirs {
-            if let Some(name) = relative(sub.trim_end_matches('/')) {
-                entries.push(Listed::Dir { name });
-            }
-        }
+        let files = level
+            .files
+            .iter()
+            .map(|entry| (entry.name.as_str(), Kind::File));
+        let dirs = level
+            .dirs
+            .iter()
+            .map(|sub| (sub.trim_end_matches('/'), Kind::Dir));
+        let entries = files
+            .chain(dirs)
+            .filter_map(|(full, kind)| Some((relative(full)?, kind)))
+            .collect();
         Ok(ListPage {
             entries,
             next: level.next,
@@ -240,8 +227,13 @@ impl Remote {
     }
 
     pub fn status(&self) -> Result<ClusterStatus, Errno> {
+        self.get_json(&self.client.url("/status"))
+    }
+
+    /// A JSON document (at most `JSON_DOCUMENT_BYTES_MAX` of it).
+    fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Errno> {
         let mut response = self
-            .call(self.client.get(&self.client.url("/status")))?
+            .call(self.client.get(url))?
             .map_err(|refusal| refusal_errno(&refusal))?;
         let mut bytes = Vec::new();
         response
@@ -249,7 +241,7 @@ impl Remote {
             .as_reader()
             .take(JSON_DOCUMENT_BYTES_MAX)
             .read_to_end(&mut bytes)
-            .map_err(|_| Errno::EIO)?;
+            .map_err(|_| self.lost())?;
         serde_json::from_slice(&bytes).map_err(|_| Errno::EIO)
     }
 

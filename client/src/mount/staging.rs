@@ -107,12 +107,8 @@ impl StagedFile {
     }
 
     /// The content from its start, for an upload.
-    pub fn reader(&self) -> StagedReader<'_> {
-        StagedReader {
-            file: &self.file,
-            at: 0,
-            end: self.len,
-        }
+    pub fn reader(&self) -> StagedReader<&File> {
+        StagedReader::new(&self.file, self.len)
     }
 
     /// Cuts or extends (with zeros) the content to `len` bytes.
@@ -143,21 +139,33 @@ impl StagedFile {
     }
 }
 
-/// Positional reads of a staged file: its cursor is never used, so an
-/// upload can be made again (a second fsync) from the start.
-pub struct StagedReader<'a> {
-    file: &'a File,
+/// Positional reads of the first `end` bytes of a staged file (borrowed,
+/// or a clone of its descriptor): its cursor is never used, so an upload
+/// can be made again (a second fsync) from the start.
+pub struct StagedReader<F> {
+    file: F,
     at: u64,
     end: u64,
 }
 
-impl io::Read for StagedReader<'_> {
+impl<F: std::borrow::Borrow<File>> StagedReader<F> {
+    pub fn new(file: F, end: u64) -> StagedReader<F> {
+        StagedReader { file, at: 0, end }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_done(&self) -> bool {
+        self.at == self.end
+    }
+}
+
+impl<F: std::borrow::Borrow<File>> io::Read for StagedReader<F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = (self.end - self.at).min(buf.len() as u64) as usize;
         if left == 0 {
             return Ok(0);
         }
-        let read = self.file.read_at(&mut buf[..left], self.at)?;
+        let read = self.file.borrow().read_at(&mut buf[..left], self.at)?;
         if read == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -20,7 +19,7 @@ use fuser::Errno;
 
 use super::open_files::lock;
 use super::remote::Remote;
-use super::staging::StagedFile;
+use super::staging::{StagedFile, StagedReader};
 
 /// Staged bytes past which a sequential writer's upload begins: smaller
 /// files are uploaded whole at close (one request, no stream).
@@ -90,9 +89,7 @@ impl Uploaders {
         let job = Job {
             path: path.to_owned(),
             body: StreamBody {
-                head,
-                head_at: 0,
-                head_end: staged.len,
+                head: StagedReader::new(head, staged.len),
                 queued,
                 current: Vec::new(),
                 current_at: 0,
@@ -135,9 +132,7 @@ impl Stream {
 /// The body of a streamed upload: the staged head, then the queued writes;
 /// an error if the stream is dropped before its end.
 struct StreamBody {
-    head: File,
-    head_at: u64,
-    head_end: u64,
+    head: StagedReader<File>,
     queued: Receiver<Piece>,
     current: Vec<u8>,
     current_at: usize,
@@ -149,17 +144,8 @@ impl Read for StreamBody {
         if buf.is_empty() || self.ended {
             return Ok(0);
         }
-        if self.head_at < self.head_end {
-            let want = (self.head_end - self.head_at).min(buf.len() as u64) as usize;
-            let read = self.head.read_at(&mut buf[..want], self.head_at)?;
-            if read == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the staging file is shorter than its content",
-                ));
-            }
-            self.head_at += read as u64;
-            return Ok(read);
+        if !self.head.is_done() {
+            return self.head.read(buf);
         }
         while self.current_at == self.current.len() {
             match self.queued.recv() {
