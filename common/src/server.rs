@@ -29,6 +29,7 @@ pub const STATUS_NO_CONTENT: u16 = 204;
 pub const STATUS_PARTIAL_CONTENT: u16 = 206;
 pub const STATUS_RANGE_NOT_SATISFIABLE: u16 = 416;
 
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub workers_count: usize,
@@ -110,6 +111,13 @@ pub struct Listener {
 /// handshake happens on the connection's thread at its first read, so a
 /// client that never finishes one holds up nobody else.
 pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
+    bind_announcing(config, "listening on")
+}
+
+/// `bind`, announcing the address after `what` instead (a second
+/// listener of one process: `S3 API on`), so the `listening on` line
+/// stays the main one's.
+pub fn bind_announcing(config: &ServerConfig, what: &str) -> Result<Listener, ServeError> {
     let limits = tiny_http::ConnectionLimits {
         read_timeout: Some(config.io_timeout),
         write_timeout: Some(config.io_timeout),
@@ -128,7 +136,7 @@ pub fn bind(config: &ServerConfig) -> Result<Listener, ServeError> {
         })?;
     server.set_connections_max(Some(config.connections_max));
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
-    crate::log::announce(&format!("listening on {}://{addr}", config.scheme()));
+    crate::log::announce(&format!("{what} {}://{addr}", config.scheme()));
     Ok(Listener { server, addr })
 }
 

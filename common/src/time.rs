@@ -62,6 +62,26 @@ pub fn http_date(ms: u64) -> String {
     )
 }
 
+/// Milliseconds after the Unix epoch of an HTTP date as `http_date`
+/// writes it (IMF-fixdate, `Wed, 02 Dec 2026 12:34:56 GMT`); `None` for
+/// anything else (RFC 9110: a conditional header with a date that does
+/// not parse is ignored).
+pub fn parse_http_date(text: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_weekday, rest) = text.trim().split_once(", ")?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, clock, "GMT"] = fields[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|name| *name == month)? + 1;
+    if day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    parse_unix_ms(&format!("{year}-{month:02}-{day}T{clock}Z"))
+}
+
 /// Milliseconds after the Unix epoch of an RFC 3339 UTC time as
 /// `timestamp` writes it (`2026-12-02T08:01:02.345Z`, or without the
 /// fraction); `None` for anything else.
@@ -114,7 +134,28 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use super::{civil_from_days, from_unix_ms, http_date, parse_unix_ms, timestamp};
+    use super::{
+        civil_from_days, from_unix_ms, http_date, parse_http_date, parse_unix_ms, timestamp,
+    };
+
+    #[test]
+    fn http_dates_parse_back() {
+        for ms in [0, 1_796_198_221_000, 951_782_400_000] {
+            assert_eq!(parse_http_date(&http_date(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_http_date("Wed, 02 Dec 2026 12:34:56 GMT"),
+            parse_unix_ms("2026-12-02T12:34:56Z")
+        );
+        for bad in [
+            "Wed, 2 Dec 2026 12:34:56 GMT",
+            "Wed, 02 Dez 2026 12:34:56 GMT",
+            "2026-12-02",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc_3339_utc() {

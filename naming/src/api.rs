@@ -15,7 +15,7 @@ use common::server::{
 };
 use tiny_http::{Method, Request};
 
-use crate::download::ChunkPieces;
+use crate::download;
 use crate::error::ApiError;
 use crate::limits::{FAILED_UPLOAD_DRAIN_BYTES_MAX, LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use crate::metadata::change::Refusal;
@@ -188,13 +188,12 @@ impl Api {
                 Some(len),
             )));
         }
-        let pieces = ChunkPieces::open(Arc::clone(&self.naming), version, bytes.clone())?;
-        Ok(ranged(match pieces.into_whole() {
-            Ok(whole) => Reply::bytes(status, "application/octet-stream", whole),
-            Err(pieces) => {
-                Reply::prefetched(status, "application/octet-stream", Box::new(pieces), len)
-            }
-        }))
+        Ok(ranged(download::answer(
+            Arc::clone(&self.naming),
+            version,
+            bytes.clone(),
+            status,
+        )?))
     }
 
     /// `POST /rename?from=A&to=B[&overwrite=true]`; a `from` ending in `/`
@@ -325,7 +324,7 @@ impl Api {
             },
             Method::Delete => {
                 self.naming
-                    .remove_dir(&path)
+                    .remove_dir(&path, false)
                     .map_err(|refusal| match refusal {
                         Refusal::NotEmpty => ApiError::DirNotEmpty { path: path.clone() },
                         Refusal::NoSuchFile => ApiError::NoSuchDirectory {

@@ -22,6 +22,7 @@ use crate::limits::{
     HEARTBEAT_MS_DEFAULT, NAMING_WORKERS_COUNT, RECONCILE_MS_DEFAULT,
     REPLICATION_BYTES_PER_SEC_DEFAULT, REPLICATION_DEFAULT, REPLICATION_MAX, STORAGE_SERVERS_MAX,
 };
+use crate::s3::keys::S3Keys;
 use crate::tokens::ApiTokens;
 
 pub struct Config {
@@ -53,6 +54,14 @@ pub struct Config {
     /// Whom `https://` storage servers are verified against.
     pub storage_tls: ClientTls,
     pub effective_lines: Vec<String>,
+    /// The S3 API, when `S3_LISTEN_ADDR` is set.
+    pub s3: Option<S3Config>,
+}
+
+pub struct S3Config {
+    pub listen: SocketAddr,
+    pub keys: S3Keys,
+    pub region: String,
 }
 
 const LISTEN: Param = Param {
@@ -127,7 +136,40 @@ const API_TOKENS_FILE: Param = Param {
     default: Fallback::Unset,
     help: "file of API tokens, lines `TOKEN read|write|admin [LABEL]` (only its owner may read it); read again on SIGHUP. Without it the public API is open",
 };
-const PARAMS: [Param; 20] = [
+const S3_LISTEN: Param = Param {
+    flag: "--s3-listen",
+    env: "S3_LISTEN_ADDR",
+    default: Fallback::Unset,
+    help: "address and port of the S3 API (off when unset); needs S3 keys",
+};
+const S3_ACCESS_KEY_ID: Param = Param {
+    flag: "--s3-access-key-id",
+    env: "S3_ACCESS_KEY_ID",
+    default: Fallback::Unset,
+    help: "the S3 access key id of the one key with every right; its secret in S3_SECRET_ACCESS_KEY or the file of --s3-secret-access-key-file",
+};
+const S3_SECRET_FILE: Param = Param {
+    flag: "--s3-secret-access-key-file",
+    env: "S3_SECRET_ACCESS_KEY_FILE",
+    default: Fallback::Unset,
+    help: "file holding the secret of --s3-access-key-id (only its owner may read it)",
+};
+const S3_KEYS_FILE: Param = Param {
+    flag: "--s3-keys-file",
+    env: "S3_KEYS_FILE",
+    default: Fallback::Unset,
+    help: "file of S3 keys instead, lines `ACCESS_KEY_ID SECRET read|write [BUCKET,...]` (only its owner may read it)",
+};
+const S3_REGION: Param = Param {
+    flag: "--s3-region",
+    env: "S3_REGION",
+    default: Fallback::Text(crate::s3::REGION_DEFAULT),
+    help: "the region S3 clients sign for",
+};
+/// The variable holding the secret of `S3_ACCESS_KEY_ID` itself.
+const S3_SECRET_ENV: &str = "S3_SECRET_ACCESS_KEY";
+
+const PARAMS: [Param; 25] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -148,6 +190,11 @@ const PARAMS: [Param; 20] = [
     CA_FILE,
     LOG_LEVEL,
     LOG_FORMAT,
+    S3_LISTEN,
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_FILE,
+    S3_KEYS_FILE,
+    S3_REGION,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -220,6 +267,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     // Always the system's roots without a CA file: a storage server may
     // join with an https:// URL at any time.
     let storage_tls = reader.client_tls(true)?;
+    let s3 = s3_config(&mut reader)?;
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -242,7 +290,65 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         logging,
         storage_tls,
         effective_lines,
+        s3,
     }))
+}
+
+/// The S3 API's settings: its address, its keys (one from the
+/// environment, or a file of them, never both) and its region.
+fn s3_config(reader: &mut ConfigReader) -> Result<Option<S3Config>, ConfigError> {
+    let listen = reader.get(&S3_LISTEN, |raw| {
+        raw.parse::<SocketAddr>().map_err(|err| err.to_string())
+    })?;
+    let access_key_id = reader.get(&S3_ACCESS_KEY_ID, |raw| Ok(raw.to_owned()))?;
+    let secret = reader.secret(&S3_SECRET_FILE, S3_SECRET_ENV)?;
+    let from_file = reader.get(&S3_KEYS_FILE, |raw| {
+        let text = common::config::read_secret_file(raw)?;
+        S3Keys::parse(&text)
+    })?;
+    let region = reader
+        .get(&S3_REGION, |raw| {
+            let good = !raw.is_empty()
+                && raw
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+            match good {
+                true => Ok(raw.to_owned()),
+                false => Err("a region is lower-case letters, digits and hyphens".to_owned()),
+            }
+        })?
+        .expect("has a default");
+    let keys = match (access_key_id, secret, from_file) {
+        (None, None, None) => None,
+        (Some(id), Some(secret), None) => Some(
+            S3Keys::single(&id, &secret).map_err(|message| invalid(&S3_ACCESS_KEY_ID, message))?,
+        ),
+        (None, None, Some(keys)) => Some(keys),
+        (Some(_), None, None) | (None, Some(_), None) => {
+            return Err(invalid(
+                &S3_ACCESS_KEY_ID,
+                format!("an S3 key needs both S3_ACCESS_KEY_ID and {S3_SECRET_ENV}"),
+            ));
+        }
+        (_, _, Some(_)) => {
+            return Err(invalid(
+                &S3_KEYS_FILE,
+                "give S3 keys in a file or as S3_ACCESS_KEY_ID, not both".to_owned(),
+            ));
+        }
+    };
+    match (listen, keys) {
+        (Some(listen), Some(keys)) => Ok(Some(S3Config {
+            listen,
+            keys,
+            region,
+        })),
+        (Some(_), None) => Err(invalid(
+            &S3_LISTEN,
+            format!("the S3 API needs keys: S3_ACCESS_KEY_ID and {S3_SECRET_ENV}, or S3_KEYS_FILE"),
+        )),
+        (None, _) => Ok(None),
+    }
 }
 
 fn parse_server_list(raw: &str) -> Result<Vec<String>, String> {

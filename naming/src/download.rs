@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
-use common::server::Pieces;
+use common::server::{Pieces, Reply};
 
 use crate::error::ApiError;
 use crate::metadata::version::{FileVersion, ServerId};
@@ -86,6 +86,23 @@ impl ChunkPieces {
         self.next_index += u64::from(count);
         Ok(())
     }
+}
+
+/// The answer of `status` carrying `bytes` of `version`: at once for a
+/// range within one batch, else prefetched batch by batch. Errs before any
+/// byte when the first batch cannot be read.
+pub fn answer(
+    naming: Arc<Naming>,
+    version: Arc<FileVersion>,
+    bytes: Range<u64>,
+    status: u16,
+) -> Result<Reply, ApiError> {
+    let len = bytes.end - bytes.start;
+    let pieces = ChunkPieces::open(naming, version, bytes)?;
+    Ok(match pieces.into_whole() {
+        Ok(whole) => Reply::bytes(status, "application/octet-stream", whole),
+        Err(pieces) => Reply::prefetched(status, "application/octet-stream", Box::new(pieces), len),
+    })
 }
 
 impl ChunkPieces {

@@ -18,6 +18,7 @@ pub mod range;
 pub mod reconcile;
 pub mod repair;
 pub mod replicate;
+pub mod s3;
 pub mod storage_client;
 pub mod tokens;
 pub mod ui;

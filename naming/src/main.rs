@@ -21,6 +21,7 @@ use naming::limits::{
 };
 use naming::meta_store::local::{LocalSettings, LocalStore};
 use naming::naming::Naming;
+use naming::s3::S3Api;
 use naming::storage_client::StorageClient;
 use naming::tokens::ApiTokens;
 use naming::{api, config, repair};
@@ -119,7 +120,42 @@ fn run(config: &Config) -> Result<(), String> {
         tokens: config.api_tokens.clone(),
     };
     let stop = server::shutdown::watch_stop_signals()?;
-    server::serve(&server_config, &api, &stats, &stop).map_err(|err| err.to_string())?;
+    // The public API binds first: its `listening on` line is the one that
+    // says the server is up.
+    let listener = server::bind(&server_config).map_err(|err| err.to_string())?;
+    let s3 = match &config.s3 {
+        Some(s3) => {
+            let s3_config = ServerConfig {
+                listen: s3.listen,
+                tls: config.tls.clone(),
+                ..server_config.clone()
+            };
+            let s3_listener =
+                server::bind_announcing(&s3_config, "S3 API on").map_err(|err| err.to_string())?;
+            log::info!("s3: {} access keys, region {}", s3.keys.count(), s3.region);
+            let api = S3Api::new(Arc::clone(&api.naming), s3.keys.clone(), s3.region.clone());
+            Some((s3_listener, s3_config, api))
+        }
+        None => None,
+    };
+    thread::scope(|scope| {
+        // Both listeners stop on the same signal; their requests share
+        // one set of counters (the endpoints tell S3 apart in /metrics).
+        let s3_served = s3.map(|(listener, s3_config, s3_api)| {
+            let (stats, stop) = (&stats, &stop);
+            scope.spawn(move || server::serve_on(listener, &s3_config, &s3_api, stats, stop))
+        });
+        let served = server::serve_on(listener, &server_config, &api, &stats, &stop);
+        let s3_served = match s3_served.map(|handle| handle.join()) {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err(server::ServeError::Accept(std::io::Error::other(
+                "the S3 listener's thread panicked",
+            ))),
+            None => Ok(()),
+        };
+        served.and(s3_served)
+    })
+    .map_err(|err| err.to_string())?;
     // Every acknowledged change is already durable; the journal is left
     // ending at its last record, so the next start cuts nothing.
     api.naming

@@ -14,6 +14,7 @@
 
 pub mod change;
 mod dirs;
+pub use self::dirs::Entry;
 mod rename;
 pub mod version;
 
@@ -73,7 +74,10 @@ impl Metadata {
             } => self.rename(from, to, *overwrite),
             Change::RenamePrefix { from, to } => self.rename_prefix(from, to),
             Change::MakeDir { path } => self.make_dir(path),
-            Change::RemoveDir { path } => self.remove_dir(path),
+            Change::RemoveDir {
+                path,
+                even_if_not_empty,
+            } => self.remove_dir(path, *even_if_not_empty),
             Change::Relocate {
                 blob,
                 first_index,

@@ -210,11 +210,13 @@ impl Naming {
             .map(drop)
     }
 
-    /// Removes the explicit directory `path`, durably, if it is empty.
-    pub fn remove_dir(&self, path: &str) -> Result<(), Refusal> {
+    /// Removes the explicit directory `path`, durably, if it is empty
+    /// (or `even_if_not_empty`: see `Change::RemoveDir`).
+    pub fn remove_dir(&self, path: &str, even_if_not_empty: bool) -> Result<(), Refusal> {
         self.store
             .apply(Change::RemoveDir {
                 path: path.to_owned(),
+                even_if_not_empty,
             })
             .map(drop)
     }

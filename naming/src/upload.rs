@@ -16,7 +16,7 @@ use common::limits::FILE_BYTES_MAX;
 use common::name::FileName;
 
 use crate::error::ApiError;
-use crate::metadata::version::{FileVersion, ServerId};
+use crate::metadata::version::{FileVersion, ObjectMeta, ServerId};
 use crate::naming::Naming;
 
 use self::batches::upload_batches;
@@ -62,7 +62,20 @@ impl Reservation<'_> {
     /// Stores the body and commits it; on error nothing of it remains
     /// visible, and its chunks are deleted (or queued for deletion). Every
     /// error it returns is met after the body began to be read.
-    pub fn upload(mut self, body: &mut dyn Read) -> Result<Created, ApiError> {
+    pub fn upload(self, body: &mut dyn Read) -> Result<Created, ApiError> {
+        let mut body = body;
+        self.upload_sealed(&mut body, |_| Ok(None))
+    }
+
+    /// `upload`, with `seal` called once every byte is stored and before
+    /// the commit: it gives the version's S3 metadata from what `body`
+    /// learnt on the way (its MD5), or refuses it (a digest that does not
+    /// match), and then nothing of it remains.
+    pub fn upload_sealed<B: Read>(
+        mut self,
+        body: &mut B,
+        seal: impl FnOnce(&mut B) -> Result<Option<Box<ObjectMeta>>, ApiError>,
+    ) -> Result<Created, ApiError> {
         let naming = self.naming;
         // Held until the version is committed or its chunks discarded.
         let in_flight = naming.new_blob();
@@ -77,6 +90,10 @@ impl Reservation<'_> {
                     ),
                 }),
                 _ => Ok(version),
+            })
+            .and_then(|mut version| {
+                version.object = seal(body)?;
+                Ok(version)
             });
         match stored {
             Ok(version) => {

@@ -44,6 +44,8 @@ pub struct Spec {
     pub tls: bool,
     /// Variables every server of the cluster gets (`LOG_LEVEL`, say).
     pub env: Vec<(&'static str, &'static str)>,
+    /// The S3 API on a port of its own, with this `--s3-keys-file` text.
+    pub s3_keys: Option<&'static str>,
 }
 
 impl Default for Spec {
@@ -62,6 +64,7 @@ impl Default for Spec {
             token: None,
             tls: false,
             env: Vec::new(),
+            s3_keys: None,
         }
     }
 }
@@ -152,6 +155,17 @@ impl Cluster {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
             naming_args.extend(["--api-tokens-file".to_owned(), path_arg(&path)]);
         }
+        if let Some(text) = spec.s3_keys {
+            let path = dir.join("s3-keys");
+            fs::write(&path, text).expect("write the S3 keys file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+            naming_args.extend([
+                "--s3-listen".to_owned(),
+                "127.0.0.1:0".to_owned(),
+                "--s3-keys-file".to_owned(),
+                path_arg(&path),
+            ]);
+        }
         if let Some(pki) = &pki {
             naming_args.extend(tls_args.iter().cloned());
             naming_args.extend(["--ca-file".to_owned(), pki.ca_arg()]);
@@ -230,6 +244,21 @@ impl Cluster {
 
     pub fn url(&self) -> String {
         self.naming.url()
+    }
+
+    /// The S3 API's `SCHEME://ADDR`, as the naming server's `S3 API on`
+    /// line says (with `Spec::s3_keys`).
+    pub fn s3_url(&self) -> String {
+        let log = self.naming.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find_map(|line| line.split_once("S3 API on ").map(|(_, url)| url))
+            .unwrap_or_else(|| panic!("the naming server serves no S3 API:\n{log}"));
+        let end = line
+            .find(|c: char| c.is_whitespace() || c == '"')
+            .unwrap_or(line.len());
+        line[..end].to_owned()
     }
 
     pub fn naming_ref(&self) -> &Server {
@@ -887,6 +916,15 @@ pub fn clear_env(command: &mut Command) {
     if let Some(backtrace) = std::env::var_os("RUST_BACKTRACE") {
         command.env("RUST_BACKTRACE", backtrace);
     }
+}
+
+/// Clears `command`'s environment but for `PATH`: for the third-party
+/// clients a test runs (the aws CLI, rclone...), which find their
+/// interpreters and helpers there and must not read the developer's own
+/// configuration.
+pub fn client_env(command: &mut Command) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    command.env_clear().env("PATH", path);
 }
 
 pub fn bin_path(name: &str) -> PathBuf {

@@ -29,6 +29,7 @@ mod ranges;
 mod reconcile;
 mod rename;
 mod replication;
+mod s3;
 mod security;
 mod shutdown;
 mod tidy;

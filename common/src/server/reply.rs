@@ -1,6 +1,7 @@
 //! What a handler answers (`Reply`: a status, headers, and a body of
 //! bytes, a stream or prefetched pieces) and how it is sent.
 
+use std::borrow::Cow;
 use std::io::{self, Read};
 
 use serde::Serialize;
@@ -12,7 +13,7 @@ use crate::api::ErrorBody;
 /// What a handler answers.
 pub struct Reply {
     pub status: u16,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(Cow<'static, str>, String)>,
     body: Body,
     /// Who asked (an API token's label), for the request's log line.
     pub(super) principal: Option<String>,
@@ -70,7 +71,7 @@ impl Reply {
     ) -> Reply {
         Reply {
             status,
-            headers: vec![("Content-Type", content_type.to_owned())],
+            headers: vec![("Content-Type".into(), content_type.to_owned())],
             body: Body::Stream { reader, len },
             principal: None,
         }
@@ -86,15 +87,28 @@ impl Reply {
     ) -> Reply {
         Reply {
             status,
-            headers: vec![("Content-Type", content_type.to_owned())],
+            headers: vec![("Content-Type".into(), content_type.to_owned())],
             body: Body::Prefetched { pieces, len },
             principal: None,
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
+    /// Adds a header; `name` is usually a constant, or made at run time
+    /// (S3's `x-amz-meta-*`).
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Reply {
+        self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Replaces the Content-Type a constructor set.
+    pub fn with_content_type(mut self, value: impl Into<String>) -> Reply {
+        self.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("Content-Type"));
+        self.with_header("Content-Type", value)
     }
 
     fn with_bytes(mut self, bytes: Vec<u8>) -> Reply {

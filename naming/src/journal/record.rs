@@ -17,6 +17,8 @@
 //! RenameAll 10 | from prefix | to prefix   (a directory: every name under it)
 //! MakeDir  11 | path (ending in /)
 //! RemoveDir 12 | path
+//! Commit  13 | as kind 8 | object      (a version an S3 client stored)
+//! object   = md5 [16] | parts u32 | content type str | pairs u16 | (key str | value str)*
 //! replicas = count u8 | server u16 × count;  name, url = len u16 | UTF-8
 //! ```
 
@@ -29,7 +31,7 @@ use common::name::FileName;
 
 use crate::limits::REPLICATION_MAX;
 use crate::metadata::change::Change;
-use crate::metadata::version::{FileVersion, Run, ServerId};
+use crate::metadata::version::{FileVersion, ObjectMeta, Run, ServerId};
 
 /// The largest frame payload: a 64 GiB file cut into one run per batch.
 pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -47,6 +49,7 @@ const KIND_RENAME: u8 = 9;
 const KIND_RENAME_PREFIX: u8 = 10;
 const KIND_MAKE_DIR: u8 = 11;
 const KIND_REMOVE_DIR: u8 = 12;
+const KIND_COMMIT_OBJECT: u8 = 13;
 
 /// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,7 +97,10 @@ fn payload(record: &Record) -> Vec<u8> {
     };
     match change {
         Change::Commit { name, version, .. } => {
-            out.put_u8(KIND_COMMIT_TIMED);
+            out.put_u8(match version.object {
+                None => KIND_COMMIT_TIMED,
+                Some(_) => KIND_COMMIT_OBJECT,
+            });
             put_str(&mut out, name.as_str());
             out.put_u64(version.blob.0);
             out.put_u64(version.size_bytes);
@@ -104,6 +110,9 @@ fn payload(record: &Record) -> Vec<u8> {
                 out.put_u32(run.first_index);
                 out.put_u32(run.count);
                 put_replicas(&mut out, &run.replicas);
+            }
+            if let Some(object) = &version.object {
+                put_object(&mut out, object);
             }
         }
         Change::Delete { name } => {
@@ -124,7 +133,7 @@ fn payload(record: &Record) -> Vec<u8> {
             out.put_u8(KIND_MAKE_DIR);
             put_str(&mut out, path);
         }
-        Change::RemoveDir { path } => {
+        Change::RemoveDir { path, .. } => {
             out.put_u8(KIND_REMOVE_DIR);
             put_str(&mut out, path);
         }
@@ -161,13 +170,13 @@ fn payload(record: &Record) -> Vec<u8> {
 pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
     let mut reader = Reader::new(payload);
     let change = match reader.u8()? {
-        kind @ (KIND_COMMIT | KIND_COMMIT_TIMED) => {
+        kind @ (KIND_COMMIT | KIND_COMMIT_TIMED | KIND_COMMIT_OBJECT) => {
             let name = name(&mut reader)?;
             let blob = BlobId(reader.u64()?);
             let size_bytes = reader.u64()?;
             let mtime_ms = match kind {
-                KIND_COMMIT_TIMED => reader.u64()?,
-                _ => 0,
+                KIND_COMMIT => 0,
+                _ => reader.u64()?,
             };
             let runs_count = reader.u32()?;
             // Each run takes 11 bytes at least: no allocation beyond the input.
@@ -179,11 +188,16 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
                     replicas: replicas(&mut reader)?.into(),
                 });
             }
+            let object = match kind {
+                KIND_COMMIT_OBJECT => Some(Box::new(object(&mut reader)?)),
+                _ => None,
+            };
             let version = FileVersion {
                 blob,
                 size_bytes,
                 runs,
                 mtime_ms,
+                object,
             };
             version.check_runs().map_err(malformed)?;
             Change::Commit {
@@ -209,6 +223,7 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
         },
         KIND_REMOVE_DIR => Change::RemoveDir {
             path: string(&mut reader)?,
+            even_if_not_empty: true,
         },
         KIND_RESERVE_BLOBS => Change::ReserveBlobs {
             up_to: reader.u64()?,
@@ -292,6 +307,43 @@ fn put_replicas(out: &mut Vec<u8>, replicas: &[ServerId]) {
     for &replica in replicas {
         out.put_u16(replica);
     }
+}
+
+fn put_object(out: &mut Vec<u8>, object: &ObjectMeta) {
+    out.put_bytes(&object.md5);
+    out.put_u32(object.parts_count);
+    put_str(out, object.content_type.as_deref().unwrap_or(""));
+    out.put_u16(u16::try_from(object.user.len()).expect("user metadata is bounded"));
+    for (key, value) in &object.user {
+        put_str(out, key);
+        put_str(out, value);
+    }
+}
+
+fn object(reader: &mut Reader<'_>) -> Result<ObjectMeta, FrameError> {
+    let md5 = reader
+        .bytes(16)?
+        .try_into()
+        .map_err(|_| malformed("short MD5"))?;
+    let parts_count = reader.u32()?;
+    let content_type = Some(string(reader)?)
+        .filter(|text| !text.is_empty())
+        .map(String::into_boxed_str);
+    let pairs = reader.u16()?;
+    // Each pair takes 4 bytes at least: no allocation beyond the input.
+    let mut user = Vec::with_capacity(usize::from(pairs).min(reader.rest().len() / 4));
+    for _ in 0..pairs {
+        user.push((
+            string(reader)?.into_boxed_str(),
+            string(reader)?.into_boxed_str(),
+        ));
+    }
+    Ok(ObjectMeta {
+        md5,
+        parts_count,
+        content_type,
+        user: user.into(),
+    })
 }
 
 fn put_str(out: &mut Vec<u8>, text: &str) {

@@ -33,6 +33,7 @@ fn commit(text: &str, blob: u64, size_bytes: u64) -> Change {
             size_bytes,
             runs,
             mtime_ms: 0,
+            object: None,
         }),
         overwrite: true,
     }

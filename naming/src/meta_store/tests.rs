@@ -61,6 +61,7 @@ fn commit(
             size_bytes,
             runs,
             mtime_ms: 0,
+            object: None,
         }),
         overwrite: true,
     })

@@ -37,8 +37,15 @@ pub enum Change {
     /// The directory `path` (ending in `/`) exists explicitly; refused if
     /// it exists already, explicitly or implicitly, or a file has its name.
     MakeDir { path: String },
-    /// The explicit directory `path` is gone; refused unless it is empty.
-    RemoveDir { path: String },
+    /// The explicit directory `path` is gone; unless `even_if_not_empty`
+    /// (an S3 client deleting a folder marker: what is under it stays, and
+    /// the directory with it, implicitly), refused unless it is empty.
+    /// (The journal keeps no flag: a recorded removal was accepted, and
+    /// replays as one.)
+    RemoveDir {
+        path: String,
+        even_if_not_empty: bool,
+    },
     /// Chunks `first_index..first_index + count` of `blob` now live on
     /// `replicas` (a repair copied them there).
     Relocate {

@@ -5,12 +5,14 @@
 //! names, so a page costs its own size, not the directory's.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use common::api::FileEntry;
 use common::name::FileName;
 
 use super::Metadata;
 use super::change::{Applied, Refusal};
+use super::version::FileVersion;
 
 /// One page of a one-level listing.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -20,6 +22,23 @@ pub struct Level {
     pub dirs: Vec<String>,
     /// The key to pass as `after` for the next page; `None` at the end.
     pub next: Option<String>,
+}
+
+/// A key of the namespace as S3 lists them: a file, or an explicit
+/// directory (its folder marker, ending in `/`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    File(&'a FileName, &'a Arc<FileVersion>),
+    Dir(&'a str),
+}
+
+impl Entry<'_> {
+    pub fn key(&self) -> &str {
+        match self {
+            Entry::File(name, _) => name.as_str(),
+            Entry::Dir(path) => path,
+        }
+    }
 }
 
 /// The first string above every string that starts with `dir` (which ends
@@ -63,8 +82,12 @@ impl Metadata {
         Ok(Applied::Changed)
     }
 
-    pub(super) fn remove_dir(&mut self, path: &str) -> Result<Applied, Refusal> {
-        if self.has_under(path) {
+    pub(super) fn remove_dir(
+        &mut self,
+        path: &str,
+        even_if_not_empty: bool,
+    ) -> Result<Applied, Refusal> {
+        if !even_if_not_empty && self.has_under(path) {
             return Err(Refusal::NotEmpty);
         }
         match self.dirs.remove(path) {
@@ -95,6 +118,30 @@ impl Metadata {
             .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
             .next()
             .is_some_and(|sub| sub.starts_with(dir))
+    }
+
+    /// The first file or explicit directory at or after `from` whose key
+    /// starts with `prefix`, in key order (a directory `a/` comes before
+    /// the files under it). One range seek: a listing page costs its size.
+    pub fn next_entry(&self, prefix: &str, from: Bound<&str>) -> Option<Entry<'_>> {
+        let file = self
+            .files
+            .range::<str, _>((from, Bound::Unbounded))
+            .next()
+            .filter(|(name, _)| name.as_str().starts_with(prefix));
+        let dir = self
+            .dirs
+            .range::<str, _>((from, Bound::Unbounded))
+            .next()
+            .filter(|dir| dir.starts_with(prefix));
+        match (file, dir) {
+            (Some((name, version)), Some(dir)) if name.as_str() < dir.as_str() => {
+                Some(Entry::File(name, version))
+            }
+            (_, Some(dir)) => Some(Entry::Dir(dir)),
+            (Some((name, version)), None) => Some(Entry::File(name, version)),
+            (None, None) => None,
+        }
     }
 
     /// Up to `limit` entries (files and sub-directories, in name order)

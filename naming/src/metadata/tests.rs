@@ -27,6 +27,7 @@ fn version(blob: u64, size_bytes: u64) -> Arc<FileVersion> {
         size_bytes,
         runs,
         mtime_ms: 0,
+        object: None,
     })
 }
 
@@ -83,6 +84,7 @@ fn runs_merge_when_replicas_match() {
         size_bytes: 514 * 1024 + 1,
         runs,
         mtime_ms: 0,
+        object: None,
     };
     version.assert_well_formed(2);
     assert_eq!(version.chunk_size(514), 1);
@@ -150,6 +152,7 @@ fn a_commit_past_the_reservation_or_on_unknown_servers_is_invalid() {
         size_bytes: 10,
         runs,
         mtime_ms: 0,
+        object: None,
     });
     assert!(matches!(
         metadata.apply(&commit("a", unknown, true)),
@@ -231,6 +234,7 @@ fn relocating_a_range_splits_runs_and_merges_equal_neighbours() {
         size_bytes: 522 * 1024,
         runs,
         mtime_ms: 0,
+        object: None,
     });
     metadata.apply(&commit("a", version, true)).unwrap();
     let relocate = |first_index, count, replicas: &[ServerId]| Change::Relocate {
@@ -309,6 +313,7 @@ fn version_of_model(file: &ModelFile) -> FileVersion {
         size_bytes: file.size_bytes,
         runs,
         mtime_ms: 0,
+        object: None,
     }
 }
 
@@ -693,6 +698,7 @@ fn directories_are_made_once_removed_when_empty_and_kept_by_snapshots() {
     };
     let remove = |path: &str| Change::RemoveDir {
         path: path.to_owned(),
+        even_if_not_empty: false,
     };
     assert_eq!(metadata.apply(&make("d/")), Ok(Applied::Changed));
     assert_eq!(metadata.apply(&make("d/")), Err(Refusal::NameTaken));

@@ -18,6 +18,37 @@ pub struct FileVersion {
     /// epoch (UTC): the file's modification time. 0 for versions journaled
     /// before times were kept.
     pub mtime_ms: u64,
+    /// What an S3 client stored beside the bytes; `None` for a version
+    /// written through the native API (boxed: most versions have none).
+    pub object: Option<Box<ObjectMeta>>,
+}
+
+/// An S3 object's own metadata, kept with its version: replaced with the
+/// bytes, dropped with them, moved by a rename.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// MD5 of the bytes (one part) or of the parts' MD5s (multipart).
+    pub md5: [u8; 16],
+    /// 0 for an object stored whole, else the number of its parts: the
+    /// ETag is `"HEX"` or `"HEX-N"`, as S3 makes them.
+    pub parts_count: u32,
+    pub content_type: Option<Box<str>>,
+    /// `x-amz-meta-*` headers: names lower-cased without the prefix, sorted.
+    pub user: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl ObjectMeta {
+    /// The ETag header value, quoted.
+    pub fn etag(&self) -> String {
+        let mut hex = String::with_capacity(40);
+        for byte in self.md5 {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        match self.parts_count {
+            0 => format!("\"{hex}\""),
+            parts => format!("\"{hex}-{parts}\""),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +147,7 @@ impl FileVersion {
             size_bytes: self.size_bytes,
             runs,
             mtime_ms: self.mtime_ms,
+            object: self.object.clone(),
         }
     }
 }

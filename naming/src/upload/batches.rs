@@ -122,6 +122,7 @@ pub fn upload_batches(
                 size_bytes: body.read_bytes,
                 runs,
                 mtime_ms: common::cluster_auth::unix_ms(),
+                object: None,
             }),
         }
     })

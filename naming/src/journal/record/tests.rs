@@ -7,7 +7,7 @@ use common::name::FileName;
 
 use super::{FrameError, Record, frame, parse, read_frame};
 use crate::metadata::change::Change;
-use crate::metadata::version::{FileVersion, push_run};
+use crate::metadata::version::{FileVersion, ObjectMeta, push_run};
 
 fn records() -> Vec<Record> {
     let mut runs = Vec::new();
@@ -18,6 +18,7 @@ fn records() -> Vec<Record> {
         size_bytes: 258 * 1024 + 5,
         runs,
         mtime_ms: 1_796_198_221_123,
+        object: None,
     };
     let changes = vec![
         Change::AddServer {
@@ -37,6 +38,16 @@ fn records() -> Vec<Record> {
                 size_bytes: 0,
                 runs: Vec::new(),
                 mtime_ms: 1_796_198_221_123,
+                object: Some(Box::new(ObjectMeta {
+                    md5: [0xd4; 16],
+                    parts_count: 3,
+                    content_type: Some("text/plain; charset=utf-8".into()),
+                    user: vec![
+                        ("mtime".into(), "1796198221.5".into()),
+                        ("ü".into(), "".into()),
+                    ]
+                    .into(),
+                })),
             }),
             overwrite: true,
         },

@@ -1,0 +1,80 @@
+//! boto3 against the S3 API: each test runs checks of
+//! `boto3_checks.py` (every operation, ranges, conditions, listings,
+//! copies, folder markers, presigned URLs, checksums, refusals, key
+//! rights), with the SDK's default checksums on (`when_supported`, its
+//! default) and off (`when_required`) where bodies are sent.
+
+use super::{here, run_ok, start};
+
+fn checks(names: &[&str], env: &[(&str, &str)]) {
+    let cluster = start();
+    let mut args = vec!["boto3_checks.py"];
+    args.extend(names);
+    let out = run_ok(&cluster, &here(), "python3", &args, env);
+    for name in names {
+        assert!(
+            out.contains(&format!("{} ok", name.replace('_', " "))),
+            "{out}"
+        );
+    }
+}
+
+const CHECKSUMS_OFF: [(&str, &str); 2] = [
+    ("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),
+    ("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
+];
+
+#[test]
+fn buckets_are_made_listed_and_removed() {
+    checks(&["buckets"], &[]);
+}
+
+#[test]
+fn objects_round_trip_with_their_metadata() {
+    checks(&["objects"], &[]);
+}
+
+#[test]
+fn objects_round_trip_with_the_sdk_checksums_off() {
+    checks(&["objects"], &CHECKSUMS_OFF);
+}
+
+#[test]
+fn every_checksum_algorithm_is_checked() {
+    checks(&["checksums"], &[]);
+}
+
+#[test]
+fn ranges_and_conditional_requests_answer_as_s3_does() {
+    checks(&["ranges_and_conditions"], &[]);
+}
+
+#[test]
+fn listings_page_with_prefixes_delimiters_and_tokens() {
+    checks(&["listing"], &[]);
+}
+
+#[test]
+fn copies_keep_or_replace_metadata() {
+    checks(&["copy", "delete_objects"], &[]);
+}
+
+#[test]
+fn folder_markers_are_directories() {
+    checks(&["folders"], &[]);
+}
+
+#[test]
+fn presigned_urls_work_until_they_expire() {
+    checks(&["presigned"], &[]);
+}
+
+#[test]
+fn bad_signatures_stale_requests_and_strangers_are_refused() {
+    checks(&["refusals"], &[]);
+}
+
+#[test]
+fn read_keys_and_bucket_limited_keys_keep_to_their_rights() {
+    checks(&["key_rights"], &[]);
+}

@@ -1,0 +1,112 @@
+//! The S3 API (SPEC "S3"), tested with the clients people use: boto3
+//! (`boto3_checks.py`, one check per test), the aws CLI, rclone and
+//! s3cmd, each run as its own process against a test cluster with the S3
+//! API on, under `timeout`, so a hang fails the test instead of hanging it.
+
+mod boto3;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cluster::{Cluster, Spec, client_env};
+
+/// The longest one client program may run.
+const PROGRAM_SECONDS_MAX: u64 = 300;
+
+/// The keys of every S3 test cluster: one that writes everywhere, one that
+/// only reads, one that writes but reaches bucket `alpha` alone.
+pub const KEYS: &str = "\
+harbour-test harbour-test-secret-0123456789 write
+reader reader-secret-0123456789 read
+alpha alpha-secret-0123456789 write alpha
+";
+pub const KEY_ID: &str = "harbour-test";
+pub const SECRET: &str = "harbour-test-secret-0123456789";
+
+pub fn start() -> Cluster {
+    Cluster::start(Spec {
+        s3_keys: Some(KEYS),
+        ..Spec::default()
+    })
+}
+
+/// What a client program printed, and how it ended.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program` with `args` in `cwd`, with the cluster's S3 endpoint and
+/// the writer key in the environment (`S3_URL`, `S3_KEY_ID`, `S3_SECRET`,
+/// and the AWS variables the aws CLI reads), and nothing of the
+/// developer's own AWS or rclone configuration.
+pub fn run(
+    cluster: &Cluster,
+    cwd: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Ran {
+    let home = cluster.dir.join("home");
+    std::fs::create_dir_all(&home).expect("make a home for the clients");
+    let url = cluster.s3_url();
+    let mut command = Command::new("timeout");
+    client_env(&mut command);
+    command
+        .args(["-k", "5", &PROGRAM_SECONDS_MAX.to_string(), program])
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", &home)
+        .env("S3_URL", &url)
+        .env("S3_KEY_ID", KEY_ID)
+        .env("S3_SECRET", SECRET)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", home.join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `run`, asserting the program succeeds; its stdout.
+pub fn run_ok(
+    cluster: &Cluster,
+    cwd: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let ran = run(cluster, cwd, program, args, env);
+    assert_eq!(
+        ran.code,
+        0,
+        "{program} {args:?} failed ({}):\nstdout: {}\nstderr: {}\nnaming log tail: {}",
+        ran.code,
+        ran.stdout,
+        ran.stderr,
+        tail(&cluster.naming_ref().log_text(), 20)
+    );
+    ran.stdout
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// This folder, where the Python checks are.
+pub fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("it/s3")
+}
