@@ -13,6 +13,9 @@ RUN_DIR     := run
 NAMING_URL  := http://127.0.0.1:8000
 # Made once by run-cluster, read by every server it starts.
 SECRET_FILE := $(RUN_DIR)/cluster-secret
+# The S3 API's one key: access key id `harbour`, this file its secret.
+S3_URL         := http://127.0.0.1:9000
+S3_SECRET_FILE := $(RUN_DIR)/s3-secret
 
 .PHONY: build build-small run-cluster stop-cluster test bench fuzz clean docker-images docker-up docker-down test-docker
 
@@ -36,11 +39,15 @@ run-cluster: build
 	  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(SECRET_FILE)); \
 	  echo "made a cluster secret in $(SECRET_FILE) (owner-only; storage servers elsewhere need the same)"; \
 	fi; \
+	if [ ! -s $(S3_SECRET_FILE) ]; then \
+	  (umask 077; head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(S3_SECRET_FILE)); \
+	fi; \
 	start() { name=$$1; shift; \
 	  "$$@" > $(RUN_DIR)/$$name.log 2>&1 & echo $$! > $(RUN_DIR)/$$name.pid; }; \
 	start storage1 env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8001 DATA_DIR=$(RUN_DIR)/storage1 $(RELEASE_DIR)/harbour-storage; \
 	start storage2 env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8002 DATA_DIR=$(RUN_DIR)/storage2 $(RELEASE_DIR)/harbour-storage; \
 	start naming env CLUSTER_SECRET_FILE=$(SECRET_FILE) LISTEN_ADDR=127.0.0.1:8000 META_DIR=$(RUN_DIR)/meta REPLICATION_FACTOR=2 \
+	  S3_LISTEN_ADDR=127.0.0.1:9000 S3_ACCESS_KEY_ID=harbour S3_SECRET_ACCESS_KEY_FILE=$(S3_SECRET_FILE) \
 	  STORAGE_SERVERS=http://127.0.0.1:8001,http://127.0.0.1:8002 $(RELEASE_DIR)/harbour-naming; \
 	tries=0; \
 	until $(RELEASE_DIR)/harbour status --server $(NAMING_URL) --timeout-ms 500 2>/dev/null | grep -q 'yes.*yes' \
@@ -53,7 +60,7 @@ run-cluster: build
 	  fi; \
 	  sleep 0.1; \
 	done; \
-	echo "Harbour is running: naming $(NAMING_URL), storage :8001 and :8002 (replication 2)."; \
+	echo "Harbour is running: naming $(NAMING_URL), storage :8001 and :8002 (replication 2), S3 $(S3_URL)."; \
 	echo "Web UI: $(NAMING_URL)/   metrics: $(NAMING_URL)/metrics"; \
 	echo "Data and logs: $(RUN_DIR)/"; \
 	echo ""; \
@@ -65,6 +72,9 @@ run-cluster: build
 	echo "  $(RELEASE_DIR)/harbour status"; \
 	echo "Or mount it (FUSE; Ctrl-C unmounts):"; \
 	echo "  mkdir -p /tmp/harbour && $(RELEASE_DIR)/harbour mount /tmp/harbour"; \
+	echo "Or speak S3 at $(S3_URL) (access key harbour, secret in $(S3_SECRET_FILE)):"; \
+	echo "  export AWS_ACCESS_KEY_ID=harbour AWS_SECRET_ACCESS_KEY=\$$(cat $(S3_SECRET_FILE)) AWS_DEFAULT_REGION=us-east-1"; \
+	echo "  aws --endpoint-url $(S3_URL) s3 mb s3://demo && aws --endpoint-url $(S3_URL) s3 cp hello.txt s3://demo/"; \
 	echo ""; \
 	echo "Stop it with: make stop-cluster"
 

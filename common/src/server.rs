@@ -324,11 +324,30 @@ impl RequestSeen {
     fn of(request: &Request) -> RequestSeen {
         RequestSeen {
             method: request.method().to_string(),
-            target: request.url().to_owned(),
+            target: without_signatures(request.url()),
             bytes_in: request.body_length().map(|len| len as u64),
             at: Instant::now(),
         }
     }
+}
+
+/// `target` with the value of a signature in its query (an S3 presigned
+/// URL's `X-Amz-Signature`, a credential until it expires) replaced, for
+/// the log.
+fn without_signatures(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("X-Amz-Signature") || key == "Signature" => {
+                format!("{key}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

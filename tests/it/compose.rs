@@ -113,15 +113,20 @@ fn compose_matches_the_binaries_flags_and_the_mvp_shape() {
             );
         }
         let listen_port = port_of(&service.environment["LISTEN_ADDR"]);
+        let mut ports = vec![(listen_port, listen_port)];
+        if let Some(s3) = service.environment.get("S3_LISTEN_ADDR") {
+            ports.push((port_of(s3), port_of(s3)));
+        }
         assert_eq!(
-            service.published,
-            vec![(listen_port, listen_port)],
-            "{name} publishes its listen port"
+            service.published, ports,
+            "{name} publishes its listen ports"
         );
     }
     let naming = &services["naming"];
     assert_eq!(naming.binary, "harbour-naming");
     assert_eq!(port_of(&naming.environment["LISTEN_ADDR"]), 8000);
+    // The S3 API, on the port S3 tools expect of a local server.
+    assert_eq!(port_of(&naming.environment["S3_LISTEN_ADDR"]), 9000);
     let storage_urls: Vec<&str> = naming.environment["STORAGE_SERVERS"].split(',').collect();
     assert_eq!(storage_urls.len(), 2);
     for url in &storage_urls {

@@ -194,6 +194,27 @@ fn docker_compose_cluster_works_across_containers() {
         let answer = agent.delete(&url).call().unwrap();
         assert_eq!(answer.status().as_u16(), 401, "{url} without credentials");
     }
+    // The S3 API on the published port 9000, with the secret the compose
+    // file made, as the README tells users to fetch it.
+    let secret = compose.run(&["exec", "-T", "naming", "cat", "/secrets/s3-secret"]);
+    let secret = String::from_utf8_lossy(&secret.stdout).into_owned();
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:9000', aws_access_key_id='harbour', aws_secret_access_key='{}', region_name='us-east-1')\ns3.create_bucket(Bucket='compose')\ns3.put_object(Bucket='compose', Key='k/v.txt', Body=b'through s3')\nassert s3.get_object(Bucket='compose', Key='k/v.txt')['Body'].read() == b'through s3'\nprint('s3 ok')\n",
+        secret.trim()
+    );
+    let s3 = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("run python3");
+    assert!(
+        String::from_utf8_lossy(&s3.stdout).contains("s3 ok"),
+        "{}",
+        String::from_utf8_lossy(&s3.stderr)
+    );
+    let through_cli = cli(&["read", "compose/k/v.txt", "-"])
+        .assert_ok()
+        .stdout_text();
+    assert_eq!(through_cli, "through s3");
     cli(&["create", "doomed", "-"]).stdin(b"x").assert_ok();
     cli(&["delete", "doomed"]).assert_ok();
     cli(&["read", "doomed", "-"]).assert_fails(1, "doomed: no such file");

@@ -117,6 +117,26 @@ impl<R: Read> ObjectBody<R> {
 
     /// Checks every digest once the whole body is read; the object's MD5.
     pub fn seal(&mut self) -> Result<[u8; 16], S3Error> {
+        if let Source::Chunked(chunked) = &mut self.source {
+            // The create stops reading at the announced length: the last
+            // chunk and the trailer (its checksum) are still to come.
+            let mut rest = [0u8; 1];
+            match chunked.read(&mut rest) {
+                Ok(0) => {}
+                Ok(_) => {
+                    return Err(S3Error::new(
+                        Code::IncompleteBody,
+                        "the body is longer than its x-amz-decoded-content-length",
+                    ));
+                }
+                Err(err) => {
+                    return Err(chunked
+                        .failure
+                        .take()
+                        .unwrap_or_else(|| S3Error::new(Code::IncompleteBody, err.to_string())));
+                }
+            }
+        }
         let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
         if let Some((claimed, running)) = self.sha256.take()
             && <[u8; 32]>::from(running.finalize()) != claimed
@@ -152,7 +172,8 @@ impl<R: Read> ObjectBody<R> {
                 return Err(S3Error::new(
                     Code::BadDigest,
                     format!(
-                        "the {name} you specified did not match the calculated checksum {}",
+                        "the {name} you specified ({}) did not match the calculated checksum {}",
+                        sent.as_deref().map_or_else(|| "none".to_owned(), base64),
                         base64(&computed)
                     ),
                 ));

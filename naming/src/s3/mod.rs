@@ -23,6 +23,9 @@ pub mod xml;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::io::Read;
+
+use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
 use common::name::FileName;
 use common::percent;
 use common::server::{self, Handler, Reply};
@@ -157,6 +160,14 @@ impl Handler for S3Api {
         let reply = match self.route(request, &mut principal) {
             Ok(reply) => reply,
             Err(err) => {
+                // A refusal before the body was read (a bad digest header,
+                // a key Harbour cannot hold) reads a small body anyway, so
+                // the connection lives on and the client, which may be
+                // sending it already, hears the answer instead of a reset.
+                let _ = std::io::copy(
+                    &mut request.as_reader().take(UNREAD_BODY_DRAIN_BYTES_MAX as u64),
+                    &mut std::io::sink(),
+                );
                 if err.code.status() >= 500 {
                     log::error!("s3 {} {resource}: {err}", request.method());
                 } else {

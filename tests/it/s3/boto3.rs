@@ -4,13 +4,17 @@
 //! rights), with the SDK's default checksums on (`when_supported`, its
 //! default) and off (`when_required`) where bodies are sent.
 
-use super::{here, run_ok, start};
+use super::{KEYS, here, run_ok, start};
+use crate::cluster::{Cluster, Spec};
 
 fn checks(names: &[&str], env: &[(&str, &str)]) {
-    let cluster = start();
+    checks_on(&start(), names, env);
+}
+
+fn checks_on(cluster: &Cluster, names: &[&str], env: &[(&str, &str)]) {
     let mut args = vec!["boto3_checks.py"];
     args.extend(names);
-    let out = run_ok(&cluster, &here(), "python3", &args, env);
+    let out = run_ok(cluster, &here(), "python3", &args, env);
     for name in names {
         assert!(
             out.contains(&format!("{} ok", name.replace('_', " "))),
@@ -37,6 +41,21 @@ fn objects_round_trip_with_their_metadata() {
 #[test]
 fn objects_round_trip_with_the_sdk_checksums_off() {
     checks(&["objects"], &CHECKSUMS_OFF);
+}
+
+#[test]
+fn https_bodies_stream_aws_chunked_with_trailing_checksums() {
+    let cluster = Cluster::start(Spec {
+        s3_keys: Some(KEYS),
+        tls: true,
+        ..Spec::default()
+    });
+    let ca = cluster
+        .pki
+        .as_ref()
+        .expect("a TLS cluster has a CA")
+        .ca_arg();
+    checks_on(&cluster, &["streaming", "objects"], &[("S3_CA_FILE", &ca)]);
 }
 
 #[test]
@@ -77,4 +96,31 @@ fn bad_signatures_stale_requests_and_strangers_are_refused() {
 #[test]
 fn read_keys_and_bucket_limited_keys_keep_to_their_rights() {
     checks(&["key_rights"], &[]);
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let cluster = Cluster::start(Spec {
+        s3_keys: Some(KEYS),
+        env: vec![("LOG_LEVEL", "debug")],
+        ..Spec::default()
+    });
+    checks_on(&cluster, &["refusals", "presigned"], &[]);
+    let log = cluster.naming_ref().log_text();
+    // Every request has its line, naming the key by its id...
+    assert!(log.contains("s3:harbour-test"), "{log}");
+    // ...presigned URLs without their signatures...
+    assert!(log.contains("X-Amz-Signature=REDACTED"), "{log}");
+    for (at, _) in log.match_indices("X-Amz-Signature=") {
+        let value = &log[at + "X-Amz-Signature=".len()..];
+        assert!(
+            value.starts_with("REDACTED"),
+            "a signature in the log:\n{log}"
+        );
+    }
+    // ...and no secret is ever written.
+    for line in KEYS.lines() {
+        let secret = line.split_whitespace().nth(1).expect("a secret per line");
+        assert!(!log.contains(secret), "a secret in the log:\n{log}");
+    }
 }

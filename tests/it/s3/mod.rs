@@ -4,6 +4,7 @@
 //! API on, under `timeout`, so a hang fails the test instead of hanging it.
 
 mod boto3;
+mod clients;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +51,13 @@ pub fn run(
 ) -> Ran {
     let home = cluster.dir.join("home");
     std::fs::create_dir_all(&home).expect("make a home for the clients");
+    // What the README tells aws CLI users to set: SigV4 presigned URLs
+    // (the CLI's v1 presigns with SigV2 otherwise) and path-style URLs.
+    std::fs::write(
+        home.join("aws-config"),
+        "[default]\ns3 =\n  signature_version = s3v4\n  addressing_style = path\n",
+    )
+    .expect("write the aws CLI's config");
     let url = cluster.s3_url();
     let mut command = Command::new("timeout");
     client_env(&mut command);
