@@ -7,6 +7,7 @@
 
 mod bounds;
 mod mount;
+mod s3;
 mod scale;
 
 use std::fs;

@@ -10,7 +10,7 @@ use common::chunk::crc32c_append;
 use crate::cluster::{Cluster, Spec, opted_in, slow_tests};
 
 /// Peak RSS any Harbour process may reach while streaming a file of any size.
-const PEAK_RSS_BYTES_MAX: u64 = 64 * 1024 * 1024;
+pub const PEAK_RSS_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Produces `remaining` pseudo-random bytes and their CRC32C.
 struct Generated {

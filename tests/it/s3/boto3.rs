@@ -5,7 +5,8 @@
 //! default) and off (`when_required`) where bodies are sent.
 
 use super::{KEYS, here, run_ok, start};
-use crate::cluster::{Cluster, Spec};
+use crate::cluster::{Cluster, Spec, slow_tests};
+use crate::memory::PEAK_RSS_BYTES_MAX;
 
 fn checks(names: &[&str], env: &[(&str, &str)]) {
     checks_on(&start(), names, env);
@@ -122,5 +123,27 @@ fn secrets_never_reach_the_logs() {
     for line in KEYS.lines() {
         let secret = line.split_whitespace().nth(1).expect("a secret per line");
         assert!(!log.contains(secret), "a secret in the log:\n{log}");
+    }
+}
+
+#[test]
+fn a_large_object_streams_both_ways_in_bounded_memory() {
+    let size: u64 = match slow_tests("a 1 GiB object through S3") {
+        true => 1 << 30,
+        false => 256 << 20,
+    };
+    let cluster = start();
+    checks_on(
+        &cluster,
+        &["big_stream"],
+        &[("BIG_BYTES", &size.to_string())],
+    );
+    let naming = cluster.naming_ref().peak_rss_bytes();
+    let storage: Vec<u64> = (0..cluster.spec.storage)
+        .map(|idx| cluster.storage_ref(idx).peak_rss_bytes())
+        .collect();
+    println!("peak RSS with a {size}-byte object through S3: naming {naming}, storage {storage:?}");
+    for peak in storage.iter().chain([&naming]) {
+        assert!(*peak < PEAK_RSS_BYTES_MAX, "peak RSS {peak} bytes");
     }
 }

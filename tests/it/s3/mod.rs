@@ -118,3 +118,75 @@ fn tail(text: &str, lines: usize) -> String {
 pub fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("it/s3")
 }
+
+#[test]
+fn bad_s3_configuration_is_refused_with_one_line() {
+    use crate::config::check_server_refused;
+    let listen = ["--s3-listen", "127.0.0.1:0"];
+    check_server_refused(
+        "harbour-naming",
+        &listen,
+        &[],
+        "the S3 API needs keys: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or S3_KEYS_FILE",
+    );
+    check_server_refused(
+        "harbour-naming",
+        &listen,
+        &[("S3_ACCESS_KEY_ID", "harbour")],
+        "needs both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY",
+    );
+    check_server_refused(
+        "harbour-naming",
+        &listen,
+        &[
+            ("S3_ACCESS_KEY_ID", "harbour"),
+            ("S3_SECRET_ACCESS_KEY", "short"),
+        ],
+        "16 characters at least",
+    );
+    check_server_refused(
+        "harbour-naming",
+        &["--s3-listen", "nowhere"],
+        &[],
+        "--s3-listen / S3_LISTEN_ADDR",
+    );
+    check_server_refused(
+        "harbour-naming",
+        &listen,
+        &[
+            ("S3_ACCESS_KEY_ID", "harbour"),
+            ("S3_SECRET_ACCESS_KEY", SECRET),
+            ("S3_REGION", "EU West"),
+        ],
+        "--s3-region / S3_REGION",
+    );
+    let dir = crate::cluster::test_dir();
+    let keys = dir.join("s3-keys");
+    std::fs::write(&keys, KEYS).unwrap();
+    let keys_arg = keys.to_str().unwrap().to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    check_server_refused(
+        "harbour-naming",
+        &["--s3-listen", "127.0.0.1:0", "--s3-keys-file", &keys_arg],
+        &[],
+        "--s3-keys-file / S3_KEYS_FILE",
+    );
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    check_server_refused(
+        "harbour-naming",
+        &["--s3-listen", "127.0.0.1:0", "--s3-keys-file", &keys_arg],
+        &[
+            ("S3_ACCESS_KEY_ID", "harbour"),
+            ("S3_SECRET_ACCESS_KEY", SECRET),
+        ],
+        "not both",
+    );
+    std::fs::write(&keys, "someone short read\n").unwrap();
+    check_server_refused(
+        "harbour-naming",
+        &["--s3-listen", "127.0.0.1:0", "--s3-keys-file", &keys_arg],
+        &[],
+        "line 1",
+    );
+}
