@@ -5,13 +5,15 @@
 //! request is checked by SigV4 (`sigv4.rs`) against the S3 keys
 //! (`keys.rs`) before anything is read or done; then one match on
 //! (target, method, sub-resource) picks the operation: buckets
-//! (`bucket.rs`), listings (`list.rs`), objects (`object.rs`). Errors are
+//! (`bucket.rs`), listings (`list.rs`), objects (`object.rs`, copies in
+//! `copy.rs`). Errors are
 //! S3's codes (`error.rs`), answers S3's XML (`xml.rs`).
 
 pub mod body;
 mod bucket;
 pub mod checksum;
 pub mod chunked;
+mod copy;
 pub mod encoding;
 pub mod error;
 pub mod keys;
@@ -268,6 +270,7 @@ impl S3Api {
             Method::Delete => bucket::delete(call, bucket),
             Method::Get if call.has("location") => bucket::location(call, bucket),
             Method::Get if call.has("versioning") => bucket::versioning(call, bucket),
+            Method::Get if call.has("uploads") => bucket::uploads(call, bucket),
             Method::Get => {
                 bucket::require(call, bucket)?;
                 list::objects(call, bucket)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::server::{Reply, STATUS_NO_CONTENT, STATUS_OK, STATUS_PARTIAL_CONTENT};
 use tiny_http::{Method, Request};
 
-use crate::download::{self, ChunkPieces};
+use crate::download;
 use crate::error::ApiError;
 use crate::limits::FAILED_UPLOAD_DRAIN_BYTES_MAX;
 use crate::metadata::change::Refusal;
@@ -21,7 +21,7 @@ use crate::s3::body::{ObjectBody, read_document};
 use crate::s3::bucket::{self, xml_reply};
 use crate::s3::error::{Code, S3Error};
 use crate::s3::xml::{self, Doc, Item};
-use crate::s3::{Call, XML_BODY_BYTES_MAX, file_name, not_allowed};
+use crate::s3::{Call, XML_BODY_BYTES_MAX, copy, file_name, not_allowed};
 use crate::upload;
 
 /// The ETag of no bytes (a folder marker's).
@@ -64,15 +64,21 @@ pub fn call(
     key: &str,
     method: &Method,
 ) -> Result<Reply, S3Error> {
-    let multipart = call.has("uploads") || call.has("uploadId");
-    if multipart {
+    if call.has("uploadId") {
+        // No upload is ever under way: none can be created yet.
+        return Err(S3Error::new(
+            Code::NoSuchUpload,
+            "the specified multipart upload does not exist",
+        ));
+    }
+    if call.has("uploads") {
         return Err(S3Error::new(
             Code::NotImplemented,
-            "multipart uploads are not implemented yet",
+            "multipart uploads are not implemented yet: raise the client's multipart threshold",
         ));
     }
     match method {
-        Method::Put if call.header("x-amz-copy-source").is_some() => copy(call, bucket, key),
+        Method::Put if call.header("x-amz-copy-source").is_some() => copy::copy(call, bucket, key),
         Method::Put => put(call, request, bucket, key),
         Method::Get => get(call, bucket, key, false),
         Method::Head => get(call, bucket, key, true),
@@ -86,13 +92,13 @@ pub fn call(
 
 /// The metadata a request gives an object: its Content-Type, and the
 /// standard headers and `x-amz-meta-*` as `ObjectMeta::user` keeps them.
-struct RequestMeta {
-    content_type: Option<Box<str>>,
-    user: Vec<(Box<str>, Box<str>)>,
+pub(super) struct RequestMeta {
+    pub(super) content_type: Option<Box<str>>,
+    pub(super) user: Vec<(Box<str>, Box<str>)>,
 }
 
 /// The metadata a PUT (or a copy that replaces it) gives the object.
-fn meta_of_request(call: &Call<'_>) -> Result<RequestMeta, S3Error> {
+pub(super) fn meta_of_request(call: &Call<'_>) -> Result<RequestMeta, S3Error> {
     let content_type = call.header("content-type").map(Box::from);
     let mut user: Vec<(Box<str>, Box<str>)> = Vec::new();
     let mut user_bytes = 0;
@@ -223,7 +229,7 @@ fn put_marker(
 
 /// What the conditional headers say of a version with `etag` and `mtime_ms`.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+pub(super) enum Verdict {
     Go,
     NotModified,
     PreconditionFailed,
@@ -232,7 +238,7 @@ enum Verdict {
 /// RFC 9110's order: `If-Match`, else `If-Unmodified-Since`; then
 /// `If-None-Match`, else `If-Modified-Since`. `prefix` is `""`, or
 /// `x-amz-copy-source-` for a copy's conditions (which only fail).
-fn conditions(call: &Call<'_>, prefix: &str, etag: &str, mtime_ms: u64) -> Verdict {
+pub(super) fn conditions(call: &Call<'_>, prefix: &str, etag: &str, mtime_ms: u64) -> Verdict {
     let header = |name: &str| call.header(&format!("{prefix}{name}"));
     let matches = |list: &str| {
         list.split(',').map(str::trim).any(|tag| {
@@ -435,140 +441,4 @@ pub fn delete_many(
         }
     }
     Ok(xml_reply(doc.finish(root)))
-}
-
-/// CopyObject: the source's bytes streamed into a new version of the
-/// target (a version's chunks are never shared), its metadata copied or
-/// replaced (`x-amz-metadata-directive`).
-fn copy(call: &mut Call<'_>, bucket: &str, key: &str) -> Result<Reply, S3Error> {
-    let (source_bucket, source_key) = copy_source(call)?;
-    call.check_reaches(&source_bucket)?;
-    bucket::require(call, &source_bucket)?;
-    let source_name = file_name(&source_bucket, &source_key)?;
-    let source = call
-        .naming
-        .metadata()
-        .get(&source_name)
-        .ok_or_else(|| S3Error::new(Code::NoSuchKey, "the copy source does not exist"))?;
-    if conditions(call, "x-amz-copy-source-", &etag(&source), source.mtime_ms) != Verdict::Go {
-        return Err(S3Error::new(
-            Code::PreconditionFailed,
-            "at least one of the copy source's preconditions did not hold",
-        ));
-    }
-    let target = file_name(bucket, key)?;
-    let replace = match call.header("x-amz-metadata-directive") {
-        None | Some("COPY") => false,
-        Some("REPLACE") => true,
-        Some(other) => {
-            return Err(S3Error::new(
-                Code::InvalidArgument,
-                format!("x-amz-metadata-directive {other:?} is neither COPY nor REPLACE"),
-            ));
-        }
-    };
-    if target == source_name && !replace {
-        return Err(S3Error::new(
-            Code::InvalidRequest,
-            "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata",
-        ));
-    }
-    let RequestMeta { content_type, user } = match (replace, &source.object) {
-        (true, _) => meta_of_request(call)?,
-        (false, Some(object)) => RequestMeta {
-            content_type: object.content_type.clone(),
-            user: object.user.to_vec(),
-        },
-        (false, None) => RequestMeta {
-            content_type: None,
-            user: Vec::new(),
-        },
-    };
-    let reservation = upload::reserve(call.naming, target, true, Some(source.size_bytes))?;
-    let pieces = ChunkPieces::open(
-        Arc::clone(call.naming),
-        Arc::clone(&source),
-        0..source.size_bytes,
-    )?;
-    let mut body = ObjectBody::plain(PiecesReader::new(pieces));
-    let mut etag_out = String::new();
-    let mut mtime_out = 0;
-    reservation.upload_sealed(&mut body, |body| {
-        let md5 = body
-            .seal()
-            .map_err(|err| ApiError::BadRequest(err.to_string()))?;
-        let object = ObjectMeta {
-            md5,
-            parts_count: 0,
-            content_type,
-            user: user.into(),
-        };
-        etag_out = object.etag();
-        mtime_out = common::cluster_auth::unix_ms();
-        Ok(Some(Box::new(object)))
-    })?;
-    let root = "CopyObjectResult";
-    let mut doc = Doc::new(root);
-    doc.element("LastModified", &common::time::from_unix_ms(mtime_out))
-        .element("ETag", &etag_out);
-    Ok(xml_reply(doc.finish(root)))
-}
-
-/// `x-amz-copy-source`: `[/]BUCKET/KEY`, percent-encoded, of the current
-/// version (`?versionId=null` at most: there are no others).
-pub fn copy_source(call: &Call<'_>) -> Result<(String, String), S3Error> {
-    let raw = call.header("x-amz-copy-source").unwrap_or("");
-    let (path, version) = raw.split_once('?').unwrap_or((raw, ""));
-    if !version.is_empty() && version != "versionId=null" {
-        return Err(S3Error::new(
-            Code::InvalidArgument,
-            "versioning is not enabled: the copy source has only its current version",
-        ));
-    }
-    let decoded = common::percent::decode(path)
-        .map_err(|err| S3Error::new(Code::InvalidArgument, format!("x-amz-copy-source: {err}")))?;
-    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
-    match decoded.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-            bucket::check_name_reachable(bucket)?;
-            Ok((bucket.to_owned(), key.to_owned()))
-        }
-        _ => Err(S3Error::new(
-            Code::InvalidArgument,
-            "x-amz-copy-source must be BUCKET/KEY",
-        )),
-    }
-}
-
-/// A version's bytes as a `Read`, batch by batch.
-pub struct PiecesReader {
-    pieces: ChunkPieces,
-    buffer: Vec<u8>,
-    at: usize,
-}
-
-impl PiecesReader {
-    pub fn new(pieces: ChunkPieces) -> PiecesReader {
-        PiecesReader {
-            pieces,
-            buffer: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl Read for PiecesReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        use common::server::Pieces;
-        if self.at == self.buffer.len() {
-            self.at = 0;
-            if !self.pieces.next_piece(&mut self.buffer)? {
-                return Ok(0);
-            }
-        }
-        let copied = out.len().min(self.buffer.len() - self.at);
-        out[..copied].copy_from_slice(&self.buffer[self.at..self.at + copied]);
-        self.at += copied;
-        Ok(copied)
-    }
 }

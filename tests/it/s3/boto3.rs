@@ -81,7 +81,7 @@ fn copies_keep_or_replace_metadata() {
 
 #[test]
 fn folder_markers_are_directories() {
-    checks(&["folders"], &[]);
+    checks(&["folders", "no_multipart_yet"], &[]);
 }
 
 #[test]
