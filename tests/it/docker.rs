@@ -215,6 +215,7 @@ fn docker_compose_cluster_works_across_containers() {
         .assert_ok()
         .stdout_text();
     assert_eq!(through_cli, "through s3");
+    cli(&["delete", "compose/k/v.txt"]).assert_ok();
     cli(&["create", "doomed", "-"]).stdin(b"x").assert_ok();
     cli(&["delete", "doomed"]).assert_ok();
     cli(&["read", "doomed", "-"]).assert_fails(1, "doomed: no such file");
