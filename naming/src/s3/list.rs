@@ -110,6 +110,20 @@ pub fn objects(call: &Call<'_>, bucket: &str) -> Result<Reply, S3Error> {
     let token = call.param("continuation-token").filter(|_| v2);
     let start = match (token, after) {
         (Some(token), _) => Start::of_token(token)?,
+        // A V1 marker that is a common prefix (the NextMarker of a page
+        // that ended on one): past everything under it.
+        (None, Some(after)) if !v2 && !delimiter.is_empty() && after.ends_with(delimiter) => {
+            match past_prefix(&format!("{bucket_dir}{after}")) {
+                Some(past) => Start {
+                    key: past,
+                    inclusive: true,
+                },
+                None => Start {
+                    key: format!("{bucket_dir}{after}"),
+                    inclusive: false,
+                },
+            }
+        }
         (None, Some(after)) if !after.is_empty() => Start {
             key: format!("{bucket_dir}{after}"),
             inclusive: false,

@@ -300,6 +300,12 @@ def check_listing():
     for page in paginator.paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 2}):
         prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
     assert prefixes == ["b/", "c/", "many/"], prefixes
+    # V1 too, where the next page starts at the NextMarker, a prefix here.
+    prefixes, keys_v1 = [], []
+    for page in v1.paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 2}):
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        keys_v1 += [item["Key"] for item in page.get("Contents", [])]
+    assert prefixes == ["b/", "c/", "many/"] and keys_v1 == ["a.txt", "b-x", "z"], (prefixes, keys_v1)
     encoded = S3.list_objects_v2(Bucket=bucket, Prefix="b/", EncodingType="url")
     assert all_keys([encoded]) == ["b/1", "b/2", "b/c/3"]
     assert S3.list_objects_v2(Bucket=bucket, MaxKeys=0)["KeyCount"] == 0
