@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::cluster::{Cluster, Spec, call, metric_value, test_bytes, wait_until};
 
 /// `promtool check metrics` on `page`: its exit code and what it said.
-fn promtool_check(page: &str) -> (i32, String) {
+pub fn promtool_check(page: &str) -> (i32, String) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

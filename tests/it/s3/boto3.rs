@@ -147,3 +147,24 @@ fn a_large_object_streams_both_ways_in_bounded_memory() {
         assert!(*peak < PEAK_RSS_BYTES_MAX, "peak RSS {peak} bytes");
     }
 }
+
+#[test]
+fn s3_requests_are_counted_in_the_metrics() {
+    let cluster = start();
+    checks_on(&cluster, &["buckets"], &[]);
+    let page = cluster.request("GET", "/metrics", &[]);
+    let page = String::from_utf8_lossy(&page.body).into_owned();
+    for series in [
+        "harbour_http_request_duration_seconds_count{endpoint=\"s3:/\",method=\"GET\",status=\"200\"}",
+        "harbour_http_request_duration_seconds_count{endpoint=\"s3:/{bucket}\",method=\"PUT\",status=\"200\"}",
+        "harbour_http_request_duration_seconds_count{endpoint=\"s3:/{bucket}\",method=\"DELETE\",status=\"409\"}",
+        "harbour_http_request_duration_seconds_count{endpoint=\"s3:/{bucket}/{key}\",method=\"PUT\",status=\"200\"}",
+    ] {
+        assert!(
+            page.lines().any(|line| line.starts_with(series)),
+            "no {series} in:\n{page}"
+        );
+    }
+    let (code, said) = crate::metrics::promtool_check(&page);
+    assert_eq!(code, 0, "{said}");
+}
