@@ -64,17 +64,18 @@ impl Reservation<'_> {
     /// error it returns is met after the body began to be read.
     pub fn upload(self, body: &mut dyn Read) -> Result<Created, ApiError> {
         let mut body = body;
-        self.upload_sealed(&mut body, |_| Ok(None))
+        self.upload_sealed(&mut body, |_, _| Ok(None))
     }
 
     /// `upload`, with `seal` called once every byte is stored and before
-    /// the commit: it gives the version's S3 metadata from what `body`
-    /// learnt on the way (its MD5), or refuses it (a digest that does not
-    /// match), and then nothing of it remains.
+    /// the commit, with the version about to be committed: it gives the
+    /// version's S3 metadata from what `body` learnt on the way (its MD5),
+    /// or refuses it (a digest that does not match), and then nothing of
+    /// it remains.
     pub fn upload_sealed<B: Read>(
         mut self,
         body: &mut B,
-        seal: impl FnOnce(&mut B) -> Result<Option<Box<ObjectMeta>>, ApiError>,
+        seal: impl FnOnce(&mut B, &FileVersion) -> Result<Option<Box<ObjectMeta>>, ApiError>,
     ) -> Result<Created, ApiError> {
         let naming = self.naming;
         // Held until the version is committed or its chunks discarded.
@@ -92,7 +93,7 @@ impl Reservation<'_> {
                 _ => Ok(version),
             })
             .and_then(|mut version| {
-                version.object = seal(body)?;
+                version.object = seal(body, &version)?;
                 Ok(version)
             });
         match stored {

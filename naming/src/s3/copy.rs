@@ -10,12 +10,10 @@ use std::sync::Arc;
 use common::server::Reply;
 
 use crate::download::ChunkPieces;
-use crate::error::ApiError;
-use crate::metadata::version::ObjectMeta;
 use crate::s3::body::ObjectBody;
 use crate::s3::bucket::{self, xml_reply};
 use crate::s3::error::{Code, S3Error};
-use crate::s3::object::{RequestMeta, Verdict, conditions, etag, meta_of_request};
+use crate::s3::object::{RequestMeta, Verdict, conditions, etag, meta_of_request, seal};
 use crate::s3::xml::Doc;
 use crate::s3::{Call, file_name};
 use crate::upload;
@@ -56,7 +54,7 @@ pub fn copy(call: &mut Call<'_>, bucket: &str, key: &str) -> Result<Reply, S3Err
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata",
         ));
     }
-    let RequestMeta { content_type, user } = match (replace, &source.object) {
+    let meta = match (replace, &source.object) {
         (true, _) => meta_of_request(call)?,
         (false, Some(object)) => RequestMeta {
             content_type: object.content_type.clone(),
@@ -76,19 +74,12 @@ pub fn copy(call: &mut Call<'_>, bucket: &str, key: &str) -> Result<Reply, S3Err
     let mut body = ObjectBody::plain(PiecesReader::new(pieces));
     let mut etag_out = String::new();
     let mut mtime_out = 0;
-    reservation.upload_sealed(&mut body, |body| {
-        let md5 = body
-            .seal()
-            .map_err(|err| ApiError::BadRequest(err.to_string()))?;
-        let object = ObjectMeta {
-            md5,
-            parts_count: 0,
-            content_type,
-            user: user.into(),
-        };
+    reservation.upload_sealed(&mut body, |body, version| {
+        let object = seal(body, meta)?;
         etag_out = object.etag();
-        mtime_out = common::cluster_auth::unix_ms();
-        Ok(Some(Box::new(object)))
+        // The time the new version carries: what GET and listings say.
+        mtime_out = version.mtime_ms;
+        Ok(Some(object))
     })?;
     let root = "CopyObjectResult";
     let mut doc = Doc::new(root);

@@ -231,7 +231,7 @@ impl S3Api {
         let mut call = Call {
             naming: &self.naming,
             region: &self.region,
-            query: parts.query_pairs()?,
+            query: verified.query,
             parts,
             key: verified.key,
             payload: Some(verified.payload),

@@ -140,24 +140,16 @@ fn put(
         return put_marker(call, request, bucket, key);
     }
     let name = file_name(bucket, key)?;
-    let RequestMeta { content_type, user } = meta_of_request(call)?;
+    let meta = meta_of_request(call)?;
     let declared = declared_length(call, request)?;
     let reservation = upload::reserve(call.naming, name, true, declared)?;
     let payload = call.take_payload();
     let mut body = ObjectBody::new(request.as_reader(), payload, &call.parts)?;
     let mut etag_out = String::new();
-    let stored = reservation.upload_sealed(&mut body, |body| {
-        let md5 = body
-            .seal()
-            .map_err(|err| ApiError::BadRequest(body.refuse(err).to_string()))?;
-        let object = ObjectMeta {
-            md5,
-            parts_count: 0,
-            content_type,
-            user: user.into(),
-        };
+    let stored = reservation.upload_sealed(&mut body, |body, _| {
+        let object = seal(body, meta)?;
         etag_out = object.etag();
-        Ok(Some(Box::new(object)))
+        Ok(Some(object))
     });
     let refused = body.take_failure();
     drop(body);
@@ -172,6 +164,23 @@ fn put(
             Err(refused.unwrap_or_else(|| err.into()))
         }
     }
+}
+
+/// The metadata of an object whose body is all stored: its digests
+/// checked (a failure is kept for `take_failure`), `meta` and its MD5.
+pub(super) fn seal<R: Read>(
+    body: &mut ObjectBody<R>,
+    meta: RequestMeta,
+) -> Result<Box<ObjectMeta>, ApiError> {
+    let md5 = body
+        .seal()
+        .map_err(|err| ApiError::BadRequest(body.refuse(err).to_string()))?;
+    Ok(Box::new(ObjectMeta {
+        md5,
+        parts_count: 0,
+        content_type: meta.content_type,
+        user: meta.user.into(),
+    }))
 }
 
 /// The object's length: `x-amz-decoded-content-length` under aws-chunked,

@@ -143,6 +143,8 @@ impl ChunkSigner {
 pub struct Verified<'k> {
     pub key: &'k S3Key,
     pub payload: Payload,
+    /// The request's query, percent-decoded (as the signature saw it).
+    pub query: Vec<(String, String)>,
 }
 
 /// The fields a signature names, from the header or from the query.
@@ -276,7 +278,11 @@ pub fn verify<'k>(
             }
         },
     };
-    Ok(Verified { key, payload })
+    Ok(Verified {
+        key,
+        payload,
+        query,
+    })
 }
 
 /// A request signed the older way (Signature Version 2), which this

@@ -168,3 +168,13 @@ fn s3_requests_are_counted_in_the_metrics() {
     let (code, said) = crate::metrics::promtool_check(&page);
     assert_eq!(code, 0, "{said}");
 }
+
+#[test]
+fn object_metadata_and_marker_removals_survive_a_kill_9() {
+    let mut cluster = start();
+    checks_on(&cluster, &["durable_put"], &[]);
+    cluster.naming().kill();
+    cluster.naming().restart();
+    cluster.wait_healthy();
+    checks_on(&cluster, &["durable_after"], &[]);
+}

@@ -318,6 +318,9 @@ def check_copy():
     S3.put_object(Bucket=bucket, Key="src", Body=body, ContentType="image/png", Metadata={"k": "v"})
     copied = S3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
     assert copied["CopyObjectResult"]["ETag"] == md5_etag(body)
+    # The copy's time is the new version's, as GET then says it.
+    stamped = copied["CopyObjectResult"]["LastModified"].replace(microsecond=0)
+    assert stamped == S3.head_object(Bucket=bucket, Key="dst")["LastModified"], stamped
     got = S3.get_object(Bucket=bucket, Key="dst")
     assert got["Body"].read() == body and got["ContentType"] == "image/png" and got["Metadata"] == {"k": "v"}
     S3.copy_object(
@@ -373,6 +376,26 @@ def check_folders():
     S3.delete_object(Bucket=bucket, Key="empty/")
     expect("404", 404, S3.head_object, Bucket=bucket, Key="empty/")
     print("folders ok")
+
+
+def check_durable_put():
+    """Before a kill -9 of the naming server: an object with its metadata,
+    and a folder marker removed while a file is still under it."""
+    bucket = fresh_bucket("durable")
+    S3.put_object(Bucket=bucket, Key="o", Body=b"kept", ContentType="text/x-kept", Metadata={"m": "1"})
+    S3.put_object(Bucket=bucket, Key="dir/", Body=b"")
+    S3.put_object(Bucket=bucket, Key="dir/file", Body=b"under")
+    S3.delete_object(Bucket=bucket, Key="dir/")
+    print("durable put ok")
+
+
+def check_durable_after():
+    """After the restart: all of it as acknowledged."""
+    got = S3.get_object(Bucket="durable", Key="o")
+    assert got["Body"].read() == b"kept" and got["ContentType"] == "text/x-kept", got
+    assert got["Metadata"] == {"m": "1"} and got["ETag"] == md5_etag(b"kept"), got
+    assert all_keys([S3.list_objects_v2(Bucket="durable")]) == ["dir/file", "o"]
+    print("durable after ok")
 
 
 def check_no_multipart_yet():

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cluster::{Cluster, Spec, client_env};
+use crate::mount::Ran;
 
 /// The longest one client program may run.
 const PROGRAM_SECONDS_MAX: u64 = 300;
@@ -29,13 +30,6 @@ pub fn start() -> Cluster {
         s3_keys: Some(KEYS),
         ..Spec::default()
     })
-}
-
-/// What a client program printed, and how it ended.
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
 }
 
 /// Runs `program` with `args` in `cwd`, with the cluster's S3 endpoint and
