@@ -35,6 +35,25 @@ impl BufferPool {
         Pooled { pool: self, buffer }
     }
 
+    /// `take`, as a plain vector: for a buffer that changes hands (through
+    /// an encoder, or to another thread) before it comes back by `give`.
+    pub fn take_owned(&self) -> Vec<u8> {
+        let mut buffer = self.lock().pop().unwrap_or_default();
+        buffer.clear();
+        buffer
+    }
+
+    /// Keeps `buffer` for a later `take`, if fewer than `spares_max` wait.
+    pub fn give(&self, buffer: Vec<u8>) {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        let mut spares = self.lock();
+        if spares.len() < self.spares_max {
+            spares.push(buffer);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
         // A list of buffers: a poisoned lock still holds a usable one.
         self.spares
@@ -59,10 +78,7 @@ impl DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        let mut spares = self.pool.lock();
-        if spares.len() < self.pool.spares_max {
-            spares.push(std::mem::take(&mut self.buffer));
-        }
+        self.pool.give(std::mem::take(&mut self.buffer));
     }
 }
 

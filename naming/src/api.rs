@@ -350,6 +350,8 @@ impl Api {
             version,
             urls,
             next_index: 0,
+            piece: 0,
+            piece_index: 0,
             started: false,
             text: Vec::new(),
             text_pos: 0,
@@ -442,7 +444,7 @@ impl Api {
         let cluster = &self.naming.cluster;
         let mut servers = self.naming.server_rows();
         let metadata = self.naming.metadata();
-        for run in metadata.versions().flat_map(|version| version.runs.iter()) {
+        for run in metadata.pieces().flat_map(|piece| piece.runs.iter()) {
             for &id in run.replicas.iter() {
                 servers[usize::from(id)].placed_chunks += u64::from(run.count);
             }
@@ -471,7 +473,10 @@ struct StatReader {
     name: String,
     version: Arc<FileVersion>,
     urls: Vec<std::sync::Arc<str>>,
+    /// The next chunk, by its index in the file and in its piece.
     next_index: u64,
+    piece: usize,
+    piece_index: u64,
     started: bool,
     text: Vec<u8>,
     text_pos: usize,
@@ -503,22 +508,31 @@ impl StatReader {
         if self.next_index >= chunks_count {
             return;
         }
+        // Chunks are numbered through the file, piece after piece.
         let end = (self.next_index + BATCH_CHUNKS_MAX as u64).min(chunks_count);
-        for index in self.next_index..end {
-            let replicas: Vec<&str> = self
-                .version
-                .run_of(index)
+        while self.next_index < end {
+            let piece = &self.version.pieces[self.piece];
+            if self.piece_index >= piece.chunks_count() {
+                self.piece += 1;
+                self.piece_index = 0;
+                continue;
+            }
+            let replicas: Vec<&str> = piece
+                .run_of(self.piece_index)
                 .replicas
                 .iter()
                 .map(|&id| &*self.urls[usize::from(id)])
                 .collect();
-            let row = serde_json::json!({ "index": index, "size": self.version.chunk_size(index), "replicas": replicas });
-            if index > 0 {
+            let size = piece.chunk_size(self.piece_index);
+            let row =
+                serde_json::json!({ "index": self.next_index, "size": size, "replicas": replicas });
+            if self.next_index > 0 {
                 self.text.push(b',');
             }
             self.text.extend_from_slice(row.to_string().as_bytes());
+            self.next_index += 1;
+            self.piece_index += 1;
         }
-        self.next_index = end;
         if end == chunks_count {
             self.text.extend_from_slice(b"]}");
         }

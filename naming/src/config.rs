@@ -21,6 +21,7 @@ use crate::limits::{
     CHECKPOINT_BYTES_DEFAULT, DEAD_AFTER_HEARTBEATS_MIN, DEAD_AFTER_MS_DEFAULT,
     HEARTBEAT_MS_DEFAULT, NAMING_WORKERS_COUNT, RECONCILE_MS_DEFAULT,
     REPLICATION_BYTES_PER_SEC_DEFAULT, REPLICATION_DEFAULT, REPLICATION_MAX, STORAGE_SERVERS_MAX,
+    UPLOAD_EXPIRY_DEFAULT,
 };
 use crate::s3::keys::S3Keys;
 use crate::tokens::ApiTokens;
@@ -62,6 +63,8 @@ pub struct S3Config {
     pub listen: SocketAddr,
     pub keys: S3Keys,
     pub region: String,
+    /// Unfinished multipart uploads are abandoned this long after they began.
+    pub upload_expiry: Duration,
 }
 
 const LISTEN: Param = Param {
@@ -166,10 +169,16 @@ const S3_REGION: Param = Param {
     default: Fallback::Text(crate::s3::REGION_DEFAULT),
     help: "the region S3 clients sign for",
 };
+const S3_UPLOAD_EXPIRY: Param = Param {
+    flag: "--s3-upload-expiry-ms",
+    env: "S3_UPLOAD_EXPIRY_MS",
+    default: Fallback::Number(UPLOAD_EXPIRY_DEFAULT.as_millis() as u64),
+    help: "an S3 multipart upload neither completed nor aborted this long after it began is abandoned, its parts deleted",
+};
 /// The variable holding the secret of `S3_ACCESS_KEY_ID` itself.
 const S3_SECRET_ENV: &str = "S3_SECRET_ACCESS_KEY";
 
-const PARAMS: [Param; 25] = [
+const PARAMS: [Param; 26] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -195,6 +204,7 @@ const PARAMS: [Param; 25] = [
     S3_SECRET_FILE,
     S3_KEYS_FILE,
     S3_REGION,
+    S3_UPLOAD_EXPIRY,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
@@ -318,6 +328,9 @@ fn s3_config(reader: &mut ConfigReader) -> Result<Option<S3Config>, ConfigError>
             }
         })?
         .expect("has a default");
+    let upload_expiry = reader
+        .get(&S3_UPLOAD_EXPIRY, parse_millis)?
+        .expect("has a default");
     let keys = match (access_key_id, secret, from_file) {
         (None, None, None) => None,
         (Some(id), Some(secret), None) => Some(
@@ -342,6 +355,7 @@ fn s3_config(reader: &mut ConfigReader) -> Result<Option<S3Config>, ConfigError>
             listen,
             keys,
             region,
+            upload_expiry: Duration::from_millis(upload_expiry),
         })),
         (Some(_), None) => Err(invalid(
             &S3_LISTEN,

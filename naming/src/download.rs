@@ -13,20 +13,24 @@ use common::limits::{BATCH_CHUNKS_MAX, CHUNK_SIZE_BYTES};
 use common::server::{Pieces, Reply};
 
 use crate::error::ApiError;
-use crate::metadata::version::{FileVersion, ServerId};
+use crate::metadata::version::{FileVersion, Piece, ServerId};
 use crate::naming::Naming;
 
 /// The bytes of one version, batch by batch, for a prefetched response.
+/// A batch never crosses a piece: each piece is its own blob.
 pub struct ChunkPieces {
     naming: Arc<Naming>,
     version: Arc<FileVersion>,
     /// Every server's URL by id, as of the open: ids never change meaning.
     urls: Vec<Arc<str>>,
-    next_index: u64,
     /// The bytes of the file to answer with.
     bytes: Range<u64>,
-    /// Chunks past the range are not fetched.
-    end_index: u64,
+    /// The first byte not answered yet.
+    next_byte: u64,
+    /// The piece that holds `next_byte` (or one before it), and the file
+    /// offset its bytes start at.
+    piece: usize,
+    piece_start: u64,
     /// The first batch, fetched by `open`.
     first: Option<Vec<u8>>,
 }
@@ -42,14 +46,18 @@ impl ChunkPieces {
     ) -> Result<ChunkPieces, ApiError> {
         assert!(bytes.start <= bytes.end && bytes.end <= version.size_bytes);
         let urls = naming.metadata().server_urls();
-        let chunk = CHUNK_SIZE_BYTES as u64;
+        let (piece, piece_start) = match bytes.is_empty() {
+            true => (0, 0),
+            false => version.piece_at(bytes.start),
+        };
         let mut pieces = ChunkPieces {
             naming,
             version,
             urls,
-            next_index: bytes.start / chunk,
-            end_index: bytes.end.div_ceil(chunk),
+            next_byte: bytes.start,
             bytes,
+            piece,
+            piece_start,
             first: None,
         };
         let mut first = Vec::new();
@@ -61,15 +69,26 @@ impl ChunkPieces {
     /// Fetches the next batch into `out`; leaves it empty past the end.
     fn fill(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         out.clear();
-        if self.next_index >= self.end_index || self.bytes.is_empty() {
+        if self.next_byte >= self.bytes.end {
             return Ok(());
         }
-        let batch_start = self.next_index * CHUNK_SIZE_BYTES as u64;
-        let count = fetch_batch(
+        // Pieces before `next_byte` (empty ones too) are done.
+        while self.next_byte >= self.piece_start + self.version.pieces[self.piece].size_bytes {
+            self.piece_start += self.version.pieces[self.piece].size_bytes;
+            self.piece += 1;
+        }
+        let piece = &self.version.pieces[self.piece];
+        let chunk = CHUNK_SIZE_BYTES as u64;
+        let first_index = (self.next_byte - self.piece_start) / chunk;
+        let end_index = (self.bytes.end - self.piece_start)
+            .min(piece.size_bytes)
+            .div_ceil(chunk);
+        let batch_start = self.piece_start + first_index * chunk;
+        fetch_batch(
             &self.naming,
             &self.urls,
-            &self.version,
-            (self.next_index, self.end_index),
+            piece,
+            (first_index, end_index),
             out,
         )?;
         // Only the range's bytes: cut the end first, then the start.
@@ -77,13 +96,13 @@ impl ChunkPieces {
         if batch_end > self.bytes.end {
             out.truncate((self.bytes.end - batch_start) as usize);
         }
-        if batch_start < self.bytes.start {
-            out.drain(..(self.bytes.start - batch_start) as usize);
+        if batch_start < self.next_byte {
+            out.drain(..(self.next_byte - batch_start) as usize);
         }
         self.naming
             .metrics
             .count(&self.naming.metrics.bytes_read_total, out.len() as u64);
-        self.next_index += u64::from(count);
+        self.next_byte = batch_end;
         Ok(())
     }
 }
@@ -109,7 +128,7 @@ impl ChunkPieces {
     /// The whole file when its first batch is all of it (a small file):
     /// nothing to fetch ahead, so no thread to do it.
     pub fn into_whole(mut self) -> Result<Vec<u8>, ChunkPieces> {
-        match self.next_index >= self.end_index {
+        match self.next_byte >= self.bytes.end {
             true => Ok(self.first.take().unwrap_or_default()),
             false => Err(self),
         }
@@ -128,18 +147,18 @@ impl Pieces for ChunkPieces {
     }
 }
 
-/// Reads the batch starting at chunk `first_index` (at most
+/// Reads the batch starting at chunk `first_index` of `piece` (at most
 /// `BATCH_CHUNKS_MAX` chunks, within one run, before `end_index`) from the
 /// first replica that serves it whole and intact, into `out` (reused from
 /// batch to batch); returns its chunk count.
 fn fetch_batch(
     naming: &Naming,
     urls: &[Arc<str>],
-    version: &FileVersion,
+    piece: &Piece,
     (first_index, end_index): (u64, u64),
     out: &mut Vec<u8>,
 ) -> Result<u32, ApiError> {
-    let run = version.run_of(first_index);
+    let run = piece.run_of(first_index);
     let run_end = (u64::from(run.first_index) + u64::from(run.count)).min(end_index);
     assert!(first_index < run_end);
     let count = (run_end - first_index).min(BATCH_CHUNKS_MAX as u64);
@@ -148,7 +167,7 @@ fn fetch_batch(
     let mut failures = Vec::new();
     for server in replica_order(naming, &run.replicas, first_index) {
         let url = &urls[usize::from(server)];
-        match fetch_from(naming, url, version, (first, count), out) {
+        match fetch_from(naming, url, piece, (first, count), out) {
             Ok(()) => return Ok(count),
             Err(detail) => {
                 naming
@@ -166,7 +185,7 @@ fn fetch_batch(
 fn fetch_from(
     naming: &Naming,
     url: &str,
-    version: &FileVersion,
+    piece: &Piece,
     (first, count): (u32, u32),
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -174,8 +193,8 @@ fn fetch_from(
     let mut wrong_size = None;
     naming
         .storage
-        .get_run(url, version.blob, first, count, &mut |chunk| {
-            let expected = version.chunk_size(u64::from(chunk.id().index));
+        .get_run(url, piece.blob, first, count, &mut |chunk| {
+            let expected = piece.chunk_size(u64::from(chunk.id().index));
             if chunk.data().len() as u64 != expected {
                 wrong_size.get_or_insert(format!(
                     "chunk {} has {} bytes, {expected} expected",

@@ -12,7 +12,7 @@ use common::limits::BLOB_DELETES_PER_CALL_MAX;
 
 use crate::fanout;
 use crate::limits::GARBAGE_QUEUE_MAX;
-use crate::metadata::version::{FileVersion, ServerId};
+use crate::metadata::version::{FileVersion, Piece, ServerId};
 use crate::naming::Naming;
 
 /// Sweeps a doomed blob is retried before it is left to reconciliation.
@@ -23,22 +23,50 @@ pub struct Garbage {
     queue: Mutex<VecDeque<Doomed>>,
 }
 
+/// The blobs of one dropped version (or piece), with the servers that may
+/// still hold each.
 struct Doomed {
-    blob: BlobId,
-    servers: BTreeSet<ServerId>,
+    blobs: BTreeMap<BlobId, BTreeSet<ServerId>>,
     /// The dropped version, held until no reader holds it.
     version: Option<Arc<FileVersion>>,
     attempts: u32,
 }
 
+impl Doomed {
+    fn is_done(&self) -> bool {
+        self.blobs.is_empty()
+    }
+}
+
 impl Garbage {
     /// Queues the chunks of a version that was just deleted or replaced.
     pub fn drop_version(&self, version: Arc<FileVersion>) {
-        let servers = version.servers().collect();
+        let blobs = version
+            .pieces
+            .iter()
+            .map(|piece| (piece.blob, piece.servers().collect()))
+            .collect();
         self.push(Doomed {
-            blob: version.blob,
-            servers,
+            blobs,
             version: Some(version),
+            attempts: 0,
+        });
+    }
+
+    /// Queues the chunks of pieces no version holds (parts of an upload
+    /// aborted, replaced or left out of its completion): no read streams
+    /// them.
+    pub fn drop_pieces(&self, pieces: Vec<Piece>) {
+        if pieces.is_empty() {
+            return;
+        }
+        let blobs = pieces
+            .iter()
+            .map(|piece| (piece.blob, piece.servers().collect()))
+            .collect();
+        self.push(Doomed {
+            blobs,
+            version: None,
             attempts: 0,
         });
     }
@@ -46,15 +74,15 @@ impl Garbage {
     /// Deletes the chunks a failed create wrote, now; what fails is queued.
     pub fn discard_now(&self, naming: &Naming, blob: BlobId, servers: BTreeSet<ServerId>) {
         let mut doomed = Doomed {
-            blob,
-            servers: servers.clone(),
+            blobs: BTreeMap::from([(blob, servers.clone())]),
             version: None,
             attempts: 0,
         };
         delete_from_servers(naming, std::slice::from_mut(&mut doomed));
-        let cleaned: Vec<ServerId> = servers.difference(&doomed.servers).copied().collect();
+        let left = doomed.blobs.get(&blob).cloned().unwrap_or_default();
+        let cleaned: Vec<ServerId> = servers.difference(&left).copied().collect();
         naming.heartbeat(&cleaned);
-        if !doomed.servers.is_empty() {
+        if !doomed.is_done() {
             self.push(doomed);
         }
     }
@@ -74,21 +102,24 @@ impl Garbage {
             ready
         };
         let mut ready = ready;
+        let blobs_before: usize = ready.iter().map(|doomed| doomed.blobs.len()).sum();
         delete_from_servers(naming, &mut ready);
-        for mut doomed in ready {
+        let blobs_after: usize = ready.iter().map(|doomed| doomed.blobs.len()).sum();
+        naming.metrics.count(
+            &naming.metrics.blobs_reclaimed_total,
+            (blobs_before - blobs_after) as u64,
+        );
+        for mut doomed in ready.into_iter().filter(|doomed| !doomed.is_done()) {
             doomed.attempts += 1;
-            if doomed.servers.is_empty() {
-                naming
-                    .metrics
-                    .count(&naming.metrics.blobs_reclaimed_total, 1);
-            } else if doomed.attempts < DELETE_ATTEMPTS_MAX {
+            if doomed.attempts < DELETE_ATTEMPTS_MAX {
                 self.push(doomed);
             } else {
-                log::warn!(
-                    "garbage: giving up deleting blob {} on {} servers",
-                    doomed.blob,
-                    doomed.servers.len()
-                );
+                for (blob, servers) in &doomed.blobs {
+                    log::warn!(
+                        "garbage: giving up deleting blob {blob} on {} servers",
+                        servers.len()
+                    );
+                }
             }
         }
     }
@@ -96,21 +127,29 @@ impl Garbage {
     /// Blobs queued here: their deletion waits for readers, so nobody else
     /// may take them for orphans and delete them under a read.
     pub fn blobs(&self) -> HashSet<BlobId> {
-        self.lock().iter().map(|doomed| doomed.blob).collect()
+        self.lock()
+            .iter()
+            .flat_map(|doomed| doomed.blobs.keys().copied())
+            .collect()
     }
 
     pub fn pending_count(&self) -> usize {
         self.lock().len()
     }
 
-    fn push(&self, doomed: Doomed) {
+    fn push(&self, mut doomed: Doomed) {
+        // A blob on no server (an empty piece) has nothing to delete.
+        doomed.blobs.retain(|_, servers| !servers.is_empty());
+        if doomed.is_done() {
+            return;
+        }
         let mut queue = self.lock();
         if queue.len() >= GARBAGE_QUEUE_MAX
             && let Some(oldest) = queue.pop_front()
         {
             log::warn!(
-                "garbage: queue full, leaving blob {} to reconciliation",
-                oldest.blob
+                "garbage: queue full, leaving {} blobs to reconciliation",
+                oldest.blobs.len()
             );
         }
         queue.push_back(doomed);
@@ -129,9 +168,9 @@ impl Garbage {
 /// whose call failed.
 fn delete_from_servers(naming: &Naming, doomed: &mut [Doomed]) {
     let mut by_server: BTreeMap<ServerId, Vec<BlobId>> = BTreeMap::new();
-    for blob in doomed.iter() {
-        for &server in &blob.servers {
-            by_server.entry(server).or_default().push(blob.blob);
+    for (&blob, servers) in doomed.iter().flat_map(|doomed| doomed.blobs.iter()) {
+        for &server in servers {
+            by_server.entry(server).or_default().push(blob);
         }
     }
     let servers: Vec<ServerId> = by_server.keys().copied().collect();
@@ -143,8 +182,11 @@ fn delete_from_servers(naming: &Naming, doomed: &mut [Doomed]) {
     });
     for (server, answer) in answers {
         if answer.is_ok() {
-            for blob in doomed.iter_mut() {
-                blob.servers.remove(&server);
+            for one in doomed.iter_mut() {
+                for servers in one.blobs.values_mut() {
+                    servers.remove(&server);
+                }
+                one.blobs.retain(|_, servers| !servers.is_empty());
             }
         }
     }

@@ -87,3 +87,24 @@ pub const CONTROL_CALL_BUFFER_BYTES: usize = 16 * 1024;
 /// memory, the directory never is.
 pub const LIST_PAGE_DEFAULT: usize = 1000;
 pub const LIST_PAGE_MAX: usize = 10_000;
+
+/// Multipart uploads under way at once (S3): each holds its parts'
+/// metadata in memory until completed, aborted or expired.
+pub const UPLOADS_MAX: usize = 10_000;
+
+/// The highest part number of a multipart upload (S3's rule).
+pub const UPLOAD_PART_NUMBER_MAX: u32 = 10_000;
+
+/// Every part of a multipart upload but the last has at least this many
+/// bytes (S3's rule: `EntityTooSmall` otherwise).
+pub const UPLOAD_PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
+
+/// Default age after which an unfinished multipart upload is abandoned
+/// and its parts reclaimed (`S3_UPLOAD_EXPIRY_SECONDS`).
+pub const UPLOAD_EXPIRY_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+const _: () = assert!(UPLOAD_EXPIRY_DEFAULT.as_millis() <= u64::MAX as u128);
+
+/// Spare batch buffers the naming server keeps between creates: enough
+/// for four large creates at once (each holds `UPLOAD_BATCHES_IN_FLIGHT_MAX`
+/// encoded batches and one read), about 20 MiB once a burst is over.
+pub const BATCH_BUFFERS_KEPT_MAX: usize = 4 * (UPLOAD_BATCHES_IN_FLIGHT_MAX + 1);

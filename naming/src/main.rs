@@ -166,8 +166,8 @@ fn run(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// The heartbeat, the garbage sweep, reconciliation, re-replication and the
-/// checkpointer:
+/// The heartbeat, the garbage sweep, reconciliation, re-replication, the
+/// expiry of S3 multipart uploads and the checkpointer:
 /// service threads that live as long
 /// as the process, each doing bounded work per tick.
 fn spawn_background(naming: Arc<Naming>, config: &Config) {
@@ -193,6 +193,7 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let upkeep_naming = Arc::clone(&naming);
     let upkeep_tick = crossbeam_channel::tick(config.heartbeat_interval);
     let reconcile_interval = config.reconcile_interval;
+    let upload_expiry = config.s3.as_ref().map(|s3| s3.upload_expiry);
     let mut pacer = Pacer::new(config.replication_bytes_per_sec);
     let mut progress = repair::Progress::default();
     thread::spawn(move || {
@@ -210,6 +211,9 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
                     &naming.metrics.orphan_blobs_deleted_total,
                     report.orphans_deleted as u64,
                 );
+            }
+            if let Some(expiry) = upload_expiry {
+                naming::s3::uploads::expire(&naming, expiry);
             }
             let repaired = repair::pass(&naming, &mut pacer);
             progress.after_pass(repaired);

@@ -1,6 +1,7 @@
 //! The naming server's durable state, in one struct: the namespace (which
-//! names exist and the version each points to), the storage server table
-//! (URL and drain flag by id) and the blob id reservation. It changes only
+//! names exist and the version each points to), the S3 multipart uploads
+//! under way (`uploads.rs`), the storage server table (URL and drain flag
+//! by id) and the blob id reservation. It changes only
 //! through `apply`, which the one door (`MetaStore`) calls for every change
 //! it makes durable and replay calls for every change it reads back, so the
 //! state after a restart is the state that was acknowledged. No IO here.
@@ -8,14 +9,15 @@
 //! Invariants, asserted by `check_invariants` and where they are kept:
 //! - a name maps to a version whose runs cover its chunks once, in order,
 //!   each run on distinct servers that are in the table;
-//! - every committed blob id is below the reservation, and no two files
-//!   share a blob;
+//! - every committed blob id is below the reservation, and no two pieces
+//!   (of files or of uploads' parts) share a blob;
 //! - the server table only grows, and an id's URL never changes.
 
 pub mod change;
 mod dirs;
 pub use self::dirs::Entry;
 mod rename;
+pub mod uploads;
 pub mod version;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,13 +31,16 @@ use common::name::FileName;
 use crate::limits::STORAGE_SERVERS_MAX;
 
 use self::change::{Applied, Change, Refusal};
-use self::version::{FileVersion, ServerId};
+use self::uploads::{Upload, UploadId};
+use self::version::{FileVersion, Piece, ServerId};
 
 #[derive(Default)]
 pub struct Metadata {
     files: BTreeMap<FileName, Arc<FileVersion>>,
-    /// Which file each committed blob is, for repairs that know a blob.
-    names_by_blob: HashMap<BlobId, FileName>,
+    /// Whose piece each blob is, for repairs that know a blob.
+    holders: HashMap<BlobId, Holder>,
+    /// S3 multipart uploads under way, by id.
+    uploads: BTreeMap<UploadId, Upload>,
     chunks_count: u64,
     /// By id: ids are positions, so the table only grows.
     servers: Vec<ServerEntry>,
@@ -44,6 +49,13 @@ pub struct Metadata {
     /// Directories made explicitly (`POST /dirs`), each ending in `/`;
     /// others exist implicitly while a name lies under them.
     dirs: BTreeSet<String>,
+}
+
+/// What a blob is a piece of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holder {
+    File(FileName),
+    Part { upload: UploadId, number: u32 },
 }
 
 #[derive(Clone, Debug)]
@@ -63,8 +75,7 @@ impl Metadata {
             } => self.commit(name, version, *overwrite),
             Change::Delete { name } => {
                 let removed = self.files.remove(name).ok_or(Refusal::NoSuchFile)?;
-                self.chunks_count -= removed.chunks_count();
-                self.names_by_blob.remove(&removed.blob);
+                self.unhold(&removed);
                 Ok(Applied::Deleted { removed })
             }
             Change::Rename {
@@ -124,6 +135,24 @@ impl Metadata {
                 self.blobs_reserved_up_to = *up_to;
                 Ok(Applied::Changed)
             }
+            Change::BeginUpload {
+                id,
+                name,
+                started_ms,
+                object,
+            } => self.begin_upload(*id, name, *started_ms, object),
+            Change::AddPart {
+                upload,
+                number,
+                part,
+            } => self.add_part(*upload, *number, part),
+            Change::CompleteUpload {
+                upload,
+                parts,
+                md5,
+                mtime_ms,
+            } => self.complete_upload(*upload, parts, *md5, *mtime_ms),
+            Change::AbortUpload { upload } => self.abort_upload(*upload),
         }
     }
 
@@ -157,6 +186,7 @@ impl Metadata {
             version: Arc::clone(version),
             overwrite: true,
         }));
+        changes.extend(self.upload_snapshot());
         changes
     }
 
@@ -168,9 +198,28 @@ impl Metadata {
         self.files.contains_key(name)
     }
 
-    /// The committed version whose blob is `blob`, if any.
-    pub fn version_of(&self, blob: BlobId) -> Option<&Arc<FileVersion>> {
-        self.files.get(self.names_by_blob.get(&blob)?)
+    /// The piece whose blob is `blob`, of a file or of an upload's part.
+    pub fn piece_of(&self, blob: BlobId) -> Option<&Piece> {
+        match self.holders.get(&blob)? {
+            Holder::File(name) => self.files[name]
+                .pieces
+                .iter()
+                .find(|piece| piece.blob == blob),
+            Holder::Part { upload, number } => Some(&self.uploads[upload].parts[number].piece),
+        }
+    }
+
+    /// Every stored piece: the files', then the uploads' parts', for the
+    /// scans that keep chunks replicated.
+    pub fn pieces(&self) -> impl Iterator<Item = &Piece> {
+        let parts = self
+            .uploads
+            .values()
+            .flat_map(|upload| upload.parts.values().map(|part| &part.piece));
+        self.files
+            .values()
+            .flat_map(|version| version.pieces.iter())
+            .chain(parts)
     }
 
     /// Files whose names start with `prefix`, sorted by name.
@@ -248,16 +297,23 @@ impl Metadata {
     /// enough only for small states.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut chunks_count = 0;
+        let mut pieces_count = 0;
         for (name, version) in &self.files {
             self.check_version(version)
                 .map_err(|err| format!("{name}: {err}"))?;
-            if self.names_by_blob.get(&version.blob) != Some(name) {
-                return Err(format!("{name}: its blob is not indexed"));
+            let holder = Holder::File(name.clone());
+            if version
+                .blobs()
+                .any(|blob| self.holders.get(&blob) != Some(&holder))
+            {
+                return Err(format!("{name}: a blob of it is not indexed"));
             }
             chunks_count += version.chunks_count();
+            pieces_count += version.pieces.len();
         }
-        if self.names_by_blob.len() != self.files.len() {
-            return Err("two files share a blob, or a gone one is indexed".to_owned());
+        pieces_count += self.check_uploads()?;
+        if self.holders.len() != pieces_count {
+            return Err("two pieces share a blob, or a gone one is indexed".to_owned());
         }
         if chunks_count != self.chunks_count {
             return Err(format!(
@@ -278,23 +334,13 @@ impl Metadata {
             return Err(Refusal::NameTaken);
         }
         self.check_version(version).map_err(Refusal::Invalid)?;
-        if let Some(holder) = self.names_by_blob.get(&version.blob)
-            && holder != name
-        {
-            return Err(Refusal::Invalid(format!(
-                "blob {} is {holder}'s",
-                version.blob
-            )));
-        }
-        self.chunks_count += version.chunks_count();
-        self.names_by_blob.insert(version.blob, name.clone());
+        let holder = Holder::File(name.clone());
+        self.check_blobs_free(version, &holder)?;
         let replaced = self.files.insert(name.clone(), Arc::clone(version));
         if let Some(old) = &replaced {
-            self.chunks_count -= old.chunks_count();
-            if old.blob != version.blob {
-                self.names_by_blob.remove(&old.blob);
-            }
+            self.unhold(old);
         }
+        self.hold(version, holder);
         Ok(Applied::Committed { replaced })
     }
 
@@ -305,39 +351,92 @@ impl Metadata {
         count: u32,
         replicas: &[ServerId],
     ) -> Result<Applied, Refusal> {
-        let name = self.names_by_blob.get(&blob).ok_or(Refusal::BlobGone)?;
-        let current = &self.files[name];
+        let piece = self.piece_of(blob).ok_or(Refusal::BlobGone)?;
         let end = u64::from(first_index) + u64::from(count);
-        if count == 0 || end > current.chunks_count() {
+        if count == 0 || end > piece.chunks_count() {
             return Err(Refusal::Invalid(format!(
-                "relocation of chunks {first_index}..{end} of a file of {}",
-                current.chunks_count()
+                "relocation of chunks {first_index}..{end} of a piece of {}",
+                piece.chunks_count()
             )));
         }
-        let version = current.relocated(first_index, count, replicas);
-        self.check_version(&version).map_err(Refusal::Invalid)?;
-        let name = name.clone();
-        self.files.insert(name, Arc::new(version));
+        let piece = piece.relocated(first_index, count, replicas);
+        piece
+            .check_runs()
+            .map_err(|err| Refusal::Invalid(err.to_owned()))?;
+        self.check_servers(piece.servers())
+            .map_err(Refusal::Invalid)?;
+        match self.holders[&blob].clone() {
+            Holder::File(name) => {
+                let version = self.files[&name].with_piece(piece);
+                self.files.insert(name, Arc::new(version));
+            }
+            Holder::Part { upload, number } => {
+                let part = self
+                    .uploads
+                    .get_mut(&upload)
+                    .and_then(|upload| upload.parts.get_mut(&number))
+                    .expect("a holder names a stored part");
+                part.piece = piece;
+            }
+        }
         Ok(Applied::Changed)
     }
 
     /// A version may be committed: well-formed runs on known servers, and
     /// a blob id below the reservation.
     fn check_version(&self, version: &FileVersion) -> Result<(), String> {
-        version.check_runs()?;
-        if let Some(id) = version
-            .servers()
-            .find(|&id| usize::from(id) >= self.servers.len())
-        {
-            return Err(format!("a run names server id {id}, not in the table"));
+        version.check()?;
+        self.check_servers(version.servers())?;
+        version
+            .blobs()
+            .try_for_each(|blob| self.check_reserved(blob))
+    }
+
+    /// Every server named is in the table.
+    fn check_servers(&self, mut servers: impl Iterator<Item = ServerId>) -> Result<(), String> {
+        match servers.find(|&id| usize::from(id) >= self.servers.len()) {
+            Some(id) => Err(format!("a run names server id {id}, not in the table")),
+            None => Ok(()),
         }
-        if version.blob.0 >= self.blobs_reserved_up_to {
-            return Err(format!(
-                "blob {} is not below the reservation {}",
-                version.blob, self.blobs_reserved_up_to
-            ));
+    }
+
+    /// `blob` was handed out: it is below the reservation.
+    fn check_reserved(&self, blob: BlobId) -> Result<(), String> {
+        match blob.0 < self.blobs_reserved_up_to {
+            true => Ok(()),
+            false => Err(format!(
+                "blob {blob} is not below the reservation {}",
+                self.blobs_reserved_up_to
+            )),
+        }
+    }
+
+    /// No blob of `version` is another holder's.
+    fn check_blobs_free(&self, version: &FileVersion, holder: &Holder) -> Result<(), Refusal> {
+        for blob in version.blobs() {
+            if let Some(other) = self.holders.get(&blob)
+                && other != holder
+            {
+                return Err(Refusal::Invalid(format!("blob {blob} is {other:?}'s")));
+            }
         }
         Ok(())
+    }
+
+    /// Indexes the blobs of a version just put in `files`.
+    fn hold(&mut self, version: &FileVersion, holder: Holder) {
+        self.chunks_count += version.chunks_count();
+        for blob in version.blobs() {
+            self.holders.insert(blob, holder.clone());
+        }
+    }
+
+    /// Forgets the blobs of a version just taken out of `files`.
+    fn unhold(&mut self, version: &FileVersion) {
+        self.chunks_count -= version.chunks_count();
+        for blob in version.blobs() {
+            self.holders.remove(&blob);
+        }
     }
 }
 

@@ -371,8 +371,8 @@ impl Naming {
         let reconciler = &self.reconciler;
         let metadata = self.metadata();
         metadata
-            .versions()
-            .flat_map(|version| version.runs.iter().map(move |run| (version.blob, run)))
+            .pieces()
+            .flat_map(|piece| piece.runs.iter().map(move |run| (piece.blob, run)))
             .filter(|(blob, run)| {
                 let healthy = run
                     .replicas

@@ -1,5 +1,5 @@
 //! Reconciliation: each storage server's list of blobs is compared with the
-//! metadata. Blobs that no committed file references and no create is
+//! metadata. Blobs that no committed file or stored upload part references and no create is
 //! writing (left by a crash mid-create, or a delete whose storage call
 //! failed) are deleted once they have stayed orphaned for a grace period;
 //! replicas the metadata expects but a server lacks are recorded as
@@ -165,10 +165,10 @@ impl Reconciler {
 fn drop_surplus(naming: &Naming, server: ServerId, blob: BlobId) {
     let ranges: Vec<(u32, u32)> = {
         let metadata = naming.metadata();
-        let Some(version) = metadata.version_of(blob) else {
+        let Some(piece) = metadata.piece_of(blob) else {
             return;
         };
-        version
+        piece
             .runs
             .iter()
             .filter(|run| !run.replicas.contains(&server))
@@ -186,10 +186,10 @@ fn drop_surplus(naming: &Naming, server: ServerId, blob: BlobId) {
 /// For every (server, blob) the metadata places chunks on, how many.
 fn expected_chunks(metadata: &Metadata) -> HashMap<(ServerId, BlobId), u32> {
     let mut expected = HashMap::new();
-    for version in metadata.versions() {
-        for run in &version.runs {
+    for piece in metadata.pieces() {
+        for run in &piece.runs {
             for &server in run.replicas.iter() {
-                *expected.entry((server, version.blob)).or_insert(0) += run.count;
+                *expected.entry((server, piece.blob)).or_insert(0) += run.count;
             }
         }
     }

@@ -97,14 +97,14 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
     let reconciler = &naming.reconciler;
     let metadata = naming.metadata();
     let mut tasks: Vec<Task> = Vec::new();
-    'scan: for version in metadata.versions() {
-        for run in &version.runs {
+    'scan: for piece in metadata.pieces() {
+        for run in &piece.runs {
             // Replicas that can be read: on a live server that holds them.
             let sources: Vec<ServerId> = run
                 .replicas
                 .iter()
                 .copied()
-                .filter(|&id| cluster.is_alive(id) && !reconciler.is_missing(id, version.blob))
+                .filter(|&id| cluster.is_alive(id) && !reconciler.is_missing(id, piece.blob))
                 .collect();
             // Of those, the ones that count: a draining server's do not.
             let healthy: Vec<ServerId> = sources
@@ -115,7 +115,7 @@ fn find_tasks(naming: &Naming) -> Vec<Task> {
             // With no readable replica there is nothing to copy from.
             if healthy.len() < cluster.replication && !sources.is_empty() {
                 tasks.push(Task {
-                    blob: version.blob,
+                    blob: piece.blob,
                     first_index: run.first_index,
                     count: run.count,
                     healthy,

@@ -16,7 +16,7 @@ use common::limits::FILE_BYTES_MAX;
 use common::name::FileName;
 
 use crate::error::ApiError;
-use crate::metadata::version::{FileVersion, ObjectMeta, ServerId};
+use crate::metadata::version::{FileVersion, ObjectMeta, Piece, ServerId};
 use crate::naming::Naming;
 
 use self::batches::upload_batches;
@@ -83,15 +83,7 @@ impl Reservation<'_> {
         let blob = in_flight.blob;
         let mut touched = BTreeSet::new();
         let stored = upload_batches(naming, blob, body, self.declared_bytes, &mut touched)
-            .and_then(|version| match self.declared_bytes {
-                Some(declared) if declared != version.size_bytes => Err(ApiError::BodyIncomplete {
-                    detail: format!(
-                        "{} of the {declared} announced bytes arrived",
-                        version.size_bytes
-                    ),
-                }),
-                _ => Ok(version),
-            })
+            .and_then(|version| check_declared(self.declared_bytes, version))
             .and_then(|mut version| {
                 version.object = seal(body, &version)?;
                 Ok(version)
@@ -112,6 +104,61 @@ impl Reservation<'_> {
                 Err(err)
             }
         }
+    }
+}
+
+/// Stores `body` as one piece of a blob of its own, not a file (an S3
+/// upload's part), and hands it to `record`, which makes it durable (or
+/// refuses it, from what `body` learnt on the way or because the upload is
+/// gone) while the blob is still in flight; on any error the chunks are
+/// deleted.
+pub fn store_piece<B: Read, R, E: From<ApiError>>(
+    naming: &Naming,
+    body: &mut B,
+    declared_bytes: Option<u64>,
+    record: impl FnOnce(&mut B, Piece) -> Result<R, E>,
+) -> Result<R, E> {
+    if declared_bytes.is_some_and(|bytes| bytes > FILE_BYTES_MAX) {
+        return Err(ApiError::BodyTooLarge {
+            limit_bytes: FILE_BYTES_MAX,
+        }
+        .into());
+    }
+    let in_flight = naming.new_blob();
+    let blob = in_flight.blob;
+    let mut touched = BTreeSet::new();
+    let stored = upload_batches(naming, blob, body, declared_bytes, &mut touched)
+        .and_then(|version| check_declared(declared_bytes, version))
+        .map_err(E::from)
+        .and_then(|version| {
+            version.assert_well_formed(naming.cluster.replication);
+            let piece = version
+                .pieces
+                .into_vec()
+                .pop()
+                .expect("a stored body is one piece");
+            record(body, piece)
+        });
+    if stored.is_err() {
+        naming.garbage.discard_now(naming, blob, touched);
+        naming
+            .metrics
+            .count(&naming.metrics.creates_failed_total, 1);
+    }
+    drop(in_flight);
+    stored
+}
+
+/// The stored version, if its size is the one announced.
+fn check_declared(declared: Option<u64>, version: FileVersion) -> Result<FileVersion, ApiError> {
+    match declared {
+        Some(declared) if declared != version.size_bytes => Err(ApiError::BodyIncomplete {
+            detail: format!(
+                "{} of the {declared} announced bytes arrived",
+                version.size_bytes
+            ),
+        }),
+        _ => Ok(version),
     }
 }
 
@@ -159,7 +206,9 @@ fn commit(
         }
         Err(_) => {
             // Another create of the same name (an overwrite) won the race.
-            naming.garbage.discard_now(naming, version.blob, touched);
+            naming
+                .garbage
+                .discard_now(naming, version.first_blob(), touched);
             Err(ApiError::Exists { name: name.clone() })
         }
     }

@@ -18,8 +18,20 @@
 //! MakeDir  11 | path (ending in /)
 //! RemoveDir 12 | path
 //! Commit  13 | as kind 8 | object      (a version an S3 client stored)
+//! Commit  14 | name | size u64 | mtime_ms u64 | pieces u32 | piece* | has object u8 | object?
+//! Upload  15 | id u64 | name | started_ms u64 | object
+//! Part    16 | upload u64 | number u32 | md5 [16] | mtime_ms u64 | piece
+//! Complete 17 | upload u64 | md5 [16] | mtime_ms u64 | parts u32 | (number u32 | md5 [16])*
+//! Abort   18 | upload u64
+//! piece    = blob u64 | size u64 | runs u32 | (first u32 | count u32 | replicas)*
 //! object   = md5 [16] | parts u32 | content type str | pairs u16 | (key str | value str)*
 //! replicas = count u8 | server u16 × count;  name, url = len u16 | UTF-8
+//! ```
+//!
+//! A version of one piece (every file written whole) is written as kind 8
+//! or 13; kind 14 is for several (a completed multipart upload).
+//!
+//! ```text
 //! ```
 
 use std::io::{self, Read};
@@ -31,7 +43,8 @@ use common::name::FileName;
 
 use crate::limits::REPLICATION_MAX;
 use crate::metadata::change::Change;
-use crate::metadata::version::{FileVersion, ObjectMeta, Run, ServerId};
+use crate::metadata::uploads::Part;
+use crate::metadata::version::{FileVersion, ObjectMeta, Piece, Run, ServerId};
 
 /// The largest frame payload: a 64 GiB file cut into one run per batch.
 pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -50,6 +63,11 @@ const KIND_RENAME_PREFIX: u8 = 10;
 const KIND_MAKE_DIR: u8 = 11;
 const KIND_REMOVE_DIR: u8 = 12;
 const KIND_COMMIT_OBJECT: u8 = 13;
+const KIND_COMMIT_PIECES: u8 = 14;
+const KIND_BEGIN_UPLOAD: u8 = 15;
+const KIND_ADD_PART: u8 = 16;
+const KIND_COMPLETE_UPLOAD: u8 = 17;
+const KIND_ABORT_UPLOAD: u8 = 18;
 
 /// What one frame holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,24 +114,79 @@ fn payload(record: &Record) -> Vec<u8> {
         Record::Change(change) => change,
     };
     match change {
-        Change::Commit { name, version, .. } => {
-            out.put_u8(match version.object {
-                None => KIND_COMMIT_TIMED,
-                Some(_) => KIND_COMMIT_OBJECT,
-            });
+        Change::Commit { name, version, .. } => match &*version.pieces {
+            [piece] => {
+                out.put_u8(match version.object {
+                    None => KIND_COMMIT_TIMED,
+                    Some(_) => KIND_COMMIT_OBJECT,
+                });
+                put_str(&mut out, name.as_str());
+                out.put_u64(piece.blob.0);
+                out.put_u64(piece.size_bytes);
+                out.put_u64(version.mtime_ms);
+                put_runs(&mut out, &piece.runs);
+                if let Some(object) = &version.object {
+                    put_object(&mut out, object);
+                }
+            }
+            pieces => {
+                out.put_u8(KIND_COMMIT_PIECES);
+                put_str(&mut out, name.as_str());
+                out.put_u64(version.size_bytes);
+                out.put_u64(version.mtime_ms);
+                out.put_u32(u32::try_from(pieces.len()).expect("pieces fit u32"));
+                for piece in pieces {
+                    put_piece(&mut out, piece);
+                }
+                out.put_u8(u8::from(version.object.is_some()));
+                if let Some(object) = &version.object {
+                    put_object(&mut out, object);
+                }
+            }
+        },
+        Change::BeginUpload {
+            id,
+            name,
+            started_ms,
+            object,
+        } => {
+            out.put_u8(KIND_BEGIN_UPLOAD);
+            out.put_u64(*id);
             put_str(&mut out, name.as_str());
-            out.put_u64(version.blob.0);
-            out.put_u64(version.size_bytes);
-            out.put_u64(version.mtime_ms);
-            out.put_u32(u32::try_from(version.runs.len()).expect("runs fit u32"));
-            for run in &version.runs {
-                out.put_u32(run.first_index);
-                out.put_u32(run.count);
-                put_replicas(&mut out, &run.replicas);
+            out.put_u64(*started_ms);
+            put_object(&mut out, object);
+        }
+        Change::AddPart {
+            upload,
+            number,
+            part,
+        } => {
+            out.put_u8(KIND_ADD_PART);
+            out.put_u64(*upload);
+            out.put_u32(*number);
+            out.put_bytes(&part.md5);
+            out.put_u64(part.mtime_ms);
+            put_piece(&mut out, &part.piece);
+        }
+        Change::CompleteUpload {
+            upload,
+            parts,
+            md5,
+            mtime_ms,
+        } => {
+            out.put_u8(KIND_COMPLETE_UPLOAD);
+            out.put_u64(*upload);
+            out.put_bytes(md5);
+            out.put_u64(*mtime_ms);
+            out.put_u32(u32::try_from(parts.len()).expect("part numbers fit u32"));
+            for (number, part_md5) in parts {
+                out.put_u32(*number);
+                out.put_bytes(part_md5);
             }
-            if let Some(object) = &version.object {
-                put_object(&mut out, object);
-            }
+        }
+        Change::AbortUpload { upload } => {
+            out.put_u8(KIND_ABORT_UPLOAD);
+            out.put_u64(*upload);
         }
         Change::Delete { name } => {
             out.put_u8(KIND_DELETE);
@@ -178,34 +251,84 @@ pub fn parse(payload: &[u8]) -> Result<Record, FrameError> {
                 KIND_COMMIT => 0,
                 _ => reader.u64()?,
             };
-            let runs_count = reader.u32()?;
-            // Each run takes 11 bytes at least: no allocation beyond the input.
-            let mut runs = Vec::with_capacity((runs_count as usize).min(reader.rest().len() / 11));
-            for _ in 0..runs_count {
-                runs.push(Run {
-                    first_index: reader.u32()?,
-                    count: reader.u32()?,
-                    replicas: replicas(&mut reader)?.into(),
-                });
-            }
+            let runs = runs(&mut reader)?;
             let object = match kind {
                 KIND_COMMIT_OBJECT => Some(Box::new(object(&mut reader)?)),
                 _ => None,
             };
-            let version = FileVersion {
+            let piece = Piece {
                 blob,
                 size_bytes,
                 runs,
+            };
+            commit(name, FileVersion::whole(piece, mtime_ms, object))?
+        }
+        KIND_COMMIT_PIECES => {
+            let name = name(&mut reader)?;
+            let size_bytes = reader.u64()?;
+            let mtime_ms = reader.u64()?;
+            let pieces_count = reader.u32()?;
+            // Each piece takes 20 bytes at least: no allocation beyond the input.
+            let mut pieces =
+                Vec::with_capacity((pieces_count as usize).min(reader.rest().len() / 20));
+            for _ in 0..pieces_count {
+                pieces.push(piece(&mut reader)?);
+            }
+            let object = match reader.u8()? {
+                0 => None,
+                _ => Some(Box::new(object(&mut reader)?)),
+            };
+            let version = FileVersion {
+                pieces: pieces.into(),
+                size_bytes,
                 mtime_ms,
                 object,
             };
-            version.check_runs().map_err(malformed)?;
-            Change::Commit {
-                name,
-                version: Arc::new(version),
-                overwrite: true,
+            commit(name, version)?
+        }
+        KIND_BEGIN_UPLOAD => Change::BeginUpload {
+            id: reader.u64()?,
+            name: name(&mut reader)?,
+            started_ms: reader.u64()?,
+            object: Box::new(object(&mut reader)?),
+        },
+        KIND_ADD_PART => {
+            let upload = reader.u64()?;
+            let number = reader.u32()?;
+            let digest = md5(&mut reader)?;
+            let mtime_ms = reader.u64()?;
+            let piece = piece(&mut reader)?;
+            piece.check_runs().map_err(malformed)?;
+            Change::AddPart {
+                upload,
+                number,
+                part: Part {
+                    piece,
+                    md5: digest,
+                    mtime_ms,
+                },
             }
         }
+        KIND_COMPLETE_UPLOAD => {
+            let upload = reader.u64()?;
+            let digest = md5(&mut reader)?;
+            let mtime_ms = reader.u64()?;
+            let count = reader.u32()?;
+            // Each part takes 20 bytes: no allocation beyond the input.
+            let mut parts = Vec::with_capacity((count as usize).min(reader.rest().len() / 20));
+            for _ in 0..count {
+                parts.push((reader.u32()?, md5(&mut reader)?));
+            }
+            Change::CompleteUpload {
+                upload,
+                parts,
+                md5: digest,
+                mtime_ms,
+            }
+        }
+        KIND_ABORT_UPLOAD => Change::AbortUpload {
+            upload: reader.u64()?,
+        },
         KIND_DELETE => Change::Delete {
             name: name(&mut reader)?,
         },
@@ -301,6 +424,60 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Option<Vec<u8>>, FrameError>
     Ok(Some(payload))
 }
 
+/// A journaled commit of `version`, checked whole.
+fn commit(name: FileName, version: FileVersion) -> Result<Change, FrameError> {
+    version.check().map_err(malformed)?;
+    Ok(Change::Commit {
+        name,
+        version: Arc::new(version),
+        overwrite: true,
+    })
+}
+
+fn put_runs(out: &mut Vec<u8>, runs: &[Run]) {
+    out.put_u32(u32::try_from(runs.len()).expect("runs fit u32"));
+    for run in runs {
+        out.put_u32(run.first_index);
+        out.put_u32(run.count);
+        put_replicas(out, &run.replicas);
+    }
+}
+
+fn runs(reader: &mut Reader<'_>) -> Result<Vec<Run>, FrameError> {
+    let runs_count = reader.u32()?;
+    // Each run takes 11 bytes at least: no allocation beyond the input.
+    let mut runs = Vec::with_capacity((runs_count as usize).min(reader.rest().len() / 11));
+    for _ in 0..runs_count {
+        runs.push(Run {
+            first_index: reader.u32()?,
+            count: reader.u32()?,
+            replicas: replicas(reader)?.into(),
+        });
+    }
+    Ok(runs)
+}
+
+fn put_piece(out: &mut Vec<u8>, piece: &Piece) {
+    out.put_u64(piece.blob.0);
+    out.put_u64(piece.size_bytes);
+    put_runs(out, &piece.runs);
+}
+
+fn piece(reader: &mut Reader<'_>) -> Result<Piece, FrameError> {
+    Ok(Piece {
+        blob: BlobId(reader.u64()?),
+        size_bytes: reader.u64()?,
+        runs: runs(reader)?,
+    })
+}
+
+fn md5(reader: &mut Reader<'_>) -> Result<[u8; 16], FrameError> {
+    reader
+        .bytes(16)?
+        .try_into()
+        .map_err(|_| malformed("short MD5"))
+}
+
 /// A replica set: `count u8 | server u16 × count`.
 fn put_replicas(out: &mut Vec<u8>, replicas: &[ServerId]) {
     out.put_u8(u8::try_from(replicas.len()).expect("REPLICATION_MAX fits u8"));
@@ -321,10 +498,7 @@ fn put_object(out: &mut Vec<u8>, object: &ObjectMeta) {
 }
 
 fn object(reader: &mut Reader<'_>) -> Result<ObjectMeta, FrameError> {
-    let md5 = reader
-        .bytes(16)?
-        .try_into()
-        .map_err(|_| malformed("short MD5"))?;
+    let md5 = md5(reader)?;
     let parts_count = reader.u32()?;
     let content_type = Some(string(reader)?)
         .filter(|text| !text.is_empty())

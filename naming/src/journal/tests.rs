@@ -10,7 +10,7 @@ use common::name::FileName;
 use super::{Journal, JournalError, journal_path};
 use crate::metadata::Metadata;
 use crate::metadata::change::Change;
-use crate::metadata::version::{FileVersion, push_run};
+use crate::metadata::version::{FileVersion, Piece, push_run};
 
 fn temp_dir() -> PathBuf {
     common::testing::fresh_dir("journal-test")
@@ -28,13 +28,15 @@ fn commit(text: &str, blob: u64, size_bytes: u64) -> Change {
     }
     Change::Commit {
         name: name(text),
-        version: Arc::new(FileVersion {
-            blob: BlobId(blob),
-            size_bytes,
-            runs,
-            mtime_ms: 0,
-            object: None,
-        }),
+        version: Arc::new(FileVersion::whole(
+            Piece {
+                blob: BlobId(blob),
+                size_bytes,
+                runs,
+            },
+            0,
+            None,
+        )),
         overwrite: true,
     }
 }
@@ -108,7 +110,7 @@ fn replay_rebuilds_files_deletes_servers_and_reservations() {
     assert_eq!(urls, ["http://a:1", "http://b:2"]);
     assert_eq!(metadata.blobs_reserved_up_to(), 1000);
     let a = metadata.get(&name("a")).unwrap();
-    assert_eq!((a.blob, a.size_bytes), (BlobId(3), 20));
+    assert_eq!((a.first_blob(), a.size_bytes), (BlobId(3), 20));
     assert_eq!(metadata.files_count(), 1);
     fs::remove_dir_all(dir).unwrap();
 }

@@ -56,7 +56,7 @@ impl LocalStore {
             // reservation they recorded: a committed blob was handed out.
             if let Change::Commit { version, .. } = &change {
                 let past_blob = Change::ReserveBlobs {
-                    up_to: version.blob.0 + 1,
+                    up_to: version.blobs().map(|blob| blob.0).max().unwrap_or(0) + 1,
                 };
                 state
                     .apply(&past_blob)
@@ -144,11 +144,12 @@ impl MetaStore for LocalStore {
         let (applied, lsn) = {
             let mut state = self.lock_state();
             if let Change::Commit { version, .. } = &change {
-                assert!(
-                    version.blob.0 < state.blobs_reserved_up_to(),
-                    "blob {} was never handed out",
-                    version.blob
-                );
+                for blob in version.blobs() {
+                    assert!(
+                        blob.0 < state.blobs_reserved_up_to(),
+                        "blob {blob} was never handed out"
+                    );
+                }
             }
             let applied = state.apply(&change).map_err(expect_valid)?;
             // What the state already said may not be durable yet (a second

@@ -15,7 +15,7 @@ use common::rng::Rng;
 use super::MetaStore;
 use super::local::{LocalSettings, LocalStore};
 use crate::metadata::change::{Applied, Change, Refusal};
-use crate::metadata::version::{FileVersion, ServerId, push_run};
+use crate::metadata::version::{FileVersion, Piece, ServerId, push_run};
 
 const SERVERS_COUNT: u16 = 6;
 
@@ -56,13 +56,15 @@ fn commit(
     }
     store.apply(Change::Commit {
         name: FileName::parse(name).unwrap(),
-        version: Arc::new(FileVersion {
-            blob,
-            size_bytes,
-            runs,
-            mtime_ms: 0,
-            object: None,
-        }),
+        version: Arc::new(FileVersion::whole(
+            Piece {
+                blob,
+                size_bytes,
+                runs,
+            },
+            0,
+            None,
+        )),
         overwrite: true,
     })
 }
@@ -227,7 +229,7 @@ fn creates_drains_checkpoints_and_restarts_interleaved_forget_nothing_and_reissu
                     let version = metadata
                         .get(&FileName::parse(&entry.name).unwrap())
                         .unwrap();
-                    (entry.name, (version.blob.0, version.size_bytes))
+                    (entry.name, (version.first_blob().0, version.size_bytes))
                 })
                 .collect();
             assert_eq!(found, files, "round {round}");

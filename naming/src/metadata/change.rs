@@ -8,7 +8,8 @@ use std::sync::Arc;
 use common::chunk::BlobId;
 use common::name::FileName;
 
-use crate::metadata::version::{FileVersion, ServerId};
+use crate::metadata::uploads::{Part, UploadId};
+use crate::metadata::version::{FileVersion, ObjectMeta, Piece, ServerId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -61,6 +62,35 @@ pub enum Change {
     Drain { id: ServerId },
     /// Blob ids below `up_to` may have been handed out: never again.
     ReserveBlobs { up_to: u64 },
+    /// An S3 multipart upload `id` (an id `new_blob` handed out) of the
+    /// object `name` begins, with the object's metadata but its digest.
+    BeginUpload {
+        id: UploadId,
+        name: FileName,
+        started_ms: u64,
+        object: Box<ObjectMeta>,
+    },
+    /// Part `number` of upload `upload` is stored, replacing any earlier
+    /// part of that number.
+    AddPart {
+        upload: UploadId,
+        number: u32,
+        part: Part,
+    },
+    /// Upload `upload` becomes the file it names, replacing any earlier
+    /// one: its parts `parts` (number and MD5, as the client listed them),
+    /// in that order, are the version's pieces. Refused unless each is
+    /// stored with that MD5. The parts not listed are garbage.
+    CompleteUpload {
+        upload: UploadId,
+        parts: Vec<(u32, [u8; 16])>,
+        /// MD5 of the parts' MD5s: the object's ETag.
+        md5: [u8; 16],
+        mtime_ms: u64,
+    },
+    /// Upload `upload` is abandoned (aborted, or expired); its parts are
+    /// garbage.
+    AbortUpload { upload: UploadId },
 }
 
 /// What an accepted change did.
@@ -74,6 +104,16 @@ pub enum Applied {
     Renamed { replaced: Option<Arc<FileVersion>> },
     /// A directory rename of this many files.
     RenamedPrefix { count: u64 },
+    /// A part stored; the part of that number it replaced, now garbage.
+    PartAdded { replaced: Option<Piece> },
+    /// An upload completed; the version it replaced and the pieces of its
+    /// parts left out, now garbage.
+    Completed {
+        replaced: Option<Arc<FileVersion>>,
+        unused: Vec<Piece>,
+    },
+    /// An upload abandoned; its parts' pieces, now garbage.
+    Aborted { pieces: Vec<Piece> },
     /// The state changed in some other way.
     Changed,
     /// The state already said so (a second drain, a known server, a lower
@@ -94,13 +134,20 @@ pub enum Refusal {
     BadRename(String),
     /// A directory removal of a directory with names under it.
     NotEmpty,
-    /// A relocation of a blob no file has any more (deleted or replaced).
+    /// A relocation of a blob no file or upload has any more (deleted or
+    /// replaced).
     BlobGone,
     /// A server id that is not in the table, or an `AddServer` whose id is
     /// not the next one (another join came first).
     UnknownServer { id: ServerId },
     /// The server table holds `STORAGE_SERVERS_MAX` servers.
     TableFull,
+    /// An upload id that is not (or no longer) in the uploads table.
+    NoSuchUpload,
+    /// `UPLOADS_MAX` uploads are under way.
+    TooManyUploads,
+    /// A completion listing a part not stored, or stored with another MD5.
+    InvalidPart { number: u32 },
     /// A change that breaks an invariant of the state: a bug, or a damaged
     /// journal at replay.
     Invalid(String),
@@ -116,6 +163,9 @@ impl fmt::Display for Refusal {
             Refusal::BlobGone => f.write_str("no file has that blob"),
             Refusal::UnknownServer { id } => write!(f, "server id {id} is not the expected one"),
             Refusal::TableFull => f.write_str("the server table is full"),
+            Refusal::NoSuchUpload => f.write_str("no such upload"),
+            Refusal::TooManyUploads => f.write_str("too many multipart uploads are under way"),
+            Refusal::InvalidPart { number } => write!(f, "part {number} is not the one stored"),
             Refusal::Invalid(detail) => f.write_str(detail),
         }
     }

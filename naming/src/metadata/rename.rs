@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::name::FileName;
 
-use super::Metadata;
 use super::change::{Applied, Refusal};
+use super::{Holder, Metadata};
 
 impl Metadata {
     pub(super) fn rename(
@@ -28,12 +28,12 @@ impl Metadata {
             return Err(Refusal::NameTaken);
         }
         let version = self.files.remove(from).expect("checked above");
+        self.unhold(&version);
         let replaced = self.files.insert(to.clone(), Arc::clone(&version));
-        self.names_by_blob.insert(version.blob, to.clone());
         if let Some(old) = &replaced {
-            self.chunks_count -= old.chunks_count();
-            self.names_by_blob.remove(&old.blob);
+            self.unhold(old);
         }
+        self.hold(&version, Holder::File(to.clone()));
         Ok(Applied::Renamed { replaced })
     }
 
@@ -77,7 +77,8 @@ impl Metadata {
         }
         for (old, new) in moving.iter().zip(renamed) {
             let version = self.files.remove(old).expect("listed above");
-            self.names_by_blob.insert(version.blob, new.clone());
+            self.unhold(&version);
+            self.hold(&version, Holder::File(new.clone()));
             self.files.insert(new, version);
         }
         self.rename_dirs(from, to);

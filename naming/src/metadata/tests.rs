@@ -9,7 +9,7 @@ use common::rng::Rng;
 
 use super::Metadata;
 use super::change::{Applied, Change, Refusal};
-use super::version::{FileVersion, Run, ServerId, chunks_for_size, push_run};
+use super::version::{FileVersion, Piece, Run, ServerId, chunks_for_size, push_run};
 use crate::journal::record::{self, Record};
 
 fn name(text: &str) -> FileName {
@@ -22,13 +22,15 @@ fn version(blob: u64, size_bytes: u64) -> Arc<FileVersion> {
     if chunks > 0 {
         push_run(&mut runs, chunks, &[0, 1]);
     }
-    Arc::new(FileVersion {
-        blob: BlobId(blob),
-        size_bytes,
-        runs,
-        mtime_ms: 0,
-        object: None,
-    })
+    Arc::new(FileVersion::whole(
+        Piece {
+            blob: BlobId(blob),
+            size_bytes,
+            runs,
+        },
+        0,
+        None,
+    ))
 }
 
 fn commit(text: &str, version: Arc<FileVersion>, overwrite: bool) -> Change {
@@ -79,18 +81,20 @@ fn runs_merge_when_replicas_match() {
             },
         ]
     );
-    let version = FileVersion {
-        blob: BlobId(1),
-        size_bytes: 514 * 1024 + 1,
-        runs,
-        mtime_ms: 0,
-        object: None,
-    };
+    let version = FileVersion::whole(
+        Piece {
+            blob: BlobId(1),
+            size_bytes: 514 * 1024 + 1,
+            runs,
+        },
+        0,
+        None,
+    );
     version.assert_well_formed(2);
-    assert_eq!(version.chunk_size(514), 1);
-    assert_eq!(version.chunk_size(0), 1024);
-    assert_eq!(version.run_of(511).first_index, 0);
-    assert_eq!(version.run_of(512).first_index, 512);
+    assert_eq!(version.pieces[0].chunk_size(514), 1);
+    assert_eq!(version.pieces[0].chunk_size(0), 1024);
+    assert_eq!(version.pieces[0].run_of(511).first_index, 0);
+    assert_eq!(version.pieces[0].run_of(512).first_index, 512);
 }
 
 #[test]
@@ -111,7 +115,7 @@ fn a_commit_without_overwrite_of_a_taken_name_is_refused_and_changes_nothing() {
         metadata.apply(&commit("a", version(2, 2048), false)),
         Err(Refusal::NameTaken)
     );
-    assert_eq!(metadata.get(&name("a")).unwrap().blob, BlobId(1));
+    assert_eq!(metadata.get(&name("a")).unwrap().first_blob(), BlobId(1));
     assert_eq!(metadata.chunks_count(), 1);
     metadata.check_invariants().unwrap();
 }
@@ -124,12 +128,12 @@ fn overwrite_returns_the_replaced_version_and_delete_removes() {
         .unwrap();
     let replaced = metadata.apply(&commit("a", version(2, 10), true)).unwrap();
     assert!(
-        matches!(replaced, Applied::Committed { replaced: Some(old) } if old.blob == BlobId(1))
+        matches!(replaced, Applied::Committed { replaced: Some(old) } if old.first_blob() == BlobId(1))
     );
     assert_eq!(metadata.chunks_count(), 1);
-    assert!(metadata.version_of(BlobId(1)).is_none());
+    assert!(metadata.piece_of(BlobId(1)).is_none());
     let deleted = metadata.apply(&Change::Delete { name: name("a") }).unwrap();
-    assert!(matches!(deleted, Applied::Deleted { removed } if removed.blob == BlobId(2)));
+    assert!(matches!(deleted, Applied::Deleted { removed } if removed.first_blob() == BlobId(2)));
     assert_eq!(
         metadata.apply(&Change::Delete { name: name("a") }),
         Err(Refusal::NoSuchFile)
@@ -147,13 +151,15 @@ fn a_commit_past_the_reservation_or_on_unknown_servers_is_invalid() {
     ));
     let mut runs = Vec::new();
     push_run(&mut runs, 1, &[0, 7]);
-    let unknown = Arc::new(FileVersion {
-        blob: BlobId(3),
-        size_bytes: 10,
-        runs,
-        mtime_ms: 0,
-        object: None,
-    });
+    let unknown = Arc::new(FileVersion::whole(
+        Piece {
+            blob: BlobId(3),
+            size_bytes: 10,
+            runs,
+        },
+        0,
+        None,
+    ));
     assert!(matches!(
         metadata.apply(&commit("a", unknown, true)),
         Err(Refusal::Invalid(_))
@@ -229,13 +235,15 @@ fn relocating_a_range_splits_runs_and_merges_equal_neighbours() {
     push_run(&mut runs, 256, &[0, 1]);
     push_run(&mut runs, 256, &[1, 2]);
     push_run(&mut runs, 10, &[0, 2]);
-    let version = Arc::new(FileVersion {
-        blob: BlobId(5),
-        size_bytes: 522 * 1024,
-        runs,
-        mtime_ms: 0,
-        object: None,
-    });
+    let version = Arc::new(FileVersion::whole(
+        Piece {
+            blob: BlobId(5),
+            size_bytes: 522 * 1024,
+            runs,
+        },
+        0,
+        None,
+    ));
     metadata.apply(&commit("a", version, true)).unwrap();
     let relocate = |first_index, count, replicas: &[ServerId]| Change::Relocate {
         blob: BlobId(5),
@@ -247,7 +255,7 @@ fn relocating_a_range_splits_runs_and_merges_equal_neighbours() {
     metadata.apply(&relocate(200, 100, &[2, 1])).unwrap();
     let runs = |metadata: &Metadata| {
         let version = metadata.get(&a).unwrap();
-        version
+        version.pieces[0]
             .runs
             .iter()
             .map(|run| (run.first_index, run.count, run.replicas.to_vec()))
@@ -308,13 +316,15 @@ fn version_of_model(file: &ModelFile) -> FileVersion {
     for replicas in &file.chunks {
         push_run(&mut runs, 1, replicas);
     }
-    FileVersion {
-        blob: BlobId(file.blob),
-        size_bytes: file.size_bytes,
-        runs,
-        mtime_ms: 0,
-        object: None,
-    }
+    FileVersion::whole(
+        Piece {
+            blob: BlobId(file.blob),
+            size_bytes: file.size_bytes,
+            runs,
+        },
+        0,
+        None,
+    )
 }
 
 /// A random change and the model's verdict on it.
@@ -449,19 +459,19 @@ fn assert_matches_model(metadata: &Metadata, model: &Model) {
     for (text, file) in &model.files {
         let version = metadata.get(&name(text)).unwrap();
         assert_eq!(
-            (version.blob.0, version.size_bytes),
+            (version.first_blob().0, version.size_bytes),
             (file.blob, file.size_bytes)
         );
         for (index, replicas) in file.chunks.iter().enumerate() {
             assert_eq!(
-                &*version.run_of(index as u64).replicas,
+                &*version.pieces[0].run_of(index as u64).replicas,
                 &replicas[..],
                 "{text}:{index}"
             );
         }
         // Runs stay maximal: neighbours never share replicas.
         assert!(
-            version
+            version.pieces[0]
                 .runs
                 .windows(2)
                 .all(|pair| pair[0].replicas != pair[1].replicas)
@@ -546,17 +556,17 @@ fn a_rename_moves_a_version_and_refuses_a_taken_name_unless_overwriting() {
         Ok(Applied::Renamed { replaced: None })
     );
     assert!(!metadata.contains(&name("a")));
-    assert_eq!(metadata.get(&name("c")).unwrap().blob, BlobId(1));
-    assert_eq!(metadata.version_of(BlobId(1)).unwrap().size_bytes, 5000);
+    assert_eq!(metadata.get(&name("c")).unwrap().first_blob(), BlobId(1));
+    assert_eq!(metadata.piece_of(BlobId(1)).unwrap().size_bytes, 5000);
     let Ok(Applied::Renamed {
         replaced: Some(old),
     }) = metadata.apply(&rename("c", "b", true))
     else {
         panic!("an overwriting rename replaces b");
     };
-    assert_eq!(old.blob, BlobId(2));
+    assert_eq!(old.first_blob(), BlobId(2));
     assert_eq!(metadata.chunks_count(), 5);
-    assert!(metadata.version_of(BlobId(2)).is_none());
+    assert!(metadata.piece_of(BlobId(2)).is_none());
     metadata.check_invariants().unwrap();
 }
 
@@ -606,7 +616,7 @@ fn a_directory_rename_moves_every_name_under_it_or_none() {
         names,
         ["dx", "e/taken", "f/sub/2", "g/1", "g/sub/2", "g/sub/3"]
     );
-    assert_eq!(metadata.version_of(BlobId(2)).unwrap().size_bytes, 10);
+    assert_eq!(metadata.piece_of(BlobId(2)).unwrap().size_bytes, 10);
     metadata.check_invariants().unwrap();
     // Replayed from its journal record, the rename does the same.
     let framed = record::frame(&Record::Change(prefix("g/", "h/")));

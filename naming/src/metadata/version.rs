@@ -1,7 +1,11 @@
-//! One stored version of a file: its blob, its size, and where its chunks
-//! live, as runs of consecutive chunks that share a replica set. A chunk
-//! costs no object of its own: chunk `i` is `(blob, i)`. Invariant: the
-//! runs cover the version's chunks exactly once, in order. Pure.
+//! One stored version of a file: its pieces, its size and time, and for an
+//! S3 object what the client stored beside the bytes. A piece is one blob
+//! and where its chunks live, as runs of consecutive chunks that share a
+//! replica set; a chunk costs no object of its own: chunk `i` of a piece is
+//! `(blob, i)`. A file written whole is one piece; an S3 multipart upload
+//! becomes one piece per part, so completing it copies no byte.
+//! Invariants: a version has at least one piece, its size is the sum of its
+//! pieces'; a piece's runs cover its chunks exactly once, in order. Pure.
 
 use common::chunk::BlobId;
 use common::limits::CHUNK_SIZE_BYTES;
@@ -11,9 +15,9 @@ pub type ServerId = u16;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct FileVersion {
-    pub blob: BlobId,
+    /// The bytes in order, piece after piece.
+    pub pieces: Box<[Piece]>,
     pub size_bytes: u64,
-    pub runs: Vec<Run>,
     /// When the version was committed, in milliseconds since the Unix
     /// epoch (UTC): the file's modification time. 0 for versions journaled
     /// before times were kept.
@@ -21,6 +25,14 @@ pub struct FileVersion {
     /// What an S3 client stored beside the bytes; `None` for a version
     /// written through the native API (boxed: most versions have none).
     pub object: Option<Box<ObjectMeta>>,
+}
+
+/// Consecutive bytes of a version stored as one blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub blob: BlobId,
+    pub size_bytes: u64,
+    pub runs: Vec<Run>,
 }
 
 /// An S3 object's own metadata, kept with its version: replaced with the
@@ -40,15 +52,21 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// The ETag header value, quoted.
     pub fn etag(&self) -> String {
-        let mut hex = String::with_capacity(40);
-        for byte in self.md5 {
-            hex.push_str(&format!("{byte:02x}"));
-        }
+        let hex = md5_hex(&self.md5);
         match self.parts_count {
             0 => format!("\"{hex}\""),
             parts => format!("\"{hex}-{parts}\""),
         }
     }
+}
+
+/// An MD5 as S3 writes it: 32 lower-case hex digits.
+pub fn md5_hex(md5: &[u8; 16]) -> String {
+    let mut hex = String::with_capacity(32);
+    for byte in md5 {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +77,101 @@ pub struct Run {
 }
 
 impl FileVersion {
+    /// A version of one piece: a file written whole.
+    pub fn whole(piece: Piece, mtime_ms: u64, object: Option<Box<ObjectMeta>>) -> FileVersion {
+        FileVersion {
+            size_bytes: piece.size_bytes,
+            pieces: Box::new([piece]),
+            mtime_ms,
+            object,
+        }
+    }
+
+    pub fn chunks_count(&self) -> u64 {
+        self.pieces.iter().map(Piece::chunks_count).sum()
+    }
+
+    /// The first piece's blob: the version's own (a whole file has no other).
+    pub fn first_blob(&self) -> BlobId {
+        self.pieces[0].blob
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = BlobId> + '_ {
+        self.pieces.iter().map(|piece| piece.blob)
+    }
+
+    /// Every server that holds a replica of some chunk.
+    pub fn servers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.pieces.iter().flat_map(Piece::servers)
+    }
+
+    /// Whether the version is well formed (see the module header); the
+    /// first fault found otherwise.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.pieces.is_empty() {
+            return Err("a version has no piece");
+        }
+        let mut size_bytes = 0u64;
+        for (idx, piece) in self.pieces.iter().enumerate() {
+            piece.check_runs()?;
+            if self.pieces[..idx]
+                .iter()
+                .any(|other| other.blob == piece.blob)
+            {
+                return Err("two pieces share a blob");
+            }
+            size_bytes = size_bytes
+                .checked_add(piece.size_bytes)
+                .ok_or("the pieces' sizes overflow")?;
+        }
+        if size_bytes != self.size_bytes {
+            return Err("the pieces' sizes do not add up to the version's");
+        }
+        Ok(())
+    }
+
+    /// Asserts `check`, and that every run has `replication` replicas.
+    pub fn assert_well_formed(&self, replication: usize) {
+        assert_eq!(self.check(), Ok(()));
+        for run in self.pieces.iter().flat_map(|piece| piece.runs.iter()) {
+            assert_eq!(run.replicas.len(), replication);
+        }
+    }
+
+    /// The piece that holds byte `offset` (< size), with the offset its
+    /// bytes start at.
+    pub fn piece_at(&self, offset: u64) -> (usize, u64) {
+        assert!(offset < self.size_bytes);
+        let mut start = 0;
+        for (idx, piece) in self.pieces.iter().enumerate() {
+            if offset < start + piece.size_bytes {
+                return (idx, start);
+            }
+            start += piece.size_bytes;
+        }
+        unreachable!("the pieces add up to the size")
+    }
+
+    /// The version with the piece of `blob` replaced by `piece`.
+    pub fn with_piece(&self, piece: Piece) -> FileVersion {
+        let pieces = self
+            .pieces
+            .iter()
+            .map(|old| match old.blob == piece.blob {
+                true => piece.clone(),
+                false => old.clone(),
+            })
+            .collect();
+        FileVersion {
+            pieces,
+            size_bytes: self.size_bytes,
+            mtime_ms: self.mtime_ms,
+            object: self.object.clone(),
+        }
+    }
+}
+
+impl Piece {
     pub fn chunks_count(&self) -> u64 {
         chunks_for_size(self.size_bytes)
     }
@@ -93,14 +206,6 @@ impl FileVersion {
         Ok(())
     }
 
-    /// Asserts `check_runs`, and that every run has `replication` replicas.
-    pub fn assert_well_formed(&self, replication: usize) {
-        assert_eq!(self.check_runs(), Ok(()));
-        for run in &self.runs {
-            assert_eq!(run.replicas.len(), replication);
-        }
-    }
-
     /// The run that holds chunk `index`.
     pub fn run_of(&self, index: u64) -> &Run {
         assert!(index < self.chunks_count());
@@ -117,10 +222,10 @@ impl FileVersion {
             .flat_map(|run| run.replicas.iter().copied())
     }
 
-    /// The version with chunks `first_index..first_index + count` on
+    /// The piece with chunks `first_index..first_index + count` on
     /// `replicas` instead: runs are cut where the range starts and ends,
     /// and equal neighbours merged.
-    pub fn relocated(&self, first_index: u32, count: u32, replicas: &[ServerId]) -> FileVersion {
+    pub fn relocated(&self, first_index: u32, count: u32, replicas: &[ServerId]) -> Piece {
         assert!(count >= 1);
         assert!(u64::from(first_index) + u64::from(count) <= self.chunks_count());
         let moved_end = first_index + count;
@@ -142,12 +247,10 @@ impl FileVersion {
                 }
             }
         }
-        FileVersion {
+        Piece {
             blob: self.blob,
             size_bytes: self.size_bytes,
             runs,
-            mtime_ms: self.mtime_ms,
-            object: self.object.clone(),
         }
     }
 }

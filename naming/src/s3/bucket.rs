@@ -197,20 +197,6 @@ pub fn versioning(call: &Call<'_>, bucket: &str) -> Result<Reply, S3Error> {
     ))
 }
 
-/// ListMultipartUploads: none is ever under way (multipart uploads are
-/// not built yet), so the list is empty, as S3 would answer it.
-pub fn uploads(call: &Call<'_>, bucket: &str) -> Result<Reply, S3Error> {
-    require(call, bucket)?;
-    let root = "ListMultipartUploadsResult";
-    let mut doc = Doc::new(root);
-    doc.element("Bucket", bucket)
-        .element("KeyMarker", "")
-        .element("UploadIdMarker", "")
-        .element("MaxUploads", "1000")
-        .element("IsTruncated", "false");
-    Ok(xml_reply(doc.finish(root)))
-}
-
 pub fn xml_reply(bytes: Vec<u8>) -> Reply {
     Reply::bytes(STATUS_OK, "application/xml", bytes)
 }

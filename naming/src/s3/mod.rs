@@ -18,8 +18,10 @@ pub mod encoding;
 pub mod error;
 pub mod keys;
 mod list;
+mod multipart;
 mod object;
 pub mod sigv4;
+pub mod uploads;
 pub mod xml;
 
 use std::sync::Arc;
@@ -270,7 +272,7 @@ impl S3Api {
             Method::Delete => bucket::delete(call, bucket),
             Method::Get if call.has("location") => bucket::location(call, bucket),
             Method::Get if call.has("versioning") => bucket::versioning(call, bucket),
-            Method::Get if call.has("uploads") => bucket::uploads(call, bucket),
+            Method::Get if call.has("uploads") => uploads::list_uploads(call, bucket),
             Method::Get => {
                 bucket::require(call, bucket)?;
                 list::objects(call, bucket)

@@ -21,7 +21,7 @@ use crate::s3::body::{ObjectBody, read_document};
 use crate::s3::bucket::{self, xml_reply};
 use crate::s3::error::{Code, S3Error};
 use crate::s3::xml::{self, Doc, Item};
-use crate::s3::{Call, XML_BODY_BYTES_MAX, copy, file_name, not_allowed};
+use crate::s3::{Call, XML_BODY_BYTES_MAX, copy, file_name, multipart, not_allowed, uploads};
 use crate::upload;
 
 /// The ETag of no bytes (a folder marker's).
@@ -52,7 +52,7 @@ const CONTENT_TYPE_DEFAULT: &str = "binary/octet-stream";
 pub fn etag(version: &FileVersion) -> String {
     match &version.object {
         Some(object) => object.etag(),
-        None => format!("\"{}\"", version.blob),
+        None => format!("\"{}\"", version.first_blob()),
     }
 }
 
@@ -65,17 +65,22 @@ pub fn call(
     method: &Method,
 ) -> Result<Reply, S3Error> {
     if call.has("uploadId") {
-        // No upload is ever under way: none can be created yet.
-        return Err(S3Error::new(
-            Code::NoSuchUpload,
-            "the specified multipart upload does not exist",
-        ));
+        return match method {
+            Method::Put if call.header("x-amz-copy-source").is_some() => {
+                multipart::upload_part_copy(call, request, bucket, key)
+            }
+            Method::Put => multipart::upload_part(call, request, bucket, key),
+            Method::Post => multipart::complete(call, request, bucket, key),
+            Method::Delete => multipart::abort(call, bucket, key),
+            Method::Get => uploads::list_parts(call, bucket, key),
+            _ => Err(not_allowed()),
+        };
     }
     if call.has("uploads") {
-        return Err(S3Error::new(
-            Code::NotImplemented,
-            "multipart uploads are not implemented yet: raise the client's multipart threshold",
-        ));
+        return match method {
+            Method::Post => multipart::create(call, request, bucket, key),
+            _ => Err(not_allowed()),
+        };
     }
     match method {
         Method::Put if call.header("x-amz-copy-source").is_some() => copy::copy(call, bucket, key),
@@ -185,7 +190,7 @@ pub(super) fn seal<R: Read>(
 
 /// The object's length: `x-amz-decoded-content-length` under aws-chunked,
 /// else the Content-Length (`None`: sent chunked).
-fn declared_length(call: &Call<'_>, request: &Request) -> Result<Option<u64>, S3Error> {
+pub(super) fn declared_length(call: &Call<'_>, request: &Request) -> Result<Option<u64>, S3Error> {
     let missing = || {
         S3Error::new(
             Code::MissingContentLength,

@@ -1,7 +1,8 @@
 //! boto3 against the S3 API: each test runs checks of
 //! `boto3_checks.py` (every operation, ranges, conditions, listings,
 //! copies, folder markers, presigned URLs, checksums, refusals, key
-//! rights), with the SDK's default checksums on (`when_supported`, its
+//! rights) and of `boto3_multipart.py` (multipart uploads), with the
+//! SDK's default checksums on (`when_supported`, its
 //! default) and off (`when_required`) where bodies are sent.
 
 use super::{KEYS, here, run_ok, start};
@@ -13,7 +14,12 @@ fn checks(names: &[&str], env: &[(&str, &str)]) {
 }
 
 fn checks_on(cluster: &Cluster, names: &[&str], env: &[(&str, &str)]) {
-    let mut args = vec!["boto3_checks.py"];
+    script_checks_on(cluster, "boto3_checks.py", names, env);
+}
+
+/// Runs the checks `names` of the Python file `script`.
+fn script_checks_on(cluster: &Cluster, script: &str, names: &[&str], env: &[(&str, &str)]) {
+    let mut args = vec![script];
     args.extend(names);
     let out = run_ok(cluster, &here(), "python3", &args, env);
     for name in names {
@@ -81,7 +87,7 @@ fn copies_keep_or_replace_metadata() {
 
 #[test]
 fn folder_markers_are_directories() {
-    checks(&["folders", "no_multipart_yet"], &[]);
+    checks(&["folders"], &[]);
 }
 
 #[test]
@@ -177,4 +183,88 @@ fn object_metadata_and_marker_removals_survive_a_kill_9() {
     cluster.naming().restart();
     cluster.wait_healthy();
     checks_on(&cluster, &["durable_after"], &[]);
+}
+
+fn multipart_checks(cluster: &Cluster, names: &[&str], env: &[(&str, &str)]) {
+    script_checks_on(cluster, "boto3_multipart.py", names, env);
+}
+
+#[test]
+fn multipart_parts_from_threads_complete_into_one_object() {
+    multipart_checks(&start(), &["multipart"], &[]);
+}
+
+#[test]
+fn multipart_parts_complete_with_the_sdk_checksums_off() {
+    multipart_checks(&start(), &["multipart"], &CHECKSUMS_OFF);
+}
+
+#[test]
+fn multipart_completions_keep_to_the_rules_of_s3() {
+    multipart_checks(&start(), &["multipart_rules"], &[]);
+}
+
+#[test]
+fn an_aborted_upload_leaves_no_object_and_no_chunks() {
+    multipart_checks(&start(), &["multipart_abort"], &[]);
+}
+
+#[test]
+fn parts_are_copied_from_objects_whole_and_by_range() {
+    multipart_checks(&start(), &["upload_part_copy"], &[]);
+}
+
+#[test]
+fn uploads_under_way_are_listed_by_key_with_prefixes_and_pages() {
+    multipart_checks(&start(), &["list_uploads"], &[]);
+}
+
+#[test]
+fn an_upload_under_way_survives_a_kill_9() {
+    let mut cluster = start();
+    multipart_checks(&cluster, &["durable_begin"], &[]);
+    cluster.naming().kill();
+    cluster.naming().restart();
+    cluster.wait_healthy();
+    multipart_checks(&cluster, &["durable_end"], &[]);
+}
+
+#[test]
+fn unfinished_uploads_expire_and_their_parts_go() {
+    let cluster = Cluster::start(Spec {
+        s3_keys: Some(KEYS),
+        env: vec![("S3_UPLOAD_EXPIRY_MS", "1500")],
+        ..Spec::default()
+    });
+    multipart_checks(&cluster, &["expiry"], &[]);
+    assert!(
+        cluster
+            .naming_ref()
+            .log_text()
+            .contains("expired; its parts are deleted"),
+        "{}",
+        cluster.naming_ref().log_text()
+    );
+}
+
+#[test]
+fn a_large_multipart_upload_and_ranged_reads_keep_memory_flat() {
+    let size: u64 = match slow_tests("a 5 GiB multipart upload through S3") {
+        true => 5 << 30,
+        false => 512 << 20,
+    };
+    let cluster = start();
+    multipart_checks(
+        &cluster,
+        &["big_multipart"],
+        &[("BIG_BYTES", &size.to_string())],
+    );
+    let naming = cluster.naming_ref().peak_rss_bytes();
+    let storage: Vec<u64> = (0..cluster.spec.storage)
+        .map(|idx| cluster.storage_ref(idx).peak_rss_bytes())
+        .collect();
+    println!("peak RSS with a {size}-byte multipart upload: naming {naming}, storage {storage:?}");
+    for peak in storage.iter().chain([&naming]) {
+        assert!(*peak < PEAK_RSS_BYTES_MAX, "peak RSS {peak} bytes");
+    }
 }

@@ -398,17 +398,6 @@ def check_durable_after():
     print("durable after ok")
 
 
-def check_no_multipart_yet():
-    """Multipart uploads are not built yet: said plainly, and nothing is
-    ever under way."""
-    bucket = fresh_bucket("multipart")
-    expect("NotImplemented", 501, S3.create_multipart_upload, Bucket=bucket, Key="k")
-    assert S3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    expect("NoSuchUpload", 404, S3.abort_multipart_upload, Bucket=bucket, Key="k", UploadId="x")
-    expect("NoSuchUpload", 404, S3.list_parts, Bucket=bucket, Key="k", UploadId="x")
-    print("no multipart yet ok")
-
-
 def check_presigned():
     bucket = fresh_bucket("presigned")
     S3.put_object(Bucket=bucket, Key="p", Body=b"presigned bytes")

@@ -328,3 +328,118 @@ fn s3_and_the_native_api_see_the_same_bytes_both_ways() {
         ],
     );
 }
+
+/// A file past every client's multipart threshold (the aws CLI's 8 MiB,
+/// and rclone's and s3cmd's set to 5 MiB here) goes up in parts, comes
+/// back whole, and leaves no upload behind.
+#[test]
+fn large_files_go_up_in_parts_with_every_client() {
+    let cluster = start();
+    let work = cluster.dir.join("parts");
+    fs::create_dir_all(work.join("tree")).unwrap();
+    let big = test_bytes((20 << 20) + 13, 21);
+    fs::write(work.join("tree/big.bin"), &big).unwrap();
+    fs::write(work.join("tree/small.txt"), b"small\n").unwrap();
+    aws(&cluster, &work, &["s3", "mb", "s3://parts"]);
+    aws(
+        &cluster,
+        &work,
+        &["s3", "cp", "tree/big.bin", "s3://parts/aws/big.bin"],
+    );
+    let head = aws(
+        &cluster,
+        &work,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "aws/big.bin",
+        ],
+    );
+    // 8 MiB parts: three of them, and the multipart ETag says so.
+    assert!(head.contains("-3\\\""), "{head}");
+    aws(
+        &cluster,
+        &work,
+        &["s3", "sync", "tree", "s3://parts/synced"],
+    );
+    let again = aws(
+        &cluster,
+        &work,
+        &["s3", "sync", "tree", "s3://parts/synced"],
+    );
+    assert!(!again.contains("upload:"), "{again}");
+    aws(
+        &cluster,
+        &work,
+        &["s3", "cp", "s3://parts/synced/big.bin", "aws-back.bin"],
+    );
+    assert!(fs::read(work.join("aws-back.bin")).unwrap() == big);
+    let cutoff = ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"];
+    let mut copy = vec!["copy"];
+    copy.extend(cutoff);
+    copy.extend(["tree", "harbour:parts/rclone"]);
+    rclone(&cluster, &work, &copy);
+    rclone(
+        &cluster,
+        &work,
+        &["check", "--download", "tree", "harbour:parts/rclone"],
+    );
+    let head = aws(
+        &cluster,
+        &work,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "rclone/big.bin",
+        ],
+    );
+    assert!(head.contains("-5\\\""), "rclone sent 5 MiB parts: {head}");
+    let host = cluster.s3_url().trim_start_matches("http://").to_owned();
+    let config = work.join("s3cfg");
+    fs::write(
+        &config,
+        format!(
+            "[default]\naccess_key = {KEY_ID}\nsecret_key = {SECRET}\nhost_base = {host}\nhost_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let s3cmd = |args: &[&str]| {
+        let mut all = vec!["-c", config.as_str()];
+        all.extend(args);
+        run_ok(&cluster, &work, "s3cmd", &all, &[])
+    };
+    s3cmd(&[
+        "put",
+        "--multipart-chunk-size-mb=5",
+        "tree/big.bin",
+        "s3://parts/s3cmd/big.bin",
+    ]);
+    let head = aws(
+        &cluster,
+        &work,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "s3cmd/big.bin",
+        ],
+    );
+    assert!(head.contains("-5\\\""), "s3cmd sent 5 MiB parts: {head}");
+    s3cmd(&["get", "s3://parts/s3cmd/big.bin", "s3cmd-back.bin"]);
+    assert!(fs::read(work.join("s3cmd-back.bin")).unwrap() == big);
+    let uploads = aws(
+        &cluster,
+        &work,
+        &["s3api", "list-multipart-uploads", "--bucket", "parts"],
+    );
+    assert!(!uploads.contains("UploadId"), "{uploads}");
+}

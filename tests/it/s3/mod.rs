@@ -61,6 +61,7 @@ pub fn run(
         .current_dir(cwd)
         .env("HOME", &home)
         .env("S3_URL", &url)
+        .env("NATIVE_URL", cluster.url())
         .env("S3_KEY_ID", KEY_ID)
         .env("S3_SECRET", SECRET)
         .env("AWS_ACCESS_KEY_ID", KEY_ID)

@@ -7,19 +7,44 @@ use common::name::FileName;
 
 use super::{FrameError, Record, frame, parse, read_frame};
 use crate::metadata::change::Change;
-use crate::metadata::version::{FileVersion, ObjectMeta, push_run};
+use crate::metadata::uploads::Part;
+use crate::metadata::version::{FileVersion, ObjectMeta, Piece, push_run};
+
+fn piece(blob: u64, size_bytes: u64) -> Piece {
+    let mut runs = Vec::new();
+    let chunks = size_bytes.div_ceil(1024) as u32;
+    if chunks > 0 {
+        push_run(&mut runs, chunks, &[1, 0]);
+    }
+    Piece {
+        blob: BlobId(blob),
+        size_bytes,
+        runs,
+    }
+}
+
+fn object() -> ObjectMeta {
+    ObjectMeta {
+        md5: [0; 16],
+        parts_count: 0,
+        content_type: None,
+        user: vec![("k".into(), "v".into())].into(),
+    }
+}
 
 fn records() -> Vec<Record> {
     let mut runs = Vec::new();
     push_run(&mut runs, 256, &[0, 1]);
     push_run(&mut runs, 3, &[2, 0]);
-    let version = FileVersion {
-        blob: BlobId(77),
-        size_bytes: 258 * 1024 + 5,
-        runs,
-        mtime_ms: 1_796_198_221_123,
-        object: None,
-    };
+    let version = FileVersion::whole(
+        Piece {
+            blob: BlobId(77),
+            size_bytes: 258 * 1024 + 5,
+            runs,
+        },
+        1_796_198_221_123,
+        None,
+    );
     let changes = vec![
         Change::AddServer {
             id: 2,
@@ -33,12 +58,14 @@ fn records() -> Vec<Record> {
         },
         Change::Commit {
             name: FileName::parse("empty").unwrap(),
-            version: Arc::new(FileVersion {
-                blob: BlobId(78),
-                size_bytes: 0,
-                runs: Vec::new(),
-                mtime_ms: 1_796_198_221_123,
-                object: Some(Box::new(ObjectMeta {
+            version: Arc::new(FileVersion::whole(
+                Piece {
+                    blob: BlobId(78),
+                    size_bytes: 0,
+                    runs: Vec::new(),
+                },
+                1_796_198_221_123,
+                Some(Box::new(ObjectMeta {
                     md5: [0xd4; 16],
                     parts_count: 3,
                     content_type: Some("text/plain; charset=utf-8".into()),
@@ -48,9 +75,41 @@ fn records() -> Vec<Record> {
                     ]
                     .into(),
                 })),
+            )),
+            overwrite: true,
+        },
+        Change::Commit {
+            name: FileName::parse("big/multi").unwrap(),
+            version: Arc::new(FileVersion {
+                pieces: vec![piece(90, 5 * 1024 * 1024 + 3), piece(91, 0), piece(92, 7)].into(),
+                size_bytes: 5 * 1024 * 1024 + 10,
+                mtime_ms: 1_796_198_221_124,
+                object: Some(Box::new(object())),
             }),
             overwrite: true,
         },
+        Change::BeginUpload {
+            id: 93,
+            name: FileName::parse("bucket/key").unwrap(),
+            started_ms: 1_796_198_221_125,
+            object: Box::new(object()),
+        },
+        Change::AddPart {
+            upload: 93,
+            number: 10_000,
+            part: Part {
+                piece: piece(94, 3000),
+                md5: [7; 16],
+                mtime_ms: 1_796_198_221_126,
+            },
+        },
+        Change::CompleteUpload {
+            upload: 93,
+            parts: vec![(1, [1; 16]), (3, [3; 16])],
+            md5: [9; 16],
+            mtime_ms: 1_796_198_221_127,
+        },
+        Change::AbortUpload { upload: 93 },
         Change::Delete {
             name: FileName::parse("dir/ü b").unwrap(),
         },
@@ -63,7 +122,7 @@ fn records() -> Vec<Record> {
         Change::Drain { id: 1 },
     ];
     let mut records: Vec<Record> = changes.into_iter().map(Record::Change).collect();
-    records.push(Record::End { records_count: 7 });
+    records.push(Record::End { records_count: 12 });
     records
 }
 
