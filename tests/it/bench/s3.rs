@@ -2,7 +2,8 @@
 //! objects put and got through boto3, beside the same through the native
 //! API (one keep-alive connection from Python, so the clients cost alike).
 //! Each row: rate, and the CPU the naming and storage servers spent per
-//! object (MD5 and SigV4 are the S3 path's extra on the naming server).
+//! object (MD5 and SigV4 are the S3 path's extra on the naming server),
+//! and 64 MiB objects as multipart uploads of 8 MiB parts, four at once.
 
 use super::{CpuMeter, MIB, bench_spec, enabled};
 use crate::cluster::{Cluster, Spec};
@@ -62,4 +63,8 @@ fn bench_s3_beside_the_native_api() {
             phase(&cluster, api, "get", count, size);
         }
     }
+    // The same 64 MiB objects as multipart uploads, 8 MiB parts, four at
+    // once (what the aws CLI and boto3's upload_file do past 8 MiB).
+    phase(&cluster, "s3-multipart", "put", 4, 64 << 20);
+    phase(&cluster, "s3-multipart", "get", 4, 64 << 20);
 }

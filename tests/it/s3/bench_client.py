@@ -1,5 +1,6 @@
 """`make bench`'s S3 client: COUNT objects of SIZE bytes put then got,
-through boto3 (`s3`) or the native API over one keep-alive connection
+through boto3 (`s3`; `s3-multipart`: upload_fileobj in 8 MiB parts, four
+at once) or the native API over one keep-alive connection
 (`native`), one phase per run; prints the phase's wall seconds. The
 endpoints and keys come from the environment (S3_URL, NATIVE_URL, S3_KEY_ID,
 S3_SECRET)."""
@@ -10,7 +11,10 @@ import sys
 import time
 import urllib.parse
 
+import io
+
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 API, PHASE, COUNT, SIZE = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -36,8 +40,11 @@ def run_s3():
         return
     started = time.monotonic()
     for i in range(COUNT):
-        key = f"s3-{SIZE}/{i}"
-        if PHASE == "put":
+        key = f"{API}-{SIZE}/{i}"
+        if PHASE == "put" and API == "s3-multipart":
+            parts = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=int(os.environ.get("PARTS_AT_ONCE", "4")))
+            s3.upload_fileobj(io.BytesIO(BODY), BUCKET, key, Config=parts)
+        elif PHASE == "put":
             s3.put_object(Bucket=BUCKET, Key=key, Body=BODY)
         else:
             body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
@@ -64,4 +71,4 @@ def run_native():
 
 
 if PHASE != "setup" or API == "s3":
-    {"s3": run_s3, "native": run_native}[API]()
+    {"s3": run_s3, "s3-multipart": run_s3, "native": run_native}[API]()
