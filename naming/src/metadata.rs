@@ -14,6 +14,8 @@
 //! - the server table only grows, and an id's URL never changes.
 
 pub mod change;
+mod entity;
+pub use self::entity::Entity;
 mod dirs;
 pub use self::dirs::Entry;
 mod rename;

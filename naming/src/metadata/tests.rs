@@ -753,3 +753,159 @@ fn directories_are_made_once_removed_when_empty_and_kept_by_snapshots() {
     assert_eq!(metadata.apply(&remove("h/e/")), Ok(Applied::Changed));
     assert_eq!(metadata.apply(&remove("h/")), Ok(Applied::Changed));
 }
+
+/// Applies `change`; if accepted, puts back what it touched as it was
+/// before and checks that this restores the state exactly, then applies it
+/// again. What a store does when its write is not accepted.
+fn apply_undo_redo(metadata: &mut Metadata, change: &Change) -> Result<Applied, Refusal> {
+    let before_snapshot = metadata.snapshot();
+    let touched = metadata.touched(change);
+    let before: Vec<_> = touched
+        .iter()
+        .map(|entity| (entity.clone(), metadata.entity(entity)))
+        .collect();
+    let outcome = metadata.apply(change);
+    if outcome.is_err() {
+        assert_eq!(metadata.snapshot(), before_snapshot, "a refusal changed {change:?}");
+        return outcome;
+    }
+    let after_snapshot = metadata.snapshot();
+    let after: Vec<_> = touched
+        .iter()
+        .map(|entity| (entity.clone(), metadata.entity(entity)))
+        .collect();
+    metadata.replace(before).unwrap();
+    metadata.check_invariants().unwrap();
+    assert_eq!(metadata.snapshot(), before_snapshot, "undo of {change:?}");
+    // A store that follows another's change puts back the values after.
+    metadata.replace(after).unwrap();
+    metadata.check_invariants().unwrap();
+    assert_eq!(metadata.snapshot(), after_snapshot, "redo of {change:?}");
+    outcome
+}
+
+#[test]
+fn putting_back_what_a_change_touched_undoes_or_redoes_it_exactly() {
+    for seed in 0..20 {
+        let mut rng = Rng::new(2000 + seed);
+        let mut metadata = Metadata::default();
+        let mut model = Model::default();
+        for _ in 0..200 {
+            let (change, _) = step(&mut rng, &mut model);
+            let _ = apply_undo_redo(&mut metadata, &change);
+        }
+    }
+    let mut metadata = with_servers();
+    let object = Box::new(crate::metadata::version::ObjectMeta {
+        md5: [0; 16],
+        parts_count: 0,
+        content_type: None,
+        user: Box::new([]),
+    });
+    let part = |blob: u64| crate::metadata::uploads::Part {
+        piece: version(blob, 3000).pieces[0].clone(),
+        md5: [blob as u8; 16],
+        mtime_ms: 1,
+    };
+    let changes = [
+        commit("a/x", version(1, 3000), false),
+        commit("a/y", version(2, 10), false),
+        Change::MakeDir {
+            path: "a/sub/".to_owned(),
+        },
+        commit("a/x", version(3, 5), true),
+        rename("a/x", "a/y", true),
+        Change::RenamePrefix {
+            from: "a/".to_owned(),
+            to: "b/".to_owned(),
+        },
+        Change::RemoveDir {
+            path: "b/sub/".to_owned(),
+            even_if_not_empty: false,
+        },
+        Change::Delete { name: name("b/y") },
+        Change::BeginUpload {
+            id: 10,
+            name: name("b/big"),
+            started_ms: 5,
+            object: object.clone(),
+        },
+        Change::AddPart {
+            upload: 10,
+            number: 1,
+            part: part(11),
+        },
+        Change::AddPart {
+            upload: 10,
+            number: 2,
+            part: part(12),
+        },
+        Change::AddPart {
+            upload: 10,
+            number: 2,
+            part: part(13),
+        },
+        Change::Relocate {
+            blob: BlobId(13),
+            first_index: 0,
+            count: 1,
+            replicas: vec![2],
+        },
+        Change::CompleteUpload {
+            upload: 10,
+            parts: vec![(2, [13; 16])],
+            md5: [0; 16],
+            mtime_ms: 6,
+        },
+        Change::BeginUpload {
+            id: 20,
+            name: name("b/gone"),
+            started_ms: 5,
+            object,
+        },
+        Change::AddPart {
+            upload: 20,
+            number: 7,
+            part: part(21),
+        },
+        Change::AbortUpload { upload: 20 },
+        Change::Drain { id: 1 },
+        Change::AddServer {
+            id: 3,
+            url: "http://d:4".to_owned(),
+        },
+        Change::ReserveBlobs { up_to: 5000 },
+    ];
+    for change in &changes {
+        let outcome = apply_undo_redo(&mut metadata, change);
+        assert!(outcome.is_ok(), "{change:?}: {outcome:?}");
+    }
+}
+
+#[test]
+fn the_whole_state_is_rebuilt_from_its_entities() {
+    for seed in 0..10 {
+        let mut rng = Rng::new(3000 + seed);
+        let mut metadata = Metadata::default();
+        let mut model = Model::default();
+        for _ in 0..200 {
+            let (change, _) = step(&mut rng, &mut model);
+            let _ = metadata.apply(&change);
+        }
+        // In reverse: `replace` puts entities in their order itself.
+        let group = metadata
+            .entities()
+            .into_iter()
+            .rev()
+            .map(|entity| {
+                let value = metadata.entity(&entity);
+                assert!(value.is_some(), "{entity:?} is listed but has no value");
+                (entity, value)
+            })
+            .collect();
+        let mut rebuilt = Metadata::default();
+        rebuilt.replace(group).unwrap();
+        rebuilt.check_invariants().unwrap();
+        assert_eq!(rebuilt.snapshot(), metadata.snapshot());
+    }
+}
