@@ -79,6 +79,11 @@ impl Api {
         let path = server::url_path(request).to_owned();
         let method = request.method().clone();
         *principal = self.authorize(request, &method, &path)?;
+        if !matches!(path.as_str(), "/health" | "/metrics" | "/") {
+            // See every change acknowledged before this request, by this
+            // naming server or another sharing the metadata store.
+            self.naming.store().sync()?;
+        }
         if let Some(raw_name) = path.strip_prefix("/files/") {
             let name = parse_name(raw_name)?;
             return match method {
@@ -220,7 +225,7 @@ impl Api {
                     },
                     Refusal::NameTaken => ApiError::TargetsExist { prefix: to.clone() },
                     Refusal::BadRename(detail) => ApiError::BadRequest(detail),
-                    other => ApiError::Internal(other.to_string()),
+                    other => ApiError::from(other),
                 })?;
             return Ok(Reply::json(
                 STATUS_OK,
@@ -235,7 +240,7 @@ impl Api {
                 .map_err(|refusal| match refusal {
                     Refusal::NoSuchFile => ApiError::NotFound { name: from.clone() },
                     Refusal::NameTaken => ApiError::Exists { name: to.clone() },
-                    other => ApiError::Internal(other.to_string()),
+                    other => ApiError::from(other),
                 })?;
         if let Some(replaced) = replaced {
             self.naming.garbage.drop_version(replaced);
@@ -249,7 +254,7 @@ impl Api {
     fn delete(&self, name: &FileName) -> Result<Reply, ApiError> {
         let removed = self
             .naming
-            .delete(name)
+            .delete(name)?
             .ok_or_else(|| ApiError::NotFound { name: name.clone() })?;
         self.naming.garbage.drop_version(removed);
         self.naming
@@ -311,7 +316,7 @@ impl Api {
                     .make_dir(&path)
                     .map_err(|refusal| match refusal {
                         Refusal::NameTaken => ApiError::DirExists { path: path.clone() },
-                        other => ApiError::Internal(other.to_string()),
+                        other => ApiError::from(other),
                     })?;
                 Ok(Reply::json(
                     STATUS_CREATED,
@@ -330,7 +335,7 @@ impl Api {
                         Refusal::NoSuchFile => ApiError::NoSuchDirectory {
                             prefix: path.clone(),
                         },
-                        other => ApiError::Internal(other.to_string()),
+                        other => ApiError::from(other),
                     })?;
                 Ok(Reply::empty(STATUS_NO_CONTENT))
             }
@@ -371,7 +376,7 @@ impl Api {
             .ok_or_else(|| ApiError::BadRequest("drain needs ?server=URL".to_owned()))?;
         let url = url.trim_end_matches('/').to_owned();
         self.naming
-            .drain(&url)
+            .drain(&url)?
             .ok_or_else(|| ApiError::UnknownServer { url: url.clone() })?;
         Ok(Reply::json(
             STATUS_OK,

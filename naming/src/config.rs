@@ -57,6 +57,21 @@ pub struct Config {
     pub effective_lines: Vec<String>,
     /// The S3 API, when `S3_LISTEN_ADDR` is set.
     pub s3: Option<S3Config>,
+    /// The metadata in etcd, when `ETCD_ENDPOINTS` is set; else in
+    /// `meta_dir`.
+    pub etcd: Option<EtcdConfig>,
+    /// `--migrate-to-etcd`: copy `meta_dir` into etcd's empty prefix, exit.
+    pub migrate_to_etcd: bool,
+}
+
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    /// Every key of this cluster starts with it.
+    pub prefix: String,
+    /// A user and password for etcd's auth API.
+    pub credentials: Option<(String, String)>,
+    /// Whom `https://` endpoints are verified against.
+    pub tls: ClientTls,
 }
 
 pub struct S3Config {
@@ -175,10 +190,45 @@ const S3_UPLOAD_EXPIRY: Param = Param {
     default: Fallback::Number(UPLOAD_EXPIRY_DEFAULT.as_millis() as u64),
     help: "an S3 multipart upload neither completed nor aborted this long after it began is abandoned, its parts deleted",
 };
+const ETCD_ENDPOINTS: Param = Param {
+    flag: "--etcd-endpoints",
+    env: "ETCD_ENDPOINTS",
+    default: Fallback::Unset,
+    help: "comma-separated http:// or https:// URLs of etcd members: keep the metadata in etcd (several naming servers may share it) instead of --meta-dir",
+};
+const ETCD_PREFIX: Param = Param {
+    flag: "--etcd-prefix",
+    env: "ETCD_PREFIX",
+    default: Fallback::Text("/harbour/"),
+    help: "the prefix of every etcd key of this cluster (clusters sharing one etcd use distinct prefixes)",
+};
+const ETCD_USERNAME: Param = Param {
+    flag: "--etcd-username",
+    env: "ETCD_USERNAME",
+    default: Fallback::Unset,
+    help: "etcd user (etcd's auth API); its password from --etcd-password-file or ETCD_PASSWORD",
+};
+const ETCD_PASSWORD_FILE: Param = Param {
+    flag: "--etcd-password-file",
+    env: "ETCD_PASSWORD_FILE",
+    default: Fallback::Unset,
+    help: "file holding the etcd user's password (readable by its owner only)",
+};
+const ETCD_CA_FILE: Param = Param {
+    flag: "--etcd-ca-file",
+    env: "ETCD_CA_FILE",
+    default: Fallback::Unset,
+    help: "PEM certificates https:// etcd members are verified against (default: the system's roots)",
+};
+/// The variable holding the etcd user's password itself.
+const ETCD_PASSWORD_ENV: &str = "ETCD_PASSWORD";
+const MIGRATE_FLAG: &str = "--migrate-to-etcd";
+const MIGRATE_HELP: &str = "\n  --migrate-to-etcd\n      copy the metadata of --meta-dir into the empty --etcd-prefix of ETCD_ENDPOINTS, then exit\n";
+
 /// The variable holding the secret of `S3_ACCESS_KEY_ID` itself.
 const S3_SECRET_ENV: &str = "S3_SECRET_ACCESS_KEY";
 
-const PARAMS: [Param; 26] = [
+const PARAMS: [Param; 31] = [
     LISTEN,
     STORAGE_SERVERS,
     REPLICATION,
@@ -205,13 +255,21 @@ const PARAMS: [Param; 26] = [
     S3_KEYS_FILE,
     S3_REGION,
     S3_UPLOAD_EXPIRY,
+    ETCD_ENDPOINTS,
+    ETCD_PREFIX,
+    ETCD_USERNAME,
+    ETCD_PASSWORD_FILE,
+    ETCD_CA_FILE,
 ];
 
 pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigError> {
     if args.contains(["-h", "--help"]) {
         let usage = "harbour-naming: the Harbour naming server (metadata, placement, public API)\n\nUsage: harbour-naming [SETTINGS]";
-        return Ok(Parsed::Help(help_text(usage, &PARAMS) + INSECURE_HELP));
+        return Ok(Parsed::Help(
+            help_text(usage, &PARAMS) + INSECURE_HELP + MIGRATE_HELP,
+        ));
     }
+    let migrate_to_etcd = args.contains(MIGRATE_FLAG);
     let mut reader = ConfigReader::new(args);
     let listen = reader.get(&LISTEN, |raw| {
         raw.parse::<SocketAddr>().map_err(|err| err.to_string())
@@ -278,6 +336,13 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     // join with an https:// URL at any time.
     let storage_tls = reader.client_tls(true)?;
     let s3 = s3_config(&mut reader)?;
+    let etcd = etcd_config(&mut reader)?;
+    if migrate_to_etcd && etcd.is_none() {
+        return Err(invalid(
+            &ETCD_ENDPOINTS,
+            format!("{MIGRATE_FLAG} needs the etcd to copy into"),
+        ));
+    }
     let effective_lines = reader.effective_lines();
     reader.finish()?;
     Ok(Parsed::Run(Config {
@@ -301,6 +366,55 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
         storage_tls,
         effective_lines,
         s3,
+        etcd,
+        migrate_to_etcd,
+    }))
+}
+
+/// Where etcd is, when the metadata is kept there.
+fn etcd_config(reader: &mut ConfigReader) -> Result<Option<EtcdConfig>, ConfigError> {
+    let endpoints = reader.get(&ETCD_ENDPOINTS, |raw| {
+        let endpoints = parse_server_list(raw)?;
+        match endpoints.is_empty() {
+            true => Err("lists no endpoint".to_owned()),
+            false => Ok(endpoints),
+        }
+    })?;
+    let prefix = reader
+        .get(&ETCD_PREFIX, |raw| match raw {
+            "" => Err("must not be empty".to_owned()),
+            raw => Ok(raw.to_owned()),
+        })?
+        .expect("has a default");
+    let username = reader.get(&ETCD_USERNAME, |raw| Ok(raw.to_owned()))?;
+    let password = reader.secret(&ETCD_PASSWORD_FILE, ETCD_PASSWORD_ENV)?;
+    let tls = reader.get(&ETCD_CA_FILE, |path| {
+        ClientTls::from_ca_file(std::path::Path::new(path))
+    })?;
+    let Some(endpoints) = endpoints else {
+        return Ok(None);
+    };
+    let credentials = match (username, password) {
+        (None, None) => None,
+        (Some(user), Some(password)) => Some((user, password)),
+        (Some(_), None) => {
+            return Err(invalid(
+                &ETCD_USERNAME,
+                format!("needs a password (--etcd-password-file or {ETCD_PASSWORD_ENV})"),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                &ETCD_PASSWORD_FILE,
+                "a password needs --etcd-username".to_owned(),
+            ));
+        }
+    };
+    Ok(Some(EtcdConfig {
+        endpoints,
+        prefix,
+        credentials,
+        tls: tls.unwrap_or_else(ClientTls::system),
     }))
 }
 

@@ -7,6 +7,8 @@ use common::server::HttpError;
 
 use common::name::{FileName, NameError};
 
+use crate::metadata::change::Refusal;
+
 #[derive(Debug)]
 pub enum ApiError {
     BadName(NameError),
@@ -71,6 +73,10 @@ pub enum ApiError {
         detail: String,
     },
     Internal(String),
+    /// The metadata store cannot be reached (etcd without a quorum).
+    MetadataUnavailable {
+        detail: String,
+    },
     /// No valid credentials for this request: nothing was done.
     Unauthorized(String),
     /// Credentials without the permission this request needs.
@@ -97,7 +103,9 @@ impl HttpError for ApiError {
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::Internal(_) => 500,
             ApiError::StorageFailed { .. } | ApiError::ChunkUnavailable { .. } => 502,
-            ApiError::NotEnoughServers { .. } | ApiError::ReplicasUnavailable { .. } => 503,
+            ApiError::NotEnoughServers { .. }
+            | ApiError::ReplicasUnavailable { .. }
+            | ApiError::MetadataUnavailable { .. } => 503,
             ApiError::StorageTimeout { .. } => 504,
             ApiError::InsufficientStorage { .. } => 507,
         }
@@ -156,8 +164,23 @@ impl fmt::Display for ApiError {
                 write!(f, "no replica could serve the data: {detail}")
             }
             ApiError::Internal(message) => write!(f, "internal error: {message}"),
+            ApiError::MetadataUnavailable { detail } => {
+                write!(f, "the metadata store is unavailable: {detail}")
+            }
         }
     }
 }
 
 impl std::error::Error for ApiError {}
+
+/// A refusal no caller expected: the store cannot be reached, or a change
+/// it cannot take; anything else is a bug.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::Unavailable(detail) => ApiError::MetadataUnavailable { detail },
+            Refusal::TooLarge(detail) => ApiError::BadRequest(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

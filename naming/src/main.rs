@@ -19,6 +19,9 @@ use naming::limits::{
     BLOB_RESERVATION_COUNT, CHECKPOINT_CHECK_INTERVAL, GARBAGE_INTERVAL,
     TOKENS_RELOAD_CHECK_INTERVAL,
 };
+use naming::meta_store::MetaStore;
+use naming::meta_store::etcd::EtcdStore;
+use naming::meta_store::etcd::client::EtcdClient;
 use naming::meta_store::local::{LocalSettings, LocalStore};
 use naming::naming::Naming;
 use naming::s3::S3Api;
@@ -68,16 +71,12 @@ fn run(config: &Config) -> Result<(), String> {
         "tls: https:// storage servers are verified against {}",
         config.storage_tls.source
     );
-    let settings = LocalSettings {
-        checkpoint_bytes: config.checkpoint_bytes,
-        reservation_count: BLOB_RESERVATION_COUNT,
-    };
-    let (store, notes) = LocalStore::open(&config.meta_dir, settings)?;
-    for note in notes {
-        log::info!("recovery: {note}");
+    if config.migrate_to_etcd {
+        return migrate_to_etcd(config);
     }
+    let store = open_store(config)?;
     let naming = Naming::new(
-        Box::new(store),
+        store,
         Cluster::new(config.replication, config.dead_after),
         StorageClient::new(
             config.storage_timeout,
@@ -166,6 +165,57 @@ fn run(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The metadata store the config names: etcd's, or the journal in
+/// `META_DIR`.
+fn open_store(config: &Config) -> Result<Box<dyn MetaStore>, String> {
+    if let Some(etcd) = &config.etcd {
+        let client = EtcdClient::new(etcd.endpoints.clone(), etcd.credentials.clone(), &etcd.tls);
+        let store = EtcdStore::open(client, &etcd.prefix, BLOB_RESERVATION_COUNT)?;
+        log::info!(
+            "metadata: in etcd at {} under {:?} (--meta-dir is not used)",
+            etcd.endpoints.join(","),
+            etcd.prefix
+        );
+        return Ok(Box::new(store));
+    }
+    let (store, notes) = LocalStore::open(&config.meta_dir, local_settings(config))?;
+    for note in notes {
+        log::info!("recovery: {note}");
+    }
+    Ok(Box::new(store))
+}
+
+fn local_settings(config: &Config) -> LocalSettings {
+    LocalSettings {
+        checkpoint_bytes: config.checkpoint_bytes,
+        reservation_count: BLOB_RESERVATION_COUNT,
+    }
+}
+
+/// `--migrate-to-etcd`: the journal in `META_DIR`, replayed, becomes the
+/// state in etcd's empty prefix.
+fn migrate_to_etcd(config: &Config) -> Result<(), String> {
+    let etcd = config.etcd.as_ref().expect("checked by the config");
+    let (store, notes) = LocalStore::open(&config.meta_dir, local_settings(config))?;
+    for note in notes {
+        log::info!("recovery: {note}");
+    }
+    let client = EtcdClient::new(etcd.endpoints.clone(), etcd.credentials.clone(), &etcd.tls);
+    let written = {
+        let state = store.state();
+        EtcdStore::migrate(&client, &etcd.prefix, &state)?
+    };
+    store
+        .close()
+        .map_err(|err| format!("closing the metadata journal: {err}"))?;
+    log::info!(
+        "migrated {written} entries of {} into etcd under {:?}; start the naming server with ETCD_ENDPOINTS now",
+        config.meta_dir.display(),
+        etcd.prefix
+    );
+    Ok(())
+}
+
 /// The heartbeat, the garbage sweep, reconciliation, re-replication, the
 /// expiry of S3 multipart uploads and the checkpointer:
 /// service threads that live as long
@@ -201,6 +251,14 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
         // The first pass runs at start-up: it finds what a crash left behind.
         let mut last_reconciled: Option<std::time::Instant> = None;
         loop {
+            // With several naming servers, one leads this upkeep.
+            if !naming.store().leads_upkeep() {
+                last_reconciled = None;
+                if upkeep_tick.recv().is_err() {
+                    return;
+                }
+                continue;
+            }
             if last_reconciled.is_none_or(|at| at.elapsed() >= reconcile_interval) {
                 last_reconciled = Some(std::time::Instant::now());
                 let report = naming.reconciler.pass(&naming, reconcile_interval);
@@ -231,7 +289,8 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);
     thread::spawn(move || {
         for _ in checkpoint.iter() {
-            if let Err(err) = naming.store().maintain() {
+            let in_flight_min = || naming.blobs_in_flight().into_iter().min();
+            if let Err(err) = naming.store().maintain(&in_flight_min) {
                 // The journal still holds everything: a failed checkpoint
                 // costs restart time, not data. Try again next tick.
                 log::error!("checkpoint failed: {err}");

@@ -13,6 +13,7 @@
 //!   `new_blob` returns it, and replay raises the reservation past every
 //!   committed blob.
 
+pub mod etcd;
 pub mod local;
 
 use std::io;
@@ -31,16 +32,41 @@ pub trait MetaStore: Send + Sync {
     fn apply(&self, change: Change) -> Result<Applied, Refusal>;
 
     /// A blob id never handed out before, across restarts too, so a new
-    /// file never adopts an old one's leftover chunks.
-    fn new_blob(&self) -> BlobId;
+    /// file never adopts an old one's leftover chunks. Refused only by a
+    /// store that cannot be reached (`Refusal::Unavailable`).
+    fn new_blob(&self) -> Result<BlobId, Refusal>;
 
     /// The state as of the last applied change, read-only. Hold the guard
     /// briefly: every change waits for it.
     fn state(&self) -> StateRef<'_>;
 
+    /// Waits until the state holds every change acknowledged before the
+    /// call, by this naming server or any other sharing the store: what a
+    /// public request does before it reads. The local store has no other
+    /// writer, so it always does.
+    fn sync(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
+
     /// Upkeep due now, called about once a second (the local store writes
-    /// a checkpoint once its journal has grown enough).
-    fn maintain(&self) -> io::Result<()>;
+    /// a checkpoint once its journal has grown enough; the etcd store
+    /// catches up and renews its session). `in_flight_min` tells the
+    /// lowest blob id this server is writing now.
+    fn maintain(&self, in_flight_min: &dyn Fn() -> Option<BlobId>) -> io::Result<()>;
+
+    /// Whether this naming server runs the upkeep that must run once in a
+    /// cluster (reconciliation, re-replication, upload expiry): always
+    /// with the local store; with etcd, only the elected leader.
+    fn leads_upkeep(&self) -> bool {
+        true
+    }
+
+    /// The lowest blob id another naming server sharing the store may be
+    /// writing (`u64::MAX`: none): reconciliation takes no blob from there
+    /// on for an orphan.
+    fn in_flight_elsewhere_from(&self) -> u64 {
+        u64::MAX
+    }
 
     /// What `/metrics` shows of the store.
     fn stats(&self) -> StoreStats;

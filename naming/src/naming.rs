@@ -111,11 +111,11 @@ impl Naming {
 
     /// A blob id never handed out before, marked in flight until the guard
     /// drops, so reconciliation leaves its chunks alone.
-    pub fn new_blob(&self) -> BlobInFlight<'_> {
-        let blob = self.store.new_blob();
+    pub fn new_blob(&self) -> Result<BlobInFlight<'_>, ApiError> {
+        let blob = self.store.new_blob()?;
         let inserted = self.lock_in_flight().blobs.insert(blob);
         assert!(inserted, "blob {blob} handed out twice");
-        BlobInFlight { naming: self, blob }
+        Ok(BlobInFlight { naming: self, blob })
     }
 
     /// Blobs being written now.
@@ -125,13 +125,14 @@ impl Naming {
 
     /// Makes `version` the file `name`, durably, and ends the create.
     /// Returns the version it replaced, whose chunks the caller may now
-    /// delete.
+    /// delete. Refused with `NameTaken`, or `Unavailable` (then the commit
+    /// may yet have landed: the chunks must stay).
     pub fn commit(
         &self,
         name: &FileName,
         overwrite: bool,
         version: Arc<FileVersion>,
-    ) -> Result<Option<Arc<FileVersion>>, NameTaken> {
+    ) -> Result<Option<Arc<FileVersion>>, Refusal> {
         let committed = self.store.apply(Change::Commit {
             name: name.clone(),
             version,
@@ -142,16 +143,17 @@ impl Naming {
         self.abort_create(name, overwrite);
         match committed {
             Ok(Applied::Committed { replaced }) => Ok(replaced),
-            Err(Refusal::NameTaken) => Err(NameTaken),
+            Err(refusal @ (Refusal::NameTaken | Refusal::Unavailable(_))) => Err(refusal),
             other => unreachable!("a commit answers {other:?}"),
         }
     }
 
     /// Removes the file `name`, durably; returns its version.
-    pub fn delete(&self, name: &FileName) -> Option<Arc<FileVersion>> {
+    pub fn delete(&self, name: &FileName) -> Result<Option<Arc<FileVersion>>, ApiError> {
         match self.store.apply(Change::Delete { name: name.clone() }) {
-            Ok(Applied::Deleted { removed }) => Some(removed),
-            Err(Refusal::NoSuchFile) => None,
+            Ok(Applied::Deleted { removed }) => Ok(Some(removed)),
+            Err(Refusal::NoSuchFile) => Ok(None),
+            Err(refusal @ Refusal::Unavailable(_)) => Err(refusal.into()),
             other => unreachable!("a delete answers {other:?}"),
         }
     }
@@ -239,6 +241,10 @@ impl Naming {
         match relocated {
             Ok(_) => true,
             Err(Refusal::BlobGone) => false,
+            Err(Refusal::Unavailable(detail)) => {
+                log::warn!("a relocation of blob {blob} is not recorded: {detail}");
+                false
+            }
             Err(other) => unreachable!("a relocation answers {other:?}"),
         }
     }
@@ -287,6 +293,7 @@ impl Naming {
                 }
                 Err(Refusal::UnknownServer { .. }) => continue,
                 Err(Refusal::TableFull) => return Err(table_full()),
+                Err(refusal @ Refusal::Unavailable(_)) => return Err(refusal.into()),
                 Err(other) => unreachable!("a join answers {other:?}"),
             }
         }
@@ -295,10 +302,13 @@ impl Naming {
 
     /// Starts draining the server at `url`, durably; `None` if no server
     /// has that URL.
-    pub fn drain(&self, url: &str) -> Option<ServerId> {
-        let id = self.metadata().server_id(url)?;
+    pub fn drain(&self, url: &str) -> Result<Option<ServerId>, ApiError> {
+        let Some(id) = self.metadata().server_id(url) else {
+            return Ok(None);
+        };
         match self.store.apply(Change::Drain { id }) {
-            Ok(_) => Some(id),
+            Ok(_) => Ok(Some(id)),
+            Err(refusal @ Refusal::Unavailable(_)) => Err(refusal.into()),
             Err(other) => unreachable!("a drain of a known server answers {other:?}"),
         }
     }

@@ -70,6 +70,8 @@ impl Reconciler {
         // after it commits, so every listed blob of a create is in one of
         // the two.
         let in_flight = naming.blobs_in_flight();
+        // And other naming servers' creates, if they share the metadata.
+        let elsewhere_from = naming.store().in_flight_elsewhere_from();
         let expected = expected_chunks(&naming.metadata());
         let queued = naming.garbage.blobs();
         let now = Instant::now();
@@ -92,7 +94,7 @@ impl Reconciler {
             }
             for &(blob, held_chunks) in blobs {
                 let key = (*server, blob);
-                if in_flight.contains(&blob) || queued.contains(&blob) {
+                if in_flight.contains(&blob) || queued.contains(&blob) || blob.0 >= elsewhere_from {
                     state.orphans.remove(&key);
                     continue;
                 }

@@ -16,6 +16,7 @@ use common::limits::FILE_BYTES_MAX;
 use common::name::FileName;
 
 use crate::error::ApiError;
+use crate::metadata::change::Refusal;
 use crate::metadata::version::{FileVersion, ObjectMeta, Piece, ServerId};
 use crate::naming::Naming;
 
@@ -79,7 +80,7 @@ impl Reservation<'_> {
     ) -> Result<Created, ApiError> {
         let naming = self.naming;
         // Held until the version is committed or its chunks discarded.
-        let in_flight = naming.new_blob();
+        let in_flight = naming.new_blob()?;
         let blob = in_flight.blob;
         let mut touched = BTreeSet::new();
         let stored = upload_batches(naming, blob, body, self.declared_bytes, &mut touched)
@@ -124,7 +125,7 @@ pub fn store_piece<B: Read, R, E: From<ApiError>>(
         }
         .into());
     }
-    let in_flight = naming.new_blob();
+    let in_flight = naming.new_blob().map_err(E::from)?;
     let blob = in_flight.blob;
     let mut touched = BTreeSet::new();
     let stored = upload_batches(naming, blob, body, declared_bytes, &mut touched)
@@ -204,12 +205,15 @@ fn commit(
                 .count(&naming.metrics.bytes_written_total, created.size);
             Ok(created)
         }
-        Err(_) => {
+        Err(Refusal::NameTaken) => {
             // Another create of the same name (an overwrite) won the race.
             naming
                 .garbage
                 .discard_now(naming, version.first_blob(), touched);
             Err(ApiError::Exists { name: name.clone() })
         }
+        // The commit may yet have landed: the chunks stay, and if it did
+        // not, reconciliation takes them for orphans.
+        Err(refusal) => Err(refusal.into()),
     }
 }

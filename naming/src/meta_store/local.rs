@@ -164,7 +164,7 @@ impl MetaStore for LocalStore {
         Ok(applied)
     }
 
-    fn new_blob(&self) -> BlobId {
+    fn new_blob(&self) -> Result<BlobId, Refusal> {
         let (id, lsn) = {
             let mut cursor = self
                 .blobs
@@ -185,14 +185,14 @@ impl MetaStore for LocalStore {
             (id, cursor.reserved_at)
         };
         self.durable(lsn);
-        BlobId(id)
+        Ok(BlobId(id))
     }
 
     fn state(&self) -> StateRef<'_> {
         StateRef::new(self.lock_state())
     }
 
-    fn maintain(&self) -> io::Result<()> {
+    fn maintain(&self, _in_flight_min: &dyn Fn() -> Option<BlobId>) -> io::Result<()> {
         if self.journal.bytes_since_checkpoint() < self.settings.checkpoint_bytes {
             return Ok(());
         }

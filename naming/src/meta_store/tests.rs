@@ -111,12 +111,16 @@ fn a_checkpoint_between_a_reservation_and_its_fsync_reissues_no_blob() {
     let dir = temp_dir();
     let store = open(&dir);
     // Use up the reservation `open` made; the next id needs a new one.
-    let mut handed_out: Vec<u64> = (0..3).map(|_| store.new_blob().0).collect();
-    let reserving = in_the_sync_window(&store, || store.new_blob(), || store.checkpoint().unwrap());
+    let mut handed_out: Vec<u64> = (0..3).map(|_| store.new_blob().unwrap().0).collect();
+    let reserving = in_the_sync_window(
+        &store,
+        || store.new_blob().unwrap(),
+        || store.checkpoint().unwrap(),
+    );
     handed_out.push(reserving.0);
     drop(store);
     let store = open(&dir);
-    let next = store.new_blob().0;
+    let next = store.new_blob().unwrap().0;
     let highest = *handed_out.iter().max().unwrap();
     assert!(
         next > highest,
@@ -180,7 +184,7 @@ fn work(store: &LocalStore, thread: u64, round: u64, acknowledged: &Mutex<Acknow
         let name = format!("t{thread}/f{}", rng.below(8));
         match rng.below(10) {
             0..=5 => {
-                let blob = store.new_blob();
+                let blob = store.new_blob().unwrap();
                 let size_bytes = rng.below(5000);
                 commit(store, &name, blob, size_bytes).unwrap();
                 let mut acknowledged = acknowledged.lock().unwrap();
@@ -266,7 +270,7 @@ fn creates_drains_checkpoints_and_restarts_interleaved_forget_nothing_and_reissu
             });
             scope.spawn(|| {
                 for _ in 0..100 {
-                    store.maintain().unwrap();
+                    store.maintain(&|| None).unwrap();
                 }
             });
         });

@@ -148,6 +148,13 @@ pub enum Refusal {
     TooManyUploads,
     /// A completion listing a part not stored, or stored with another MD5.
     InvalidPart { number: u32 },
+    /// The store that makes changes durable cannot be reached (etcd
+    /// without a quorum): nothing was changed, or, if the answer was lost,
+    /// it is not known yet whether it was.
+    Unavailable(String),
+    /// A change larger than the store takes at once (a directory rename of
+    /// more names than one etcd transaction holds).
+    TooLarge(String),
     /// A change that breaks an invariant of the state: a bug, or a damaged
     /// journal at replay.
     Invalid(String),
@@ -166,6 +173,10 @@ impl fmt::Display for Refusal {
             Refusal::NoSuchUpload => f.write_str("no such upload"),
             Refusal::TooManyUploads => f.write_str("too many multipart uploads are under way"),
             Refusal::InvalidPart { number } => write!(f, "part {number} is not the one stored"),
+            Refusal::Unavailable(detail) => {
+                write!(f, "the metadata store is unavailable: {detail}")
+            }
+            Refusal::TooLarge(detail) => f.write_str(detail),
             Refusal::Invalid(detail) => f.write_str(detail),
         }
     }

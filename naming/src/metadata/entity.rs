@@ -80,20 +80,24 @@ impl Metadata {
     /// state has no such entity.
     pub fn entity(&self, entity: &Entity) -> Option<Change> {
         match entity {
-            Entity::Server(id) => self.servers.get(usize::from(*id)).map(|entry| {
-                Change::AddServer {
-                    id: *id,
-                    url: entry.url.to_string(),
-                }
-            }),
+            Entity::Server(id) => {
+                self.servers
+                    .get(usize::from(*id))
+                    .map(|entry| Change::AddServer {
+                        id: *id,
+                        url: entry.url.to_string(),
+                    })
+            }
             Entity::Drain(id) => self
                 .servers
                 .get(usize::from(*id))
                 .filter(|entry| entry.draining)
                 .map(|_| Change::Drain { id: *id }),
-            Entity::Reservation => (self.blobs_reserved_up_to > 0).then_some(Change::ReserveBlobs {
-                up_to: self.blobs_reserved_up_to,
-            }),
+            Entity::Reservation => {
+                (self.blobs_reserved_up_to > 0).then_some(Change::ReserveBlobs {
+                    up_to: self.blobs_reserved_up_to,
+                })
+            }
             Entity::Dir(path) => self
                 .dirs
                 .contains(path)
@@ -213,10 +217,12 @@ impl Metadata {
     fn touched_by_upload(&self, id: UploadId) -> Vec<Entity> {
         let mut touched = vec![Entity::Upload(id)];
         if let Some(upload) = self.uploads.get(&id) {
-            touched.extend(upload.parts.keys().map(|&number| Entity::Part {
-                upload: id,
-                number,
-            }));
+            touched.extend(
+                upload
+                    .parts
+                    .keys()
+                    .map(|&number| Entity::Part { upload: id, number }),
+            );
         }
         touched
     }

@@ -766,7 +766,11 @@ fn apply_undo_redo(metadata: &mut Metadata, change: &Change) -> Result<Applied, 
         .collect();
     let outcome = metadata.apply(change);
     if outcome.is_err() {
-        assert_eq!(metadata.snapshot(), before_snapshot, "a refusal changed {change:?}");
+        assert_eq!(
+            metadata.snapshot(),
+            before_snapshot,
+            "a refusal changed {change:?}"
+        );
         return outcome;
     }
     let after_snapshot = metadata.snapshot();

@@ -153,7 +153,7 @@ pub fn create(call: &mut Call<'_>, request: &mut Request, bucket: &str) -> Resul
             Code::InvalidBucketName,
             format!("a Harbour file is named {bucket}"),
         )),
-        Err(other) => Err(S3Error::new(Code::InternalError, other.to_string())),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -172,7 +172,7 @@ pub fn delete(call: &Call<'_>, bucket: &str) -> Result<Reply, S3Error> {
             Code::BucketNotEmpty,
             format!("the bucket {bucket} is not empty"),
         )),
-        Err(other) => Err(S3Error::new(Code::InternalError, other.to_string())),
+        Err(other) => Err(other.into()),
     }
 }
 

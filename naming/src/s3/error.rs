@@ -134,6 +134,13 @@ impl fmt::Display for S3Error {
     }
 }
 
+/// A refusal no caller expected (see `ApiError`'s).
+impl From<crate::metadata::change::Refusal> for S3Error {
+    fn from(refusal: crate::metadata::change::Refusal) -> S3Error {
+        S3Error::from(ApiError::from(refusal))
+    }
+}
+
 impl From<ApiError> for S3Error {
     fn from(err: ApiError) -> S3Error {
         let code = match &err {
@@ -147,7 +154,8 @@ impl From<ApiError> for S3Error {
             | ApiError::ReplicasUnavailable { .. }
             | ApiError::StorageTimeout { .. }
             | ApiError::StorageFailed { .. }
-            | ApiError::ChunkUnavailable { .. } => Code::ServiceUnavailable,
+            | ApiError::ChunkUnavailable { .. }
+            | ApiError::MetadataUnavailable { .. } => Code::ServiceUnavailable,
             ApiError::Unauthorized(_) | ApiError::Forbidden(_) => Code::AccessDenied,
             ApiError::BadRequest(_) => Code::InvalidRequest,
             _ => Code::InternalError,

@@ -230,6 +230,8 @@ impl S3Api {
                 "this access key may only read",
             ));
         }
+        // See every change acknowledged before this request, wherever.
+        self.naming.store().sync()?;
         let mut call = Call {
             naming: &self.naming,
             region: &self.region,

@@ -39,7 +39,7 @@ pub fn create(
     let meta = meta_of_request(call)?;
     read_document(call, request, 0)?;
     // An id never handed out before, of the blob id space: never reused.
-    let id = call.naming.new_blob().blob.0;
+    let id = call.naming.new_blob()?.blob.0;
     let change = Change::BeginUpload {
         id,
         name,
@@ -59,7 +59,7 @@ pub fn create(
                 "too many multipart uploads are under way: complete or abort some",
             ));
         }
-        Err(other) => return Err(S3Error::new(Code::InternalError, other.to_string())),
+        Err(other) => return Err(other.into()),
     }
     let root = "InitiateMultipartUploadResult";
     let mut doc = Doc::new(root);
@@ -203,7 +203,7 @@ pub fn complete(
         }
         Err(Refusal::NoSuchUpload) => return Err(no_such_upload()),
         Err(Refusal::InvalidPart { number }) => return Err(invalid_part(number)),
-        Err(other) => return Err(S3Error::new(Code::InternalError, other.to_string())),
+        Err(other) => return Err(other.into()),
         Ok(other) => unreachable!("a completion answers {other:?}"),
     }
     let etag = ObjectMeta {
@@ -237,6 +237,7 @@ pub fn abandon(naming: &crate::naming::Naming, id: UploadId) -> Result<(), S3Err
             Ok(())
         }
         Err(Refusal::NoSuchUpload) => Err(no_such_upload()),
+        Err(other) => Err(other.into()),
         other => Err(S3Error::new(Code::InternalError, format!("{other:?}"))),
     }
 }
@@ -300,6 +301,7 @@ fn add_part(call: &Call<'_>, id: UploadId, number: u32, part: Part) -> Result<()
             Ok(())
         }
         Err(Refusal::NoSuchUpload) => Err(no_such_upload()),
+        Err(other) => Err(other.into()),
         other => Err(S3Error::new(Code::InternalError, format!("{other:?}"))),
     }
 }

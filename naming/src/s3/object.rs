@@ -395,11 +395,11 @@ fn delete_key(call: &Call<'_>, bucket: &str, key: &str) -> Result<(), S3Error> {
         // directory, implicitly).
         return match call.naming.remove_dir(&format!("{bucket}/{key}"), true) {
             Ok(()) | Err(Refusal::NoSuchFile) => Ok(()),
-            Err(other) => Err(S3Error::new(Code::InternalError, other.to_string())),
+            Err(other) => Err(other.into()),
         };
     }
     let name = file_name(bucket, key)?;
-    if let Some(removed) = call.naming.delete(&name) {
+    if let Some(removed) = call.naming.delete(&name)? {
         call.naming.garbage.drop_version(removed);
         call.naming
             .metrics

@@ -1,0 +1,553 @@
+//! The etcd metadata store (`ETCD_ENDPOINTS`): the state lives in etcd, one
+//! key per entity (`keys.rs`), so any number of naming servers can serve
+//! one namespace; each keeps the whole state in memory as a cache of
+//! those keys, as the local store keeps it.
+//!
+//! A change is applied to the cache, under its lock, and what it touched
+//! is written in one etcd transaction that holds only if the sequence key
+//! is still at the revision the cache has seen: no other naming server
+//! changed anything since, so the checks the change passed still hold.
+//! The transaction writes the sequence key too. If it does not hold, what
+//! the change touched is put back, the cache catches up by watching the
+//! state's range from its revision, and the change is tried again on the
+//! fresher state. Changes are thus in one order across every naming
+//! server: the etcd revisions of the sequence key.
+//!
+//! A write whose answer was lost may have landed: each carries a token
+//! (this server's id, a counter) written to the sequence key, and the
+//! catch-up that follows recognises it.
+//!
+//! Reads are served from the cache; `sync` first catches it up to the
+//! sequence key's latest revision, so a read after a write acknowledged by
+//! another naming server sees it.
+
+pub mod client;
+pub mod keys;
+pub mod session;
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::chunk::BlobId;
+use common::metrics::Histogram;
+
+use self::client::{Compare, EtcdClient, EtcdError, Event, Op, RANGE_PAGE_KEYS, TxnOutcome};
+use self::keys::Keys;
+use self::session::Session;
+use crate::meta_store::{MetaStore, StateRef, StoreStats, expect_valid};
+use crate::metadata::change::{Applied, Change, Refusal};
+use crate::metadata::{Entity, Metadata};
+
+/// Tries of one change before it is refused as unavailable: each lost try
+/// means another naming server's change landed first.
+const CHANGE_ATTEMPTS_MAX: u32 = 32;
+
+/// etcd's default `--max-txn-ops`: a change that touches more keys (a
+/// directory rename of that many names) is refused.
+pub const TXN_OPS_MAX: usize = 128;
+
+pub struct EtcdStore {
+    client: EtcdClient,
+    keys: Keys,
+    state: Mutex<Metadata>,
+    /// Where the cache stands; changed only under `state`'s lock.
+    position: Mutex<Position>,
+    /// Taken before `state` when both are held.
+    blobs: Mutex<BlobRange>,
+    reservation_count: u64,
+    /// This server's id in the tokens of its writes.
+    writer: String,
+    writes: AtomicU64,
+    txn_latency: Histogram,
+    session: Session,
+}
+
+/// What the cache has applied.
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    /// The sequence key's revision as of the last change applied (0: no
+    /// change was ever made).
+    seq_revision: i64,
+    /// The store's revision the cache is known to be current at: the
+    /// state's range has no change in `(seq_revision, revision]`.
+    revision: i64,
+}
+
+/// The blob ids this server reserved and has not handed out yet.
+struct BlobRange {
+    next: u64,
+    end: u64,
+}
+
+impl EtcdStore {
+    /// Reads the whole state under `prefix` into the cache.
+    pub fn open(
+        client: EtcdClient,
+        prefix: &str,
+        reservation_count: u64,
+    ) -> Result<EtcdStore, String> {
+        assert!(reservation_count >= 1);
+        let keys = Keys::new(prefix);
+        let (state, position) =
+            load(&client, &keys).map_err(|err| format!("metadata from etcd: {err}"))?;
+        let writer = format!(
+            "{:016x}",
+            common::rng::Rng::new(
+                std::process::id() as u64
+                    ^ std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_nanos() as u64)
+            )
+            .next_u64()
+        );
+        Ok(EtcdStore {
+            client,
+            keys,
+            state: Mutex::new(state),
+            position: Mutex::new(position),
+            blobs: Mutex::new(BlobRange { next: 0, end: 0 }),
+            reservation_count,
+            writer,
+            writes: AtomicU64::new(0),
+            txn_latency: Histogram::default(),
+            session: Session::default(),
+        })
+    }
+
+    /// Writes every entity of `state` into an empty prefix (the move from a
+    /// local `META_DIR`); refused if the prefix holds a state already.
+    pub fn migrate(client: &EtcdClient, prefix: &str, state: &Metadata) -> Result<u64, String> {
+        let keys = Keys::new(prefix);
+        let (existing, _, _) = client
+            .range(&keys.state_start(), Some(&keys.state_end()), 0, 1)
+            .map_err(|err| err.to_string())?;
+        if !existing.is_empty() {
+            return Err(format!(
+                "{prefix} in etcd holds a namespace already: --migrate-to-etcd copies only into an empty prefix"
+            ));
+        }
+        let mut written = 0;
+        let entities = state.entities();
+        for batch in entities.chunks(TXN_OPS_MAX - 1) {
+            let ops: Vec<Op> = batch
+                .iter()
+                .map(|entity| Op::Put {
+                    key: keys.entity(entity),
+                    value: keys::encode(&state.entity(entity).expect("a listed entity")),
+                    lease: None,
+                })
+                .collect();
+            client.txn(&[], &ops, &[]).map_err(|err| err.to_string())?;
+            written += batch.len() as u64;
+        }
+        let seq = Op::Put {
+            key: keys.seq(),
+            value: b"migrated".to_vec(),
+            lease: None,
+        };
+        client
+            .txn(&[], &[seq], &[])
+            .map_err(|err| err.to_string())?;
+        Ok(written)
+    }
+
+    pub fn client(&self) -> &EtcdClient {
+        &self.client
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, Metadata> {
+        // Changes are checked before they change anything, and a group is
+        // put back whole: a panic under the lock leaves the state whole.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn position(&self) -> Position {
+        *self
+            .position
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_position(&self, position: Position) {
+        *self
+            .position
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = position;
+    }
+
+    /// Applies the change `make` builds from the state, retried on a
+    /// fresher state while other naming servers' changes land first.
+    fn apply_with(&self, make: impl Fn(&Metadata) -> Change) -> Result<(Change, Applied), Refusal> {
+        for _ in 0..CHANGE_ATTEMPTS_MAX {
+            let mut state = self.lock_state();
+            let change = make(&state);
+            let touched = state.touched(&change);
+            let before: Vec<(Entity, Option<Change>)> = touched
+                .iter()
+                .map(|entity| (entity.clone(), state.entity(entity)))
+                .collect();
+            let applied = state.apply(&change).map_err(expect_valid)?;
+            if applied == Applied::Unchanged {
+                return Ok((change, applied));
+            }
+            let after: Vec<Option<Change>> =
+                touched.iter().map(|entity| state.entity(entity)).collect();
+            // An upload's parts are deleted with it, in one range deletion
+            // (etcd refuses a transaction that names a key twice).
+            let removed_uploads: Vec<u64> = touched
+                .iter()
+                .zip(&after)
+                .filter_map(|(entity, new)| match (entity, new) {
+                    (Entity::Upload(id), None) => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            let mut ops = Vec::with_capacity(touched.len() + 1);
+            for ((entity, old), new) in before.iter().zip(after) {
+                let deleted_with_upload = matches!(
+                    (entity, &new),
+                    (Entity::Part { upload, .. }, None) if removed_uploads.contains(upload)
+                );
+                if new == *old || deleted_with_upload {
+                    continue;
+                }
+                ops.extend(self.ops_for(entity, new.as_ref()));
+            }
+            let token = format!(
+                "{}:{}",
+                self.writer,
+                self.writes.fetch_add(1, Ordering::Relaxed)
+            );
+            ops.push(Op::Put {
+                key: self.keys.seq(),
+                value: token.clone().into_bytes(),
+                lease: None,
+            });
+            if ops.len() > TXN_OPS_MAX {
+                undo(&mut state, before);
+                return Err(Refusal::TooLarge(format!(
+                    "the change touches {} keys; etcd takes at most {TXN_OPS_MAX} in one transaction",
+                    ops.len() - 1
+                )));
+            }
+            let position = self.position();
+            let compare = Compare::ModRevision {
+                key: self.keys.seq(),
+                revision: position.seq_revision,
+            };
+            let started = Instant::now();
+            let outcome = self.client.txn(
+                &[compare],
+                &ops,
+                &[Op::Get {
+                    key: self.keys.seq(),
+                }],
+            );
+            self.txn_latency.observe(started.elapsed());
+            match outcome {
+                Ok(TxnOutcome {
+                    succeeded: true,
+                    revision,
+                    ..
+                }) => {
+                    self.set_position(Position {
+                        seq_revision: revision,
+                        revision,
+                    });
+                    return Ok((change, applied));
+                }
+                Ok(TxnOutcome { reads, .. }) => {
+                    undo(&mut state, before);
+                    let latest = reads
+                        .first()
+                        .and_then(|kvs| kvs.first())
+                        .map_or(0, |kv| kv.mod_revision);
+                    // An earlier try whose answer was lost may be the
+                    // change that came first.
+                    if self
+                        .catch_up(&mut state, latest, &token)
+                        .map_err(unavailable)?
+                    {
+                        return Ok((change, applied));
+                    }
+                }
+                Err(err) => {
+                    undo(&mut state, before);
+                    return Err(unavailable(err));
+                }
+            }
+        }
+        Err(Refusal::Unavailable(format!(
+            "{CHANGE_ATTEMPTS_MAX} tries of one change each lost to another naming server's"
+        )))
+    }
+
+    /// The operations that make `entity`'s key hold `value`.
+    fn ops_for(&self, entity: &Entity, value: Option<&Change>) -> Vec<Op> {
+        match (entity, value) {
+            (_, Some(change)) => vec![Op::Put {
+                key: self.keys.entity(entity),
+                value: keys::encode(change),
+                lease: None,
+            }],
+            // An upload's parts go with it, in one range deletion.
+            (Entity::Upload(id), None) => {
+                let (start, end) = self.keys.parts_of(*id);
+                vec![
+                    Op::Delete {
+                        key: self.keys.entity(entity),
+                        range_end: None,
+                    },
+                    Op::Delete {
+                        key: start,
+                        range_end: Some(end),
+                    },
+                ]
+            }
+            (_, None) => vec![Op::Delete {
+                key: self.keys.entity(entity),
+                range_end: None,
+            }],
+        }
+    }
+
+    /// Brings the cache up to the sequence key's revision `target`,
+    /// applying every change since its own, one transaction at a time.
+    /// Returns whether a change carrying `token` was among them.
+    fn catch_up(&self, state: &mut Metadata, target: i64, token: &str) -> Result<bool, EtcdError> {
+        let position = self.position();
+        if target <= position.seq_revision {
+            return Ok(false);
+        }
+        let seq = self.keys.seq();
+        let mut group: Vec<(Entity, Option<Change>)> = Vec::new();
+        let mut seen = false;
+        let mut reached = position;
+        let watched = self.client.watch_from(
+            &self.keys.state_start(),
+            &self.keys.state_end(),
+            position.revision + 1,
+            |event: Event| {
+                if event.key == seq {
+                    apply_group(state, std::mem::take(&mut group)).map_err(EtcdError::Refused)?;
+                    seen |= event.value.as_deref() == Some(token.as_bytes());
+                    reached = Position {
+                        seq_revision: event.mod_revision,
+                        revision: event.mod_revision,
+                    };
+                    return Ok(event.mod_revision >= target);
+                }
+                group.push(self.entity_of(&event)?);
+                Ok(false)
+            },
+        );
+        self.set_position(reached);
+        match watched {
+            Ok(()) => Ok(seen),
+            Err(EtcdError::Compacted { .. }) => {
+                // Too far behind for the history etcd keeps: read it all.
+                let (fresh, position) = load(&self.client, &self.keys)?;
+                *state = fresh;
+                self.set_position(position);
+                log::warn!(
+                    "etcd compacted the changes this server had not seen: the metadata was read again whole"
+                );
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn entity_of(&self, event: &Event) -> Result<(Entity, Option<Change>), EtcdError> {
+        let entity = self
+            .keys
+            .entity_of(&event.key)
+            .map_err(EtcdError::Refused)?
+            .ok_or_else(|| EtcdError::Refused("the sequence key in a group".to_owned()))?;
+        let value = event
+            .value
+            .as_deref()
+            .map(keys::decode)
+            .transpose()
+            .map_err(EtcdError::Refused)?;
+        Ok((entity, value))
+    }
+
+    /// Catches the cache up to every change acknowledged before now.
+    fn sync_now(&self) -> Result<(), EtcdError> {
+        let (kvs, _, revision) = self.client.range(&self.keys.seq(), None, 0, 0)?;
+        let latest = kvs.first().map_or(0, |kv| kv.mod_revision);
+        let mut state = self.lock_state();
+        self.catch_up(&mut state, latest, "")?;
+        let position = self.position();
+        if position.seq_revision >= latest && position.revision < revision {
+            // Nothing of the state changed up to `revision`.
+            self.set_position(Position {
+                revision,
+                ..position
+            });
+        }
+        Ok(())
+    }
+}
+
+impl MetaStore for EtcdStore {
+    fn apply(&self, change: Change) -> Result<Applied, Refusal> {
+        self.apply_with(|_| change.clone())
+            .map(|(_, applied)| applied)
+    }
+
+    fn new_blob(&self) -> Result<BlobId, Refusal> {
+        let mut range = self
+            .blobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if range.next >= range.end {
+            // Reserve past every other naming server's reservation.
+            let count = self.reservation_count;
+            let (change, _) = self.apply_with(|state| Change::ReserveBlobs {
+                up_to: state.blobs_reserved_up_to() + count,
+            })?;
+            let Change::ReserveBlobs { up_to } = change else {
+                unreachable!("a reservation is a reservation");
+            };
+            *range = BlobRange {
+                next: up_to - count,
+                end: up_to,
+            };
+        }
+        let id = range.next;
+        range.next += 1;
+        Ok(BlobId(id))
+    }
+
+    fn state(&self) -> StateRef<'_> {
+        StateRef::new(self.lock_state())
+    }
+
+    fn sync(&self) -> Result<(), Refusal> {
+        self.sync_now().map_err(unavailable)
+    }
+
+    fn maintain(&self, in_flight_min: &dyn Fn() -> Option<BlobId>) -> io::Result<()> {
+        // Upkeep looks at the state too: keep it within a second of etcd.
+        if let Err(err) = self.sync_now() {
+            log::warn!("metadata: cannot catch up with etcd: {err}");
+        }
+        // The next id first: one handed out after this read is above it,
+        // one handed out before is in flight (or done).
+        let next = self
+            .blobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .next;
+        let floor = in_flight_min().map_or(next, |blob| blob.0.min(next));
+        if let Err(err) = self
+            .session
+            .tick(&self.client, &self.keys, &self.writer, floor)
+        {
+            log::warn!("etcd: the session was not renewed: {err}");
+        }
+        Ok(())
+    }
+
+    fn leads_upkeep(&self) -> bool {
+        self.session.leads()
+    }
+
+    fn in_flight_elsewhere_from(&self) -> u64 {
+        session::floor_of_others(&self.client, &self.keys, &self.writer)
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            journal_bytes: 0,
+            // etcd keeps its own snapshots.
+            checkpoint_age: Duration::ZERO,
+            sync_latency: self.txn_latency.snapshot(),
+        }
+    }
+
+    fn close(&self) -> io::Result<()> {
+        self.session.end(&self.client);
+        Ok(())
+    }
+}
+
+/// Puts back the entities a change touched, as they were before it.
+fn undo(state: &mut Metadata, before: Vec<(Entity, Option<Change>)>) {
+    if let Err(err) = state.replace(before) {
+        panic!("a change could not be undone: {err}");
+    }
+}
+
+/// Applies one transaction's changes, as another naming server made them.
+fn apply_group(state: &mut Metadata, group: Vec<(Entity, Option<Change>)>) -> Result<(), String> {
+    // A transaction touches each entity once; an upload's range deletion
+    // reports each part it removed.
+    state
+        .replace(group)
+        .map_err(|err| format!("a change from etcd does not fit the state: {err}"))
+}
+
+fn unavailable(err: EtcdError) -> Refusal {
+    Refusal::Unavailable(err.to_string())
+}
+
+/// Reads every entity under the prefix, a page at a time, all at one
+/// revision.
+fn load(client: &EtcdClient, keys: &Keys) -> Result<(Metadata, Position), EtcdError> {
+    let end = keys.state_end();
+    let seq = keys.seq();
+    let mut start = keys.state_start();
+    let mut revision = 0;
+    let mut seq_revision = 0;
+    let mut group = Vec::new();
+    loop {
+        let (kvs, more, read_at) = client.range(&start, Some(&end), revision, RANGE_PAGE_KEYS)?;
+        if revision == 0 {
+            revision = read_at;
+        }
+        for kv in &kvs {
+            if kv.key == seq {
+                seq_revision = kv.mod_revision;
+                continue;
+            }
+            let entity = keys
+                .entity_of(&kv.key)
+                .map_err(EtcdError::Refused)?
+                .ok_or_else(|| EtcdError::Refused("a second sequence key".to_owned()))?;
+            let value = keys::decode(&kv.value).map_err(EtcdError::Refused)?;
+            group.push((entity, Some(value)));
+        }
+        match (more, kvs.last()) {
+            (true, Some(last)) => {
+                start = last.key.clone();
+                start.push(0);
+            }
+            _ => break,
+        }
+    }
+    let mut state = Metadata::default();
+    state
+        .replace(group)
+        .map_err(|err| EtcdError::Refused(format!("the state in etcd is damaged: {err}")))?;
+    state.check_invariants().map_err(|err| {
+        EtcdError::Refused(format!("the state in etcd breaks an invariant: {err}"))
+    })?;
+    Ok((
+        state,
+        Position {
+            seq_revision,
+            revision,
+        },
+    ))
+}
