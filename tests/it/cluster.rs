@@ -46,6 +46,11 @@ pub struct Spec {
     pub env: Vec<(&'static str, &'static str)>,
     /// The S3 API on a port of its own, with this `--s3-keys-file` text.
     pub s3_keys: Option<&'static str>,
+    /// The naming server keeps its metadata in this etcd
+    /// (`--etcd-endpoints`), under a prefix of the test's own. Unset, the
+    /// etcd of `HARBOUR_TEST_ETCD` if that is set (`make test` runs the
+    /// functional tests again so), else the local journal.
+    pub etcd: Option<String>,
 }
 
 impl Default for Spec {
@@ -65,6 +70,7 @@ impl Default for Spec {
             tls: false,
             env: Vec::new(),
             s3_keys: None,
+            etcd: None,
         }
     }
 }
@@ -164,6 +170,22 @@ impl Cluster {
                 "127.0.0.1:0".to_owned(),
                 "--s3-keys-file".to_owned(),
                 path_arg(&path),
+            ]);
+        }
+        let etcd = spec
+            .etcd
+            .clone()
+            .or_else(|| std::env::var("HARBOUR_TEST_ETCD").ok());
+        if let Some(endpoints) = etcd {
+            let prefix = format!(
+                "/it/{}/",
+                dir.file_name().and_then(|n| n.to_str()).expect("a name")
+            );
+            naming_args.extend([
+                "--etcd-endpoints".to_owned(),
+                endpoints,
+                "--etcd-prefix".to_owned(),
+                prefix,
             ]);
         }
         if let Some(pki) = &pki {
@@ -279,6 +301,40 @@ impl Cluster {
 
     pub fn storage_dir(&self, idx: usize) -> PathBuf {
         self.dir.join(format!("storage{idx}"))
+    }
+
+    /// Starts another naming server like the cluster's own, on a port and
+    /// a folder of its own: with the etcd store, a second server of the
+    /// same namespace.
+    pub fn start_naming_peer(&self, label: &str) -> Server {
+        let mut args = self.naming.args.clone();
+        let listen = args
+            .iter()
+            .position(|arg| arg == "--listen")
+            .expect("--listen")
+            + 1;
+        args[listen] = "127.0.0.1:0".to_owned();
+        let meta = args
+            .iter()
+            .position(|arg| arg == "--meta-dir")
+            .expect("--meta-dir")
+            + 1;
+        args[meta] = path_arg(&self.dir.join(format!("meta-{label}")));
+        if let Some(s3) = args.iter().position(|arg| arg == "--s3-listen") {
+            args[s3 + 1] = "127.0.0.1:0".to_owned();
+        }
+        let env: Vec<(&str, &str)> = self
+            .naming
+            .env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        Server::start_with_env(
+            "harbour-naming",
+            args,
+            &env,
+            self.dir.join(format!("naming-{label}.log")),
+        )
     }
 
     pub fn naming(&mut self) -> &mut Server {

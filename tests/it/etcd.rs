@@ -1,0 +1,166 @@
+//! Real etcd members for the tests of the etcd metadata store: `etcd`
+//! processes (Debian's `etcd-server`, installed by `.ci/run`) on loopback
+//! ports of their own, each in the test's folder, killed by PID when the
+//! cluster is dropped.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::cluster::wait_until;
+
+pub struct Etcd {
+    members: Vec<Member>,
+}
+
+struct Member {
+    name: String,
+    client_port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// Ports free now (held until all are chosen, so they differ).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("local addr").port())
+        .collect()
+}
+
+impl Etcd {
+    /// Starts `count` members forming one etcd cluster, in `dir`, and waits
+    /// until it has a leader.
+    pub fn start(dir: &Path, count: usize) -> Etcd {
+        let ports = free_ports(2 * count);
+        let token = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("it")
+            .to_owned();
+        let initial_cluster: Vec<String> = (0..count)
+            .map(|idx| format!("m{idx}=http://127.0.0.1:{}", ports[2 * idx + 1]))
+            .collect();
+        let members = (0..count)
+            .map(|idx| {
+                let (client_port, peer_port) = (ports[2 * idx], ports[2 * idx + 1]);
+                let name = format!("m{idx}");
+                let client = format!("http://127.0.0.1:{client_port}");
+                let peer = format!("http://127.0.0.1:{peer_port}");
+                let args = vec![
+                    format!("--name={name}"),
+                    format!("--data-dir={}", dir.join(format!("etcd-{name}")).display()),
+                    format!("--listen-client-urls={client}"),
+                    format!("--advertise-client-urls={client}"),
+                    format!("--listen-peer-urls={peer}"),
+                    format!("--initial-advertise-peer-urls={peer}"),
+                    format!("--initial-cluster={}", initial_cluster.join(",")),
+                    "--initial-cluster-state=new".to_owned(),
+                    format!("--initial-cluster-token={token}"),
+                    // Quick elections: a test kills members.
+                    "--heartbeat-interval=50".to_owned(),
+                    "--election-timeout=500".to_owned(),
+                    "--logger=zap".to_owned(),
+                    "--log-level=warn".to_owned(),
+                ];
+                let mut member = Member {
+                    name,
+                    client_port,
+                    args,
+                    log: dir.join(format!("etcd-m{idx}.log")),
+                    child: None,
+                };
+                member.spawn();
+                member
+            })
+            .collect();
+        let etcd = Etcd { members };
+        for idx in 0..count {
+            etcd.wait_healthy(idx);
+        }
+        etcd
+    }
+
+    /// Every member's client URL, comma-separated: `ETCD_ENDPOINTS`.
+    pub fn endpoints(&self) -> String {
+        (0..self.members.len())
+            .map(|idx| self.endpoint(idx))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn endpoint(&self, idx: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[idx].client_port)
+    }
+
+    /// SIGKILL member `idx`.
+    pub fn kill(&mut self, idx: usize) {
+        self.members[idx].kill();
+    }
+
+    /// Starts member `idx` again on its data and ports.
+    pub fn restart(&mut self, idx: usize) {
+        self.members[idx].kill();
+        self.members[idx].spawn();
+    }
+
+    /// Waits until member `idx` says it is healthy (it has a leader).
+    pub fn wait_healthy(&self, idx: usize) {
+        let agent = crate::cluster::Cluster::test_agent();
+        let url = format!("{}/health", self.endpoint(idx));
+        let name = &self.members[idx].name;
+        wait_until(
+            Duration::from_secs(20),
+            &format!("etcd {name} healthy"),
+            || {
+                agent
+                    .get(&url)
+                    .call()
+                    .ok()
+                    .and_then(|mut response| response.body_mut().read_to_string().ok())
+                    .is_some_and(|body| body.contains("\"health\":\"true\""))
+            },
+        );
+    }
+}
+
+impl Member {
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the etcd log");
+        let child = Command::new("etcd")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start etcd ({err}): install Debian's etcd-server (.ci/run does)")
+            });
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            member.kill();
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The metadata on etcd (SPEC "Metadata on etcd"): real etcd members
+//! (`etcd.rs`), several naming servers serving one namespace, and what
+//! each promise of the SPEC becomes when a naming server or an etcd member
+//! dies or freezes.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Answer, Cluster, Server, Spec, request_to, wait_until};
+use crate::etcd::Etcd;
+
+/// A cluster whose naming server keeps its metadata in `etcd`.
+fn on_etcd(etcd: &Etcd, spec: Spec) -> Cluster {
+    Cluster::start(Spec {
+        etcd: Some(etcd.endpoints()),
+        ..spec
+    })
+}
+
+fn at(cluster: &Cluster, server: &Server, method: &str, path: &str, body: &[u8]) -> Answer {
+    request_to(
+        &cluster.agent,
+        &format!("{}{path}", server.url()),
+        method,
+        body,
+    )
+    .unwrap_or_else(|err| panic!("{method} {path} on {}: {err}", server.url()))
+}
+
+fn body_of(size: usize, seed: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// The sizes around the chunk boundary.
+const SIZES: [usize; 6] = [0, 1, 1023, 1024, 1025, 5000];
+
+#[test]
+fn two_naming_servers_serve_one_namespace_and_each_reads_what_the_other_wrote() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    let own = cluster.naming_ref();
+    for (idx, size) in SIZES.into_iter().enumerate() {
+        let body = body_of(size, idx as u8);
+        let (writer, reader) = match idx % 2 {
+            0 => (own, &peer),
+            _ => (&peer, own),
+        };
+        let name = format!("/files/ha/f{idx}");
+        assert_eq!(at(&cluster, writer, "PUT", &name, &body).status, 201);
+        // No wait: a read after an acknowledged write on another naming
+        // server sees it.
+        let read = at(&cluster, reader, "GET", &name, &[]);
+        assert_eq!(read.status, 200, "{size} bytes");
+        assert_eq!(read.body, body, "{size} bytes");
+    }
+    let listing = at(&cluster, &peer, "GET", "/files?prefix=ha/", &[]).json();
+    assert_eq!(listing.as_array().map(Vec::len), Some(SIZES.len()));
+    let renamed = at(&cluster, own, "POST", "/rename?from=ha/f0&to=ha/moved", &[]);
+    assert_eq!(
+        renamed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&renamed.body)
+    );
+    assert_eq!(at(&cluster, &peer, "GET", "/files/ha/f0", &[]).status, 404);
+    assert_eq!(
+        at(&cluster, &peer, "GET", "/files/ha/moved", &[]).status,
+        200
+    );
+    assert_eq!(
+        at(&cluster, &peer, "DELETE", "/files/ha/f1", &[]).status,
+        204
+    );
+    assert_eq!(at(&cluster, own, "GET", "/files/ha/f1", &[]).status, 404);
+    assert_eq!(
+        at(&cluster, own, "POST", "/dirs/ha/empty/", &[]).status,
+        201
+    );
+    let level = at(&cluster, &peer, "GET", "/files?prefix=ha/&delimiter=/", &[]).json();
+    assert!(level.to_string().contains("ha/empty/"), "{level}");
+}
+
+#[test]
+fn concurrent_creates_of_one_name_on_two_naming_servers_have_exactly_one_winner() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    let servers = [cluster.naming_ref(), &peer];
+    const NAMES: usize = 40;
+    let outcomes: Vec<Vec<u16>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .enumerate()
+            .map(|(seed, server)| {
+                let cluster = &cluster;
+                scope.spawn(move || {
+                    (0..NAMES)
+                        .map(|idx| {
+                            let body = body_of(1500, seed as u8);
+                            at(cluster, server, "PUT", &format!("/files/race/{idx}"), &body).status
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a writer"))
+            .collect()
+    });
+    for idx in 0..NAMES {
+        let statuses = [outcomes[0][idx], outcomes[1][idx]];
+        let winners: Vec<usize> = (0..2).filter(|&s| statuses[s] == 201).collect();
+        assert_eq!(winners.len(), 1, "race/{idx}: {statuses:?}");
+        assert!(statuses.contains(&409), "race/{idx}: {statuses:?}");
+        let winner = winners[0];
+        for server in servers {
+            let read = at(&cluster, server, "GET", &format!("/files/race/{idx}"), &[]);
+            assert_eq!(read.body, body_of(1500, winner as u8), "race/{idx}");
+        }
+    }
+}
+
+#[test]
+fn a_naming_server_killed_mid_workload_loses_no_acknowledged_file() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let mut cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    let acknowledged: Vec<usize> = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            for idx in 0..200 {
+                let answer = request_to(
+                    &cluster.agent,
+                    &format!("{}/files/load/{idx}", cluster.url()),
+                    "PUT",
+                    &body_of(2100, idx as u8),
+                );
+                match answer {
+                    Ok(answer) if answer.status == 201 => acknowledged.push(idx),
+                    _ => break,
+                }
+            }
+            acknowledged
+        });
+        wait_until(Duration::from_secs(20), "some creates", || {
+            let listing = at(&cluster, &peer, "GET", "/files?prefix=load/", &[]).json();
+            listing.as_array().map_or(0, Vec::len) >= 20
+        });
+        cluster.naming_ref().kill_now();
+        writer.join().expect("the writer")
+    });
+    assert!(acknowledged.len() >= 20);
+    // The other naming server serves every acknowledged file, whole, and
+    // nothing partial.
+    for &idx in &acknowledged {
+        let read = at(&cluster, &peer, "GET", &format!("/files/load/{idx}"), &[]);
+        assert_eq!(read.body, body_of(2100, idx as u8), "load/{idx}");
+    }
+    let listing = at(&cluster, &peer, "GET", "/files?prefix=load/", &[]).json();
+    for entry in listing.as_array().expect("a listing") {
+        assert_eq!(entry["size"], 2100, "{entry}");
+    }
+    // The killed one comes back from etcd alone (its --meta-dir is unused).
+    cluster.naming().restart();
+    cluster.wait_healthy();
+    for &idx in &acknowledged {
+        assert_eq!(cluster.get(&format!("load/{idx}")).status, 200);
+    }
+}
+
+/// Whether a naming server leads upkeep now, by its log: it said it
+/// took the lead, and has not said it lost it since.
+fn leads(server: &Server) -> bool {
+    let log = server.log_text();
+    log.rfind("this server leads upkeep")
+        .is_some_and(|at| !log[at..].contains("no longer leads"))
+}
+
+#[test]
+fn a_frozen_upkeep_leader_is_replaced_and_re_replication_goes_on() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    for idx in 0..10 {
+        assert_eq!(
+            cluster
+                .put(&format!("rr/{idx}"), &body_of(3000, idx))
+                .status,
+            201
+        );
+    }
+    wait_until(Duration::from_secs(15), "an upkeep leader", || {
+        leads(cluster.naming_ref()) || leads(&peer)
+    });
+    let (leader, follower) = match leads(cluster.naming_ref()) {
+        true => (cluster.naming_ref(), &peer),
+        false => (&peer, cluster.naming_ref()),
+    };
+    assert!(!leads(follower), "two leaders");
+    leader.freeze();
+    let frozen_at = Instant::now();
+    // A storage server dies: its replicas must be made again elsewhere,
+    // by the follower once it takes the lead.
+    cluster.storage_ref(0).kill_now();
+    wait_until(Duration::from_secs(60), "the follower to repair", || {
+        let status = at(&cluster, follower, "GET", "/status", &[]).json();
+        status["under_replicated"] == 0 && leads(follower)
+    });
+    let took = frozen_at.elapsed();
+    eprintln!("leader frozen -> re-replication done by the other: {took:?}");
+    // The woken leader first finds its lease gone, and leads no more.
+    leader.thaw();
+    wait_until(
+        Duration::from_secs(15),
+        "the woken leader to step down",
+        || leader.log_text().contains("no longer leads upkeep"),
+    );
+    for idx in 0..10 {
+        let read = at(&cluster, follower, "GET", &format!("/files/rr/{idx}"), &[]);
+        assert_eq!(read.body, body_of(3000, idx), "rr/{idx}");
+    }
+}
+
+#[test]
+fn without_an_etcd_quorum_writes_and_reads_fail_with_503_then_resume() {
+    let dir = crate::cluster::test_dir();
+    let mut etcd = Etcd::start(&dir, 3);
+    let cluster = on_etcd(&etcd, Spec::default());
+    assert_eq!(cluster.put("q/before", b"before").status, 201);
+    etcd.kill(0);
+    // One member down: a quorum remains.
+    assert_eq!(cluster.put("q/one-down", b"one down").status, 201);
+    assert_eq!(cluster.get("q/before").body, b"before");
+    etcd.kill(1);
+    let started = Instant::now();
+    let refused = cluster.put("q/no-quorum", b"no quorum");
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(refused.error().contains("etcd"), "{}", refused.error());
+    let read = cluster.get("q/before");
+    assert_eq!(read.status, 503);
+    assert!(
+        read.error().contains("metadata store is unavailable"),
+        "{}",
+        read.error()
+    );
+    eprintln!(
+        "a request without an etcd quorum is answered 503 in {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    etcd.restart(1);
+    etcd.wait_healthy(1);
+    wait_until(Duration::from_secs(30), "writes to resume", || {
+        cluster.put("q/after", b"after").status == 201
+    });
+    assert_eq!(cluster.get("q/one-down").body, b"one down");
+    assert_eq!(cluster.get("q/no-quorum").status, 404);
+}
+
+#[test]
+fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    // A cluster on the local journal first.
+    let mut cluster = Cluster::start(Spec::default());
+    for (idx, size) in SIZES.into_iter().enumerate() {
+        assert_eq!(
+            cluster
+                .put(&format!("m/f{idx}"), &body_of(size, idx as u8))
+                .status,
+            201
+        );
+    }
+    assert_eq!(cluster.request("POST", "/dirs/m/empty/", &[]).status, 201);
+    cluster.naming().kill();
+    let migrate = |prefix: &str| {
+        std::process::Command::new(crate::cluster::bin_path("harbour-naming"))
+            .args(["--insecure", "--storage-servers"])
+            .arg(
+                (0..3)
+                    .map(|idx| cluster.storage_url(idx))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .args(["--meta-dir"])
+            .arg(cluster.meta_dir())
+            .args([
+                "--etcd-endpoints",
+                &etcd.endpoints(),
+                "--etcd-prefix",
+                prefix,
+            ])
+            .arg("--migrate-to-etcd")
+            .env_clear()
+            .output()
+            .expect("run --migrate-to-etcd")
+    };
+    let first = migrate("/migrated/");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = migrate("/migrated/");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty prefix"));
+    // A naming server on etcd serves the migrated namespace.
+    let mut args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+    args.extend([
+        "--storage-servers".to_owned(),
+        (0..3)
+            .map(|idx| cluster.storage_url(idx))
+            .collect::<Vec<_>>()
+            .join(","),
+    ]);
+    args.extend([
+        "--meta-dir".to_owned(),
+        dir.join("unused").display().to_string(),
+    ]);
+    args.extend([
+        "--etcd-endpoints".to_owned(),
+        etcd.endpoints(),
+        "--etcd-prefix".to_owned(),
+        "/migrated/".to_owned(),
+    ]);
+    let on_etcd = Server::start("harbour-naming", args, dir.join("migrated.log"));
+    for (idx, size) in SIZES.into_iter().enumerate() {
+        let read = at(&cluster, &on_etcd, "GET", &format!("/files/m/f{idx}"), &[]);
+        assert_eq!(read.body, body_of(size, idx as u8), "m/f{idx}");
+    }
+    let level = at(
+        &cluster,
+        &on_etcd,
+        "GET",
+        "/files?prefix=m/&delimiter=/",
+        &[],
+    )
+    .json();
+    assert!(level.to_string().contains("m/empty/"), "{level}");
+    assert_eq!(
+        at(&cluster, &on_etcd, "PUT", "/files/m/new", b"new").status,
+        201
+    );
+}
