@@ -19,6 +19,9 @@ use crate::mount::{CACHE_BYTES_DEFAULT, MountSpec};
 
 pub struct Invocation {
     pub command: Command,
+    /// The naming servers, tried in order (`--server A,B`).
+    pub servers: Vec<String>,
+    /// The same, as the user gave them: for messages.
     pub server: String,
     pub timeout: Duration,
     pub json: bool,
@@ -86,7 +89,7 @@ const SERVER: Param = Param {
     flag: "--server",
     env: "NAME_SERVER",
     default: Fallback::Text("http://localhost:8000"),
-    help: "base URL of the naming server, http:// or https://",
+    help: "base URL of the naming server, http:// or https:// (several, comma-separated: each tried in turn when one cannot be reached)",
 };
 const TIMEOUT: Param = Param {
     flag: "--timeout-ms",
@@ -140,17 +143,18 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
     };
     let mut reader = ConfigReader::new(args);
     let usage = |err: common::config::ConfigError| ClientError::Usage(err.to_string());
-    let server = reader
-        .get(&SERVER, parse_base_url)
+    let servers = reader
+        .get(&SERVER, parse_server_urls)
         .map_err(usage)?
         .expect("has a default");
+    let server = servers.join(",");
     let timeout_ms = reader
         .get(&TIMEOUT, parse_millis)
         .map_err(usage)?
         .expect("has a default");
     let token = reader.secret(&TOKEN_FILE, TOKEN_ENV).map_err(usage)?;
     let tls = reader
-        .client_tls(common::tls::is_https(&server))
+        .client_tls(servers.iter().any(|url| common::tls::is_https(url)))
         .map_err(usage)?;
     let free = free_arguments(reader.args_mut())?;
     reader.finish().map_err(usage)?;
@@ -196,6 +200,7 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
     }
     Ok(Invocation {
         command,
+        servers,
         server,
         timeout: std::time::Duration::from_millis(timeout_ms),
         json,
@@ -456,5 +461,20 @@ mod tests {
         for bad in ["", "KiB", "1.5M", "-1", "1 KiB", "1kb"] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
+    }
+}
+
+/// `--server`: one naming server's base URL, or several, comma-separated,
+/// each tried when the one before cannot be reached.
+fn parse_server_urls(raw: &str) -> Result<Vec<String>, String> {
+    let urls = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
+        .collect::<Result<Vec<String>, String>>()?;
+    match urls.is_empty() {
+        true => Err("names no naming server".to_owned()),
+        false => Ok(urls),
     }
 }

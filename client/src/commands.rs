@@ -22,7 +22,7 @@ pub fn run(invocation: Invocation) -> Result<(), ClientError> {
         _ => 1,
     };
     let client = NamingClient::new(
-        &invocation.server,
+        &invocation.servers,
         invocation.timeout,
         connections,
         invocation.token.as_deref(),

@@ -1,8 +1,15 @@
 //! Calls to the naming server's public API. Transfers are bounded by stall
 //! timeouts (per read, per write) rather than a total budget, so a 4 GiB
 //! file is fine and a silent server still fails within `--timeout-ms`.
+//!
+//! Several naming servers may serve one cluster (the etcd store): given
+//! several URLs, a call that cannot reach one (refused, unresolvable, or
+//! no connection within the timeout: nothing was sent, so nothing can
+//! have happened) goes to the next, in order, and later calls start from
+//! the one that answered.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::limits::UNREAD_BODY_DRAIN_BYTES_MAX;
@@ -17,7 +24,10 @@ use crate::error::ClientError;
 
 pub struct NamingClient {
     agent: Agent,
-    server: String,
+    /// The naming servers, in the order they are tried.
+    servers: Vec<String>,
+    /// The one calls go to first: the last that answered.
+    current: AtomicUsize,
     timeout_ms: u128,
 }
 
@@ -30,10 +40,11 @@ pub struct Refusal {
 pub type Answer = Result<Response<ureq::Body>, Refusal>;
 
 impl NamingClient {
-    /// A client keeping up to `connections` idle connections to `server`
-    /// for reuse, sending `token` (if any) as `Authorization: Bearer`.
+    /// A client keeping up to `connections` idle connections to the
+    /// `servers` for reuse, sending `token` (if any) as `Authorization:
+    /// Bearer`.
     pub fn new(
-        server: &str,
+        servers: &[String],
         timeout: Duration,
         connections: usize,
         token: Option<&str>,
@@ -62,19 +73,54 @@ impl NamingClient {
             .max_idle_connections_per_host(connections.max(1))
             .build();
         let agent = common::transport::agent(config);
+        assert!(!servers.is_empty(), "a client needs a naming server");
         NamingClient {
             agent,
-            server: server.to_owned(),
+            servers: servers.to_vec(),
+            current: AtomicUsize::new(0),
             timeout_ms: timeout.as_millis(),
         }
     }
 
+    /// The naming server calls go to now.
+    pub fn server(&self) -> &str {
+        &self.servers[self.current.load(Ordering::Relaxed) % self.servers.len()]
+    }
+
     pub fn file_url(&self, name: &str) -> String {
-        format!("{}/files/{}", self.server, percent::encode(name, true))
+        format!("{}/files/{}", self.server(), percent::encode(name, true))
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server)
+        format!("{}{path}", self.server())
+    }
+
+    /// Sends with `send` to `url`, and while the naming server it names
+    /// cannot be reached, to the same path on the next one.
+    fn failing_over(
+        &self,
+        url: &str,
+        mut send: impl FnMut(&str) -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, ClientError> {
+        let mut url = url.to_owned();
+        for _ in 1..self.servers.len() {
+            let sent = send(&url);
+            let Err(err) = &sent else {
+                return self.answer(sent);
+            };
+            let tried = self.current.load(Ordering::Relaxed) % self.servers.len();
+            if !unreachable(err) || !url.starts_with(self.servers[tried].as_str()) {
+                return self.answer(sent);
+            }
+            let next = (tried + 1) % self.servers.len();
+            url = format!(
+                "{}{}",
+                self.servers[next],
+                &url[self.servers[tried].len()..]
+            );
+            self.current.store(next, Ordering::Relaxed);
+        }
+        self.answer(send(&url))
     }
 
     /// PUT of a body of `len` bytes (or chunked when unknown). The naming
@@ -100,29 +146,40 @@ impl NamingClient {
         if len.is_none_or(|len| len > UNREAD_BODY_DRAIN_BYTES_MAX as u64) {
             request = request.header("Expect", "100-continue");
         }
-        let sent = request.send(ureq::SendBody::from_reader(body));
-        self.answer(sent)
+        // A server that cannot be reached read nothing of the body: the
+        // next one gets all of it.
+        let headers = request
+            .headers_ref()
+            .map(|headers| headers.clone())
+            .unwrap_or_default();
+        self.failing_over(url, |url| {
+            let mut request = self.agent.put(url);
+            for (name, value) in &headers {
+                request = request.header(name, value);
+            }
+            request.send(ureq::SendBody::from_reader(&mut *body))
+        })
     }
 
     pub fn get(&self, url: &str) -> Result<Answer, ClientError> {
-        self.answer(self.agent.get(url).call())
+        self.failing_over(url, |url| self.agent.get(url).call())
     }
 
     /// GET of the bytes `Range` names (`bytes=A-B` or `bytes=A-`).
     pub fn get_range(&self, url: &str, range: &str) -> Result<Answer, ClientError> {
-        self.answer(self.agent.get(url).header("Range", range).call())
+        self.failing_over(url, |url| self.agent.get(url).header("Range", range).call())
     }
 
     pub fn post(&self, url: &str) -> Result<Answer, ClientError> {
-        self.answer(self.agent.post(url).send_empty())
+        self.failing_over(url, |url| self.agent.post(url).send_empty())
     }
 
     pub fn head(&self, url: &str) -> Result<Answer, ClientError> {
-        self.answer(self.agent.head(url).call())
+        self.failing_over(url, |url| self.agent.head(url).call())
     }
 
     pub fn delete(&self, url: &str) -> Result<Answer, ClientError> {
-        self.answer(self.agent.delete(url).call())
+        self.failing_over(url, |url| self.agent.delete(url).call())
     }
 
     /// Turns a transport failure into the user's sentence, and a 4xx/5xx
@@ -142,7 +199,7 @@ impl NamingClient {
     }
 
     pub fn transport_error(&self, err: ureq::Error) -> ClientError {
-        let server = &self.server;
+        let server = self.server();
         if let Some(why) = common::tls::failure(&err) {
             return ClientError::Failed(format!("naming server at {server}: {why}"));
         }
@@ -177,5 +234,21 @@ impl NamingClient {
             other => format!("talking to naming server at {server} failed: {other}"),
         };
         ClientError::Failed(message)
+    }
+}
+
+/// Whether `err` says the naming server was not reached at all: nothing of
+/// the request can have been done, so another server may be asked.
+fn unreachable(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => true,
+        ureq::Error::Io(err) => matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::HostUnreachable
+                | std::io::ErrorKind::NetworkUnreachable
+        ),
+        _ => false,
     }
 }

@@ -27,7 +27,7 @@ pub struct Config {
     /// The naming server to register with (`--join`), and the URL it
     /// should use for this server (`None`: the bound address, over
     /// https:// when serving TLS).
-    pub join: Option<(String, Option<String>)>,
+    pub join: Option<(Vec<String>, Option<String>)>,
     /// Whom an `https://` naming server is verified against on `--join`.
     pub naming_tls: ClientTls,
     /// Serve HTTPS with this; plain HTTP when `None`.
@@ -73,7 +73,7 @@ const JOIN: Param = Param {
     flag: "--join",
     env: "NAMING_SERVER",
     default: Fallback::Unset,
-    help: "naming server URL to register with, so the cluster grows without restarting it",
+    help: "naming server URL to register with, so the cluster grows without restarting it (several, comma-separated: each tried in turn)",
 };
 const ADVERTISE: Param = Param {
     flag: "--advertise-url",
@@ -120,12 +120,24 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let workers_count = reader.get(&WORKERS, parse_workers)?;
     let scrub_bytes_per_sec =
         reader.get(&SCRUB_RATE, |raw| parse_positive(raw, "bytes per second"))?;
-    let join = reader.get(&JOIN, parse_base_url)?;
+    let join = reader.get(&JOIN, |raw| {
+        let urls = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
+            .collect::<Result<Vec<String>, String>>()?;
+        match urls.is_empty() {
+            true => Err("names no naming server".to_owned()),
+            false => Ok(urls),
+        }
+    })?;
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
     let cluster = reader.cluster_secret()?;
     let tls = reader.server_identity()?;
     let logging = reader.log_settings()?;
-    let naming_tls = reader.client_tls(join.as_deref().is_some_and(common::tls::is_https))?;
+    let naming_tls =
+        reader.client_tls(join.iter().flatten().any(|url| common::tls::is_https(url)))?;
     let listen_addr: SocketAddr = listen.expect("has a default");
     let join = match (join, advertise) {
         (None, _) => None,

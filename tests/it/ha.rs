@@ -112,8 +112,8 @@ fn concurrent_creates_of_one_name_on_two_naming_servers_have_exactly_one_winner(
             .map(|h| h.join().expect("a writer"))
             .collect()
     });
-    for idx in 0..NAMES {
-        let statuses = [outcomes[0][idx], outcomes[1][idx]];
+    for (idx, (&first, &second)) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
+        let statuses = [first, second];
         let winners: Vec<usize> = (0..2).filter(|&s| statuses[s] == 201).collect();
         assert_eq!(winners.len(), 1, "race/{idx}: {statuses:?}");
         assert!(statuses.contains(&409), "race/{idx}: {statuses:?}");
@@ -353,4 +353,57 @@ fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
         at(&cluster, &on_etcd, "PUT", "/files/m/new", b"new").status,
         201
     );
+}
+
+#[test]
+fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    let both = format!("{},{}", cluster.url(), peer.url());
+    let cli = |args: &[&str], stdin: &[u8]| {
+        crate::cluster::Cli::new(args)
+            .env("NAME_SERVER", &both)
+            .stdin(stdin)
+            .run()
+    };
+    let created = cli(&["create", "fo/a", "-"], b"first");
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    cluster.naming_ref().kill_now();
+    // The first URL is gone: each command moves on to the second.
+    let started = Instant::now();
+    let read = cli(&["read", "fo/a", "-"], &[]);
+    eprintln!(
+        "a read whose first naming server is dead took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    assert_eq!(read.stdout, b"first");
+    let created = cli(&["create", "fo/b", "-"], b"second");
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let listed = cli(&["list", "fo/"], &[]);
+    assert!(
+        listed.stdout_text().contains("fo/b"),
+        "{}",
+        listed.stdout_text()
+    );
+    // A storage server joining names the dead one first.
+    let data_dir = dir.join("joiner");
+    let joiner = Server::start(
+        "harbour-storage",
+        vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--join".to_owned(),
+            both.clone(),
+        ],
+        dir.join("joiner.log"),
+    );
+    wait_until(Duration::from_secs(20), "the joiner to register", || {
+        let status = at(&cluster, &peer, "GET", "/status", &[]).json();
+        status.to_string().contains(&joiner.url())
+    });
 }
