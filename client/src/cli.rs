@@ -447,6 +447,21 @@ fn one(values: Vec<String>) -> String {
     value
 }
 
+/// `--server`: one naming server's base URL, or several, comma-separated,
+/// each tried when the one before cannot be reached.
+fn parse_server_urls(raw: &str) -> Result<Vec<String>, String> {
+    let urls = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
+        .collect::<Result<Vec<String>, String>>()?;
+    match urls.is_empty() {
+        true => Err("names no naming server".to_owned()),
+        false => Ok(urls),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;
@@ -461,20 +476,5 @@ mod tests {
         for bad in ["", "KiB", "1.5M", "-1", "1 KiB", "1kb"] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
-    }
-}
-
-/// `--server`: one naming server's base URL, or several, comma-separated,
-/// each tried when the one before cannot be reached.
-fn parse_server_urls(raw: &str) -> Result<Vec<String>, String> {
-    let urls = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
-        .collect::<Result<Vec<String>, String>>()?;
-    match urls.is_empty() {
-        true => Err("names no naming server".to_owned()),
-        false => Ok(urls),
     }
 }

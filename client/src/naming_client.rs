@@ -148,10 +148,7 @@ impl NamingClient {
         }
         // A server that cannot be reached read nothing of the body: the
         // next one gets all of it.
-        let headers = request
-            .headers_ref()
-            .map(|headers| headers.clone())
-            .unwrap_or_default();
+        let headers = request.headers_ref().cloned().unwrap_or_default();
         self.failing_over(url, |url| {
             let mut request = self.agent.put(url);
             for (name, value) in &headers {

@@ -51,6 +51,8 @@ pub struct Spec {
     /// etcd of `HARBOUR_TEST_ETCD` if that is set (`make test` runs the
     /// functional tests again so), else the local journal.
     pub etcd: Option<String>,
+    /// The test is about the local journal in `--meta-dir`: never on etcd.
+    pub local_journal: bool,
 }
 
 impl Default for Spec {
@@ -71,6 +73,7 @@ impl Default for Spec {
             env: Vec::new(),
             s3_keys: None,
             etcd: None,
+            local_journal: false,
         }
     }
 }
@@ -83,6 +86,9 @@ pub struct Cluster {
     pub agent: ureq::Agent,
     /// The cluster's certificates, with `Spec::tls`.
     pub pki: Option<TestPki>,
+    /// The naming server keeps its metadata in etcd, not in `meta_dir`
+    /// (which then holds no journal, and no checkpoint is ever written).
+    pub on_etcd: bool,
 }
 
 /// One server process and how to start it again.
@@ -172,10 +178,12 @@ impl Cluster {
                 path_arg(&path),
             ]);
         }
-        let etcd = spec
-            .etcd
-            .clone()
-            .or_else(|| std::env::var("HARBOUR_TEST_ETCD").ok());
+        let etcd = spec.etcd.clone().or_else(|| {
+            std::env::var("HARBOUR_TEST_ETCD")
+                .ok()
+                .filter(|_| !spec.local_journal)
+        });
+        let on_etcd = etcd.is_some();
         if let Some(endpoints) = etcd {
             let prefix = format!(
                 "/it/{}/",
@@ -214,6 +222,7 @@ impl Cluster {
             naming,
             agent,
             pki,
+            on_etcd,
         };
         cluster.wait_healthy();
         cluster

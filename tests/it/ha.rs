@@ -274,7 +274,10 @@ fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
     let dir = crate::cluster::test_dir();
     let etcd = Etcd::start(&dir, 1);
     // A cluster on the local journal first.
-    let mut cluster = Cluster::start(Spec::default());
+    let mut cluster = Cluster::start(Spec {
+        local_journal: true,
+        ..Spec::default()
+    });
     for (idx, size) in SIZES.into_iter().enumerate() {
         assert_eq!(
             cluster

@@ -412,6 +412,7 @@ fn the_secret_never_shows_in_logs_help_or_status() {
 fn a_link_planted_in_a_server_folder_is_never_followed() {
     let mut cluster = Cluster::start(Spec {
         checkpoint_bytes: 4096,
+        local_journal: true,
         ..Spec::default()
     });
     let bytes = test_bytes(3000, 1);
