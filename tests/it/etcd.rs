@@ -99,6 +99,24 @@ impl Etcd {
         format!("http://127.0.0.1:{}", self.members[idx].client_port)
     }
 
+    /// A call to member 0's JSON gateway (no credentials: the tests' etcd
+    /// has auth off, and refuses an `Authorization` it cannot read).
+    pub fn call(&self, path: &str, body: &str) -> serde_json::Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(format!("{}{path}", self.endpoint(0)))
+            .send(body)
+            .unwrap_or_else(|err| panic!("etcd {path}: {err}"));
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .expect("an etcd answer");
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("etcd {path}: {err}: {text}"))
+    }
+
     /// SIGKILL member `idx`.
     pub fn kill(&mut self, idx: usize) {
         self.members[idx].kill();

@@ -410,3 +410,45 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
         status.to_string().contains(&joiner.url())
     });
 }
+
+#[test]
+fn a_naming_server_behind_compacted_history_reads_the_state_again_whole() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    assert_eq!(cluster.put("c/before", b"before").status, 201);
+    assert_eq!(
+        at(&cluster, &peer, "GET", "/files/c/before", &[]).status,
+        200
+    );
+    peer.freeze();
+    for idx in 0..5 {
+        assert_eq!(
+            cluster.put(&format!("c/{idx}"), &body_of(1500, idx)).status,
+            201
+        );
+    }
+    assert_eq!(cluster.delete("c/before").status, 204);
+    // etcd forgets the changes the frozen server has not seen.
+    let range = etcd.call("/v3/kv/range", r#"{"key":"AA=="}"#);
+    let revision = range["header"]["revision"].as_str().expect("a revision");
+    etcd.call(
+        "/v3/kv/compaction",
+        &format!(r#"{{"revision":"{revision}"}}"#),
+    );
+    peer.thaw();
+    for idx in 0..5 {
+        let read = at(&cluster, &peer, "GET", &format!("/files/c/{idx}"), &[]);
+        assert_eq!(read.body, body_of(1500, idx), "c/{idx}");
+    }
+    assert_eq!(
+        at(&cluster, &peer, "GET", "/files/c/before", &[]).status,
+        404
+    );
+    assert!(
+        peer.log_text().contains("read again whole"),
+        "{}",
+        peer.log_text()
+    );
+}

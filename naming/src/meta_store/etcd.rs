@@ -24,6 +24,7 @@
 pub mod client;
 pub mod keys;
 pub mod session;
+mod whole;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use common::chunk::BlobId;
 use common::metrics::Histogram;
 
-use self::client::{Compare, EtcdClient, EtcdError, Event, Op, RANGE_PAGE_KEYS, TxnOutcome};
+use self::client::{Compare, EtcdClient, EtcdError, Event, Op, TxnOutcome};
 use self::keys::Keys;
 use self::session::Session;
 use crate::meta_store::{MetaStore, StateRef, StoreStats, expect_valid};
@@ -43,6 +44,11 @@ use crate::metadata::{Entity, Metadata};
 /// Tries of one change before it is refused as unavailable: each lost try
 /// means another naming server's change landed first.
 const CHANGE_ATTEMPTS_MAX: u32 = 32;
+
+/// The history etcd keeps of the changes: a naming server further behind
+/// reads the state again whole. The upkeep leader compacts what is older,
+/// so etcd's database does not grow with every change ever made.
+pub const HISTORY_KEPT: Duration = Duration::from_secs(60);
 
 /// etcd's default `--max-txn-ops`: a change that touches more keys (a
 /// directory rename of that many names) is refused.
@@ -62,6 +68,9 @@ pub struct EtcdStore {
     writes: AtomicU64,
     txn_latency: Histogram,
     session: Session,
+    /// Revisions seen by the maintenance tick, oldest first, to compact
+    /// once they are `HISTORY_KEPT` old.
+    history: Mutex<std::collections::VecDeque<(Instant, i64)>>,
 }
 
 /// What the cache has applied.
@@ -91,7 +100,7 @@ impl EtcdStore {
         assert!(reservation_count >= 1);
         let keys = Keys::new(prefix);
         let (state, position) =
-            load(&client, &keys).map_err(|err| format!("metadata from etcd: {err}"))?;
+            whole::load(&client, &keys).map_err(|err| format!("metadata from etcd: {err}"))?;
         let writer = format!(
             "{:016x}",
             common::rng::Rng::new(
@@ -113,44 +122,14 @@ impl EtcdStore {
             writes: AtomicU64::new(0),
             txn_latency: Histogram::default(),
             session: Session::default(),
+            history: Mutex::default(),
         })
     }
 
-    /// Writes every entity of `state` into an empty prefix (the move from a
-    /// local `META_DIR`); refused if the prefix holds a state already.
+    /// Writes every entity of `state` into an empty prefix (the move from
+    /// a local `META_DIR`); refused if the prefix holds a state already.
     pub fn migrate(client: &EtcdClient, prefix: &str, state: &Metadata) -> Result<u64, String> {
-        let keys = Keys::new(prefix);
-        let (existing, _, _) = client
-            .range(&keys.state_start(), Some(&keys.state_end()), 0, 1)
-            .map_err(|err| err.to_string())?;
-        if !existing.is_empty() {
-            return Err(format!(
-                "{prefix} in etcd holds a namespace already: --migrate-to-etcd copies only into an empty prefix"
-            ));
-        }
-        let mut written = 0;
-        let entities = state.entities();
-        for batch in entities.chunks(TXN_OPS_MAX - 1) {
-            let ops: Vec<Op> = batch
-                .iter()
-                .map(|entity| Op::Put {
-                    key: keys.entity(entity),
-                    value: keys::encode(&state.entity(entity).expect("a listed entity")),
-                    lease: None,
-                })
-                .collect();
-            client.txn(&[], &ops, &[]).map_err(|err| err.to_string())?;
-            written += batch.len() as u64;
-        }
-        let seq = Op::Put {
-            key: keys.seq(),
-            value: b"migrated".to_vec(),
-            lease: None,
-        };
-        client
-            .txn(&[], &[seq], &[])
-            .map_err(|err| err.to_string())?;
-        Ok(written)
+        whole::migrate(client, &Keys::new(prefix), prefix, state)
     }
 
     pub fn client(&self) -> &EtcdClient {
@@ -354,7 +333,7 @@ impl EtcdStore {
             Ok(()) => Ok(seen),
             Err(EtcdError::Compacted { .. }) => {
                 // Too far behind for the history etcd keeps: read it all.
-                let (fresh, position) = load(&self.client, &self.keys)?;
+                let (fresh, position) = whole::load(&self.client, &self.keys)?;
                 *state = fresh;
                 self.set_position(position);
                 log::warn!(
@@ -379,6 +358,35 @@ impl EtcdStore {
             .transpose()
             .map_err(EtcdError::Refused)?;
         Ok((entity, value))
+    }
+
+    /// Compacts etcd's history to the revision this server had reached
+    /// `HISTORY_KEPT` ago: every naming server syncs each second, so none
+    /// needs older changes unless it was stopped that long.
+    fn compact_history(&self) {
+        let now = Instant::now();
+        let revision = self.position().revision;
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if history.back().is_none_or(|&(_, last)| last < revision) {
+            history.push_back((now, revision));
+        }
+        let mut due = None;
+        while let Some(&(seen, old)) = history.front() {
+            if now.duration_since(seen) < HISTORY_KEPT {
+                break;
+            }
+            due = Some(old);
+            history.pop_front();
+        }
+        if let Some(old) = due
+            && let Err(err) = self.client.compact(old)
+        {
+            // Compacted already (by etcd's own auto-compaction, say).
+            log::debug!("etcd: history not compacted to {old}: {err}");
+        }
     }
 
     /// Catches the cache up to every change acknowledged before now.
@@ -456,6 +464,9 @@ impl MetaStore for EtcdStore {
         {
             log::warn!("etcd: the session was not renewed: {err}");
         }
+        if self.session.leads() {
+            self.compact_history();
+        }
         Ok(())
     }
 
@@ -500,54 +511,4 @@ fn apply_group(state: &mut Metadata, group: Vec<(Entity, Option<Change>)>) -> Re
 
 fn unavailable(err: EtcdError) -> Refusal {
     Refusal::Unavailable(err.to_string())
-}
-
-/// Reads every entity under the prefix, a page at a time, all at one
-/// revision.
-fn load(client: &EtcdClient, keys: &Keys) -> Result<(Metadata, Position), EtcdError> {
-    let end = keys.state_end();
-    let seq = keys.seq();
-    let mut start = keys.state_start();
-    let mut revision = 0;
-    let mut seq_revision = 0;
-    let mut group = Vec::new();
-    loop {
-        let (kvs, more, read_at) = client.range(&start, Some(&end), revision, RANGE_PAGE_KEYS)?;
-        if revision == 0 {
-            revision = read_at;
-        }
-        for kv in &kvs {
-            if kv.key == seq {
-                seq_revision = kv.mod_revision;
-                continue;
-            }
-            let entity = keys
-                .entity_of(&kv.key)
-                .map_err(EtcdError::Refused)?
-                .ok_or_else(|| EtcdError::Refused("a second sequence key".to_owned()))?;
-            let value = keys::decode(&kv.value).map_err(EtcdError::Refused)?;
-            group.push((entity, Some(value)));
-        }
-        match (more, kvs.last()) {
-            (true, Some(last)) => {
-                start = last.key.clone();
-                start.push(0);
-            }
-            _ => break,
-        }
-    }
-    let mut state = Metadata::default();
-    state
-        .replace(group)
-        .map_err(|err| EtcdError::Refused(format!("the state in etcd is damaged: {err}")))?;
-    state.check_invariants().map_err(|err| {
-        EtcdError::Refused(format!("the state in etcd breaks an invariant: {err}"))
-    })?;
-    Ok((
-        state,
-        Position {
-            seq_revision,
-            revision,
-        },
-    ))
 }

@@ -260,6 +260,15 @@ impl EtcdClient {
         ))
     }
 
+    /// Drops the history before `revision` (the keys as they are stay).
+    pub fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        self.call(
+            "/v3/kv/compaction",
+            &json!({ "revision": revision.to_string() }),
+        )
+        .map(drop)
+    }
+
     /// A lease of `ttl_secs`; its id.
     pub fn lease_grant(&self, ttl_secs: u64) -> Result<i64, EtcdError> {
         let answer = self.call("/v3/lease/grant", &json!({ "TTL": ttl_secs.to_string() }))?;
