@@ -3,6 +3,17 @@
 ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
+# etcd for docker-compose.ha.yml (the metadata on etcd): Debian's own
+# etcd-server, the release Harbour is tested against. First, so building
+# the etcd service (`--target etcd`) builds nothing else.
+FROM ${RUNTIME_IMAGE} AS etcd
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server etcd-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/etcd
+EXPOSE 2379 2380
+CMD ["etcd"]
+
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 COPY . .

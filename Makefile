@@ -105,6 +105,7 @@ test:
 	env -u HARBOUR_SLOW_TESTS tests/with-etcd $(CARGO) test -p tests --test it -- --skip tidy:: --skip ha:: --skip bench::
 	$(CARGO) test --locked --manifest-path vendor/tiny_http/Cargo.toml --target-dir target/vendor
 	docker-compose config -q
+	docker-compose -f docker-compose.ha.yml config -q
 
 bench: build
 	@echo "release binaries:"; ls -l $(RELEASE_DIR)/harbour $(RELEASE_DIR)/harbour-naming $(RELEASE_DIR)/harbour-storage

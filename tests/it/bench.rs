@@ -6,6 +6,7 @@
 //! Runs only with HARBOUR_BENCH=1.
 
 mod bounds;
+mod etcd;
 mod mount;
 mod s3;
 mod scale;

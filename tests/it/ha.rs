@@ -452,3 +452,41 @@ fn a_naming_server_behind_compacted_history_reads_the_state_again_whole() {
         peer.log_text()
     );
 }
+
+#[test]
+fn a_directory_rename_larger_than_one_etcd_transaction_is_refused_whole() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    for idx in 0..64 {
+        assert_eq!(cluster.put(&format!("big/{idx}"), b"x").status, 201);
+    }
+    let refused = cluster.request("POST", "/rename?from=big/&to=moved/", &[]);
+    assert_eq!(
+        refused.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(
+        refused.error().contains("etcd takes at most"),
+        "{}",
+        refused.error()
+    );
+    // Nothing moved.
+    let listing = cluster.request("GET", "/files?prefix=big/", &[]).json();
+    assert_eq!(listing.as_array().map(Vec::len), Some(64));
+    assert_eq!(
+        cluster.request("GET", "/files?prefix=moved/", &[]).body,
+        b"[]"
+    );
+    // 63 names fit.
+    assert_eq!(cluster.delete("big/0").status, 204);
+    let renamed = cluster.request("POST", "/rename?from=big/&to=moved/", &[]);
+    assert_eq!(
+        renamed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&renamed.body)
+    );
+}

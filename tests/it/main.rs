@@ -13,6 +13,7 @@ mod compose;
 mod config;
 mod dirs;
 mod docker;
+mod docker_ha;
 mod durability;
 mod etcd;
 mod faults;
