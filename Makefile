@@ -100,9 +100,11 @@ test:
 	$(CARGO) clippy -p naming -p storage -p client --no-default-features -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
-	# The functional tests again with the metadata on etcd (not the slow
-	# ones, nor those about the local journal, which keep to it).
-	env -u HARBOUR_SLOW_TESTS tests/with-etcd $(CARGO) test -p tests --test it -- --skip tidy:: --skip ha:: --skip bench::
+	# The functional tests again with the metadata on etcd (those about the
+	# local journal keep to it; of the slow ones, only the crash rounds).
+	env -u HARBOUR_SLOW_TESTS tests/with-etcd $(CARGO) test -p tests --test it -- \
+	  --skip tidy:: --skip ha:: --skip bench:: --skip durability::kill_9_at_random_moments
+	tests/with-etcd $(CARGO) test -p tests --test it -- durability::kill_9_at_random_moments
 	$(CARGO) test --locked --manifest-path vendor/tiny_http/Cargo.toml --target-dir target/vendor
 	docker-compose config -q
 	docker-compose -f docker-compose.ha.yml config -q

@@ -9,15 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::tls::ClientTls;
+
 use crate::cluster::wait_until;
+use crate::pki::TestPki;
 
 pub struct Etcd {
     members: Vec<Member>,
+    /// The members serve https:// with this certificate.
+    tls: Option<TestPki>,
 }
 
 struct Member {
     name: String,
     client_port: u16,
+    scheme: &'static str,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -38,6 +44,12 @@ impl Etcd {
     /// Starts `count` members forming one etcd cluster, in `dir`, and waits
     /// until it has a leader.
     pub fn start(dir: &Path, count: usize) -> Etcd {
+        Etcd::start_with(dir, count, None)
+    }
+
+    /// `start`, the clients served over HTTPS with `tls`'s certificate.
+    pub fn start_with(dir: &Path, count: usize, tls: Option<TestPki>) -> Etcd {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let ports = free_ports(2 * count);
         let token = dir
             .file_name()
@@ -51,9 +63,9 @@ impl Etcd {
             .map(|idx| {
                 let (client_port, peer_port) = (ports[2 * idx], ports[2 * idx + 1]);
                 let name = format!("m{idx}");
-                let client = format!("http://127.0.0.1:{client_port}");
+                let client = format!("{scheme}://127.0.0.1:{client_port}");
                 let peer = format!("http://127.0.0.1:{peer_port}");
-                let args = vec![
+                let mut args = vec![
                     format!("--name={name}"),
                     format!("--data-dir={}", dir.join(format!("etcd-{name}")).display()),
                     format!("--listen-client-urls={client}"),
@@ -69,9 +81,14 @@ impl Etcd {
                     "--logger=zap".to_owned(),
                     "--log-level=warn".to_owned(),
                 ];
+                if let Some(pki) = &tls {
+                    args.push(format!("--cert-file={}", pki.cert_file.display()));
+                    args.push(format!("--key-file={}", pki.key_file.display()));
+                }
                 let mut member = Member {
                     name,
                     client_port,
+                    scheme,
                     args,
                     log: dir.join(format!("etcd-m{idx}.log")),
                     child: None,
@@ -80,7 +97,7 @@ impl Etcd {
                 member
             })
             .collect();
-        let etcd = Etcd { members };
+        let etcd = Etcd { members, tls };
         for idx in 0..count {
             etcd.wait_healthy(idx);
         }
@@ -96,17 +113,15 @@ impl Etcd {
     }
 
     pub fn endpoint(&self, idx: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[idx].client_port)
+        let member = &self.members[idx];
+        format!("{}://127.0.0.1:{}", member.scheme, member.client_port)
     }
 
     /// A call to member 0's JSON gateway (no credentials: the tests' etcd
     /// has auth off, and refuses an `Authorization` it cannot read).
     pub fn call(&self, path: &str, body: &str) -> serde_json::Value {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut response = agent
+        let mut response = self
+            .agent()
             .post(format!("{}{path}", self.endpoint(0)))
             .send(body)
             .unwrap_or_else(|err| panic!("etcd {path}: {err}"));
@@ -128,9 +143,22 @@ impl Etcd {
         self.members[idx].spawn();
     }
 
+    /// A plain client of the members (trusting their CA, if any).
+    fn agent(&self) -> ureq::Agent {
+        let tls = match &self.tls {
+            Some(pki) => ClientTls::from_ca_file(&pki.ca_file).expect("the test CA loads"),
+            None => ClientTls::none(),
+        };
+        let config = tls
+            .configure(ureq::Agent::config_builder())
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build();
+        common::transport::agent(config)
+    }
+
     /// Waits until member `idx` says it is healthy (it has a leader).
     pub fn wait_healthy(&self, idx: usize) {
-        let agent = crate::cluster::Cluster::test_agent();
+        let agent = self.agent();
         let url = format!("{}/health", self.endpoint(idx));
         let name = &self.members[idx].name;
         wait_until(
