@@ -6,7 +6,9 @@
 //! several URLs, a call that cannot reach one (refused, unresolvable, or
 //! no connection within the timeout: nothing was sent, so nothing can
 //! have happened) goes to the next, in order, and later calls start from
-//! the one that answered.
+//! the one that answered. A read (GET, HEAD) also moves on when its
+//! server breaks off or goes silent before answering: reading again
+//! changes nothing.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,6 +102,7 @@ impl NamingClient {
     fn failing_over(
         &self,
         url: &str,
+        read_only: bool,
         mut send: impl FnMut(&str) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Answer, ClientError> {
         let mut url = url.to_owned();
@@ -109,7 +112,7 @@ impl NamingClient {
                 return self.answer(sent);
             };
             let tried = self.current.load(Ordering::Relaxed) % self.servers.len();
-            if !unreachable(err) || !url.starts_with(self.servers[tried].as_str()) {
+            if !(read_only || unreachable(err)) || !url.starts_with(self.servers[tried].as_str()) {
                 return self.answer(sent);
             }
             let next = (tried + 1) % self.servers.len();
@@ -149,7 +152,7 @@ impl NamingClient {
         // A server that cannot be reached read nothing of the body: the
         // next one gets all of it.
         let headers = request.headers_ref().cloned().unwrap_or_default();
-        self.failing_over(url, |url| {
+        self.failing_over(url, false, |url| {
             let mut request = self.agent.put(url);
             for (name, value) in &headers {
                 request = request.header(name, value);
@@ -159,24 +162,26 @@ impl NamingClient {
     }
 
     pub fn get(&self, url: &str) -> Result<Answer, ClientError> {
-        self.failing_over(url, |url| self.agent.get(url).call())
+        self.failing_over(url, true, |url| self.agent.get(url).call())
     }
 
     /// GET of the bytes `Range` names (`bytes=A-B` or `bytes=A-`).
     pub fn get_range(&self, url: &str, range: &str) -> Result<Answer, ClientError> {
-        self.failing_over(url, |url| self.agent.get(url).header("Range", range).call())
+        self.failing_over(url, true, |url| {
+            self.agent.get(url).header("Range", range).call()
+        })
     }
 
     pub fn post(&self, url: &str) -> Result<Answer, ClientError> {
-        self.failing_over(url, |url| self.agent.post(url).send_empty())
+        self.failing_over(url, false, |url| self.agent.post(url).send_empty())
     }
 
     pub fn head(&self, url: &str) -> Result<Answer, ClientError> {
-        self.failing_over(url, |url| self.agent.head(url).call())
+        self.failing_over(url, true, |url| self.agent.head(url).call())
     }
 
     pub fn delete(&self, url: &str) -> Result<Answer, ClientError> {
-        self.failing_over(url, |url| self.agent.delete(url).call())
+        self.failing_over(url, false, |url| self.agent.delete(url).call())
     }
 
     /// Turns a transport failure into the user's sentence, and a 4xx/5xx

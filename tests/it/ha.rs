@@ -441,6 +441,10 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
     let created = cli(&["create", "fo/a", "-"], b"first");
     assert_eq!(created.code, 0, "{}", created.stderr);
     cluster.naming_ref().kill_now();
+    let addr = cluster.naming_ref().addr;
+    wait_until(Duration::from_secs(10), "the killed one to be gone", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
     // The first URL is gone: each command moves on to the second.
     let started = Instant::now();
     let read = cli(&["read", "fo/a", "-"], &[]);

@@ -13,31 +13,40 @@
 //! fresher state. Changes are thus in one order across every naming
 //! server: the etcd revisions of the sequence key.
 //!
+//! Changes that queue up while a transaction is on its way go together in
+//! the next one (`batch.rs`, `commit.rs`), as the journal shares an fsync.
+//!
 //! A write whose answer was lost may have landed: each carries a token
 //! (this server's id, a counter) written to the sequence key, and the
 //! catch-up that follows recognises it.
 //!
 //! Reads are served from the cache; `sync` first catches it up to the
 //! sequence key's latest revision, so a read after a write acknowledged by
-//! another naming server sees it.
+//! another naming server sees it; requests that arrive during one catch-up
+//! share the next (`gate.rs`).
 
+mod batch;
 pub mod client;
+mod commit;
+mod gate;
 pub mod keys;
 pub mod session;
 mod whole;
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::chunk::BlobId;
 use common::metrics::Histogram;
 
-use self::client::{Compare, EtcdClient, EtcdError, Event, Op, TxnOutcome};
+use self::batch::Batcher;
+use self::client::{EtcdClient, EtcdError, Event};
+use self::gate::Gate;
 use self::keys::Keys;
 use self::session::Session;
-use crate::meta_store::{MetaStore, StateRef, StoreStats, expect_valid};
+use crate::meta_store::{MetaStore, StateRef, StoreStats};
 use crate::metadata::change::{Applied, Change, Refusal};
 use crate::metadata::{Entity, Metadata};
 
@@ -67,6 +76,9 @@ pub struct EtcdStore {
     writer: String,
     writes: AtomicU64,
     txn_latency: Histogram,
+    batcher: Batcher,
+    /// Shares catch-ups among the requests waiting for one.
+    gate: Gate,
     session: Session,
     /// Revisions seen by the maintenance tick, oldest first, to compact
     /// once they are `HISTORY_KEPT` old.
@@ -121,6 +133,8 @@ impl EtcdStore {
             writer,
             writes: AtomicU64::new(0),
             txn_latency: Histogram::default(),
+            batcher: Batcher::default(),
+            gate: Gate::default(),
             session: Session::default(),
             history: Mutex::default(),
         })
@@ -160,142 +174,6 @@ impl EtcdStore {
             .position
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = position;
-    }
-
-    /// Applies the change `make` builds from the state, retried on a
-    /// fresher state while other naming servers' changes land first.
-    fn apply_with(&self, make: impl Fn(&Metadata) -> Change) -> Result<(Change, Applied), Refusal> {
-        for _ in 0..CHANGE_ATTEMPTS_MAX {
-            let mut state = self.lock_state();
-            let change = make(&state);
-            let touched = state.touched(&change);
-            let before: Vec<(Entity, Option<Change>)> = touched
-                .iter()
-                .map(|entity| (entity.clone(), state.entity(entity)))
-                .collect();
-            let applied = state.apply(&change).map_err(expect_valid)?;
-            if applied == Applied::Unchanged {
-                return Ok((change, applied));
-            }
-            let after: Vec<Option<Change>> =
-                touched.iter().map(|entity| state.entity(entity)).collect();
-            // An upload's parts are deleted with it, in one range deletion
-            // (etcd refuses a transaction that names a key twice).
-            let removed_uploads: Vec<u64> = touched
-                .iter()
-                .zip(&after)
-                .filter_map(|(entity, new)| match (entity, new) {
-                    (Entity::Upload(id), None) => Some(*id),
-                    _ => None,
-                })
-                .collect();
-            let mut ops = Vec::with_capacity(touched.len() + 1);
-            for ((entity, old), new) in before.iter().zip(after) {
-                let deleted_with_upload = matches!(
-                    (entity, &new),
-                    (Entity::Part { upload, .. }, None) if removed_uploads.contains(upload)
-                );
-                if new == *old || deleted_with_upload {
-                    continue;
-                }
-                ops.extend(self.ops_for(entity, new.as_ref()));
-            }
-            let token = format!(
-                "{}:{}",
-                self.writer,
-                self.writes.fetch_add(1, Ordering::Relaxed)
-            );
-            ops.push(Op::Put {
-                key: self.keys.seq(),
-                value: token.clone().into_bytes(),
-                lease: None,
-            });
-            if ops.len() > TXN_OPS_MAX {
-                undo(&mut state, before);
-                return Err(Refusal::TooLarge(format!(
-                    "the change touches {} keys; etcd takes at most {TXN_OPS_MAX} in one transaction",
-                    ops.len() - 1
-                )));
-            }
-            let position = self.position();
-            let compare = Compare::ModRevision {
-                key: self.keys.seq(),
-                revision: position.seq_revision,
-            };
-            let started = Instant::now();
-            let outcome = self.client.txn(
-                &[compare],
-                &ops,
-                &[Op::Get {
-                    key: self.keys.seq(),
-                }],
-            );
-            self.txn_latency.observe(started.elapsed());
-            match outcome {
-                Ok(TxnOutcome {
-                    succeeded: true,
-                    revision,
-                    ..
-                }) => {
-                    self.set_position(Position {
-                        seq_revision: revision,
-                        revision,
-                    });
-                    return Ok((change, applied));
-                }
-                Ok(TxnOutcome { reads, .. }) => {
-                    undo(&mut state, before);
-                    let latest = reads
-                        .first()
-                        .and_then(|kvs| kvs.first())
-                        .map_or(0, |kv| kv.mod_revision);
-                    // An earlier try whose answer was lost may be the
-                    // change that came first.
-                    if self
-                        .catch_up(&mut state, latest, &token)
-                        .map_err(unavailable)?
-                    {
-                        return Ok((change, applied));
-                    }
-                }
-                Err(err) => {
-                    undo(&mut state, before);
-                    return Err(unavailable(err));
-                }
-            }
-        }
-        Err(Refusal::Unavailable(format!(
-            "{CHANGE_ATTEMPTS_MAX} tries of one change each lost to another naming server's"
-        )))
-    }
-
-    /// The operations that make `entity`'s key hold `value`.
-    fn ops_for(&self, entity: &Entity, value: Option<&Change>) -> Vec<Op> {
-        match (entity, value) {
-            (_, Some(change)) => vec![Op::Put {
-                key: self.keys.entity(entity),
-                value: keys::encode(change),
-                lease: None,
-            }],
-            // An upload's parts go with it, in one range deletion.
-            (Entity::Upload(id), None) => {
-                let (start, end) = self.keys.parts_of(*id);
-                vec![
-                    Op::Delete {
-                        key: self.keys.entity(entity),
-                        range_end: None,
-                    },
-                    Op::Delete {
-                        key: start,
-                        range_end: Some(end),
-                    },
-                ]
-            }
-            (_, None) => vec![Op::Delete {
-                key: self.keys.entity(entity),
-                range_end: None,
-            }],
-        }
     }
 
     /// Brings the cache up to the sequence key's revision `target`,
@@ -409,7 +287,7 @@ impl EtcdStore {
 
 impl MetaStore for EtcdStore {
     fn apply(&self, change: Change) -> Result<Applied, Refusal> {
-        self.apply_with(|_| change.clone())
+        self.apply_with(move |_| change.clone())
             .map(|(_, applied)| applied)
     }
 
@@ -421,7 +299,7 @@ impl MetaStore for EtcdStore {
         if range.next >= range.end {
             // Reserve past every other naming server's reservation.
             let count = self.reservation_count;
-            let (change, _) = self.apply_with(|state| Change::ReserveBlobs {
+            let (change, _) = self.apply_with(move |state| Change::ReserveBlobs {
                 up_to: state.blobs_reserved_up_to() + count,
             })?;
             let Change::ReserveBlobs { up_to } = change else {
@@ -442,7 +320,7 @@ impl MetaStore for EtcdStore {
     }
 
     fn sync(&self) -> Result<(), Refusal> {
-        self.sync_now().map_err(unavailable)
+        self.gate.pass(|| self.sync_now()).map_err(unavailable)
     }
 
     fn maintain(&self, in_flight_min: &dyn Fn() -> Option<BlobId>) -> io::Result<()> {
@@ -490,13 +368,6 @@ impl MetaStore for EtcdStore {
     fn close(&self) -> io::Result<()> {
         self.session.end(&self.client);
         Ok(())
-    }
-}
-
-/// Puts back the entities a change touched, as they were before it.
-fn undo(state: &mut Metadata, before: Vec<(Entity, Option<Change>)>) {
-    if let Err(err) = state.replace(before) {
-        panic!("a change could not be undone: {err}");
     }
 }
 

@@ -72,8 +72,9 @@ fn bench_metadata_on_etcd_beside_the_local_journal() {
     let peer = cluster.start_naming_peer("b");
     let dead = "http://127.0.0.1:9";
     let both = format!("{dead},{}", peer.url());
+    assert_eq!(cluster.put("probe", b"probe").status, 201);
     let started = Instant::now();
-    Cli::new(&["read", &format!("{prefix}0"), "-"])
+    Cli::new(&["read", "probe", "-"])
         .env("NAME_SERVER", &both)
         .assert_ok();
     row(
