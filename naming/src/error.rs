@@ -173,6 +173,13 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl ApiError {
+    /// Whether the metadata store could not say if the change was made.
+    pub fn undecided(&self) -> bool {
+        matches!(self, ApiError::MetadataUnavailable { .. })
+    }
+}
+
 /// A refusal no caller expected: the store cannot be reached, or a change
 /// it cannot take; anything else is a bug.
 impl From<Refusal> for ApiError {

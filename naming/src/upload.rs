@@ -108,12 +108,19 @@ impl Reservation<'_> {
     }
 }
 
+/// An error that may leave it unknown whether a change was recorded (the
+/// metadata store could not answer): the chunks it refers to must stay,
+/// for reconciliation to reclaim if it was not.
+pub trait Undecided {
+    fn undecided(&self) -> bool;
+}
+
 /// Stores `body` as one piece of a blob of its own, not a file (an S3
 /// upload's part), and hands it to `record`, which makes it durable (or
 /// refuses it, from what `body` learnt on the way or because the upload is
 /// gone) while the blob is still in flight; on any error the chunks are
-/// deleted.
-pub fn store_piece<B: Read, R, E: From<ApiError>>(
+/// deleted, but when it is undecided whether `record` made it durable.
+pub fn store_piece<B: Read, R, E: From<ApiError> + Undecided>(
     naming: &Naming,
     body: &mut B,
     declared_bytes: Option<u64>,
@@ -140,7 +147,9 @@ pub fn store_piece<B: Read, R, E: From<ApiError>>(
                 .expect("a stored body is one piece");
             record(body, piece)
         });
-    if stored.is_err() {
+    if let Err(err) = &stored
+        && !err.undecided()
+    {
         naming.garbage.discard_now(naming, blob, touched);
         naming
             .metrics

@@ -15,6 +15,9 @@ use crate::s3::encoding::xml_escape;
 pub struct S3Error {
     pub code: Code,
     pub message: String,
+    /// The metadata store could not say whether the change was made
+    /// (`ApiError::MetadataUnavailable`): what it refers to must stay.
+    pub undecided: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +102,7 @@ impl S3Error {
         S3Error {
             code,
             message: message.into(),
+            undecided: false,
         }
     }
 
@@ -160,6 +164,15 @@ impl From<ApiError> for S3Error {
             ApiError::BadRequest(_) => Code::InvalidRequest,
             _ => Code::InternalError,
         };
-        S3Error::new(code, err.to_string())
+        S3Error {
+            undecided: err.undecided(),
+            ..S3Error::new(code, err.to_string())
+        }
+    }
+}
+
+impl crate::upload::Undecided for S3Error {
+    fn undecided(&self) -> bool {
+        self.undecided
     }
 }
