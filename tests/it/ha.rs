@@ -627,3 +627,37 @@ fn etcd_over_https_with_a_user_and_password_and_a_wrong_password_refused() {
     );
     assert!(!cluster.naming_ref().log_text().contains("etcd-secret-1"));
 }
+
+#[test]
+fn a_mount_goes_on_through_the_other_naming_server_when_one_dies() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(&etcd, Spec::default());
+    let peer = cluster.start_naming_peer("b");
+    let both = format!("{},{}", cluster.url(), peer.url());
+    let mount = crate::mount::Mounted::start(&cluster, &["--server", &both]);
+    std::fs::write(mount.path("before.txt"), b"before the kill").expect("write through the mount");
+    wait_until(Duration::from_secs(10), "the first file uploaded", || {
+        at(&cluster, &peer, "GET", "/files/before.txt", &[]).status == 200
+    });
+    cluster.naming_ref().kill_now();
+    let addr = cluster.naming_ref().addr;
+    wait_until(Duration::from_secs(10), "the killed one to be gone", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+    std::fs::write(mount.path("after.txt"), b"after the kill").expect("write through the mount");
+    let read = at(&cluster, &peer, "GET", "/files/after.txt", &[]);
+    assert_eq!(read.body, b"after the kill", "{}", mount.log_text());
+    let names: Vec<String> = std::fs::read_dir(&mount.dir)
+        .expect("list the mount")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(names.contains(&"before.txt".to_owned()), "{names:?}");
+    assert!(names.contains(&"after.txt".to_owned()), "{names:?}");
+}
