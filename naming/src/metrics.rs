@@ -99,7 +99,7 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
     let store = naming.store().stats();
     let rows = naming.server_rows();
     let dead = rows.iter().filter(|row| !row.alive).count();
-    let gauges: [(&str, &str, f64); 8] = [
+    let gauges: [(&str, &str, f64); 9] = [
         ("harbour_files", "Files in the namespace.", files as f64),
         (
             "harbour_chunks",
@@ -132,6 +132,11 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
             store.journal_bytes as f64,
         ),
         (
+            "harbour_upkeep_leader",
+            "1 if this naming server runs the upkeep that runs once per cluster (always with the local journal; with etcd, the elected leader).",
+            f64::from(u8::from(naming.store().leads_upkeep())),
+        ),
+        (
             "harbour_checkpoint_age_seconds",
             "Seconds since the last metadata checkpoint (or since start-up).",
             store.checkpoint_age.as_secs_f64(),
@@ -142,7 +147,7 @@ pub fn render(naming: &Naming, server: &ServerStats) -> String {
     }
     page.histogram(
         "harbour_journal_fsync_duration_seconds",
-        "Time of each fsync of the metadata journal.",
+        "Time of each fsync of the metadata journal (with etcd: of each transaction).",
         &store.sync_latency,
     );
     let per_server: [(&str, &str, PerServer); 5] = [

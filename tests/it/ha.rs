@@ -81,6 +81,20 @@ fn two_naming_servers_serve_one_namespace_and_each_reads_what_the_other_wrote() 
     );
     let level = at(&cluster, &peer, "GET", "/files?prefix=ha/&delimiter=/", &[]).json();
     assert!(level.to_string().contains("ha/empty/"), "{level}");
+    // One of the two leads upkeep, and /metrics says which.
+    wait_until(Duration::from_secs(15), "one upkeep leader", || {
+        let leaders: u64 = [own, &peer]
+            .into_iter()
+            .map(|server| {
+                let page = at(&cluster, server, "GET", "/metrics", &[]);
+                crate::cluster::metric_value(
+                    &String::from_utf8_lossy(&page.body),
+                    "harbour_upkeep_leader",
+                )
+            })
+            .sum();
+        leaders == 1
+    });
 }
 
 #[test]
