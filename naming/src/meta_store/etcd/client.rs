@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use ureq::Agent;
@@ -19,6 +19,13 @@ use crate::s3::encoding::{base64, unbase64};
 
 /// Every call to etcd, a watch's catch-up included, ends within this.
 pub const ETCD_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long calls keep going round the endpoints while none answers: an
+/// election (of about a second, by etcd's defaults) costs no request.
+pub const ELECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// Between two rounds of the endpoints.
+const ROUND_PAUSE: Duration = Duration::from_millis(100);
 
 /// A range read returns at most this many keys a page (etcd's request and
 /// answer limits are about 1.5 MiB; a file's record is well under 1 KiB).
@@ -299,29 +306,37 @@ impl EtcdClient {
     }
 
     /// Sends `body` to the preferred endpoint, then to each other in turn
-    /// while they cannot answer.
+    /// while they cannot answer; rounds again for `ELECTION_WAIT` (etcd
+    /// elects a new leader within about a second of losing one).
     fn send(
         &self,
         path: &str,
         body: &Value,
     ) -> Result<ureq::http::Response<ureq::Body>, EtcdError> {
-        let first = self.preferred.load(Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for step in 0..self.endpoints.len() {
-            let index = (first + step) % self.endpoints.len();
-            let endpoint = &self.endpoints[index];
-            match self.send_to(endpoint, path, body) {
-                Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(response);
+        let deadline = Instant::now() + ELECTION_WAIT;
+        loop {
+            let first = self.preferred.load(Ordering::Relaxed);
+            let mut failures = Vec::new();
+            for step in 0..self.endpoints.len() {
+                let index = (first + step) % self.endpoints.len();
+                let endpoint = &self.endpoints[index];
+                match self.send_to(endpoint, path, body) {
+                    Ok(response) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        return Ok(response);
+                    }
+                    Err(EtcdError::Unavailable(detail)) => {
+                        failures.push(format!("{endpoint}: {detail}"))
+                    }
+                    Err(other) => return Err(other),
                 }
-                Err(EtcdError::Unavailable(detail)) => {
-                    failures.push(format!("{endpoint}: {detail}"))
-                }
-                Err(other) => return Err(other),
             }
+            if Instant::now() >= deadline {
+                return Err(EtcdError::Unavailable(failures.join("; ")));
+            }
+            // A pause between rounds, not a spin (a timer channel: no sleeps).
+            let _ = crossbeam_channel::after(ROUND_PAUSE).recv();
         }
-        Err(EtcdError::Unavailable(failures.join("; ")))
     }
 
     fn send_to(
