@@ -289,7 +289,13 @@ fn spawn_background(naming: Arc<Naming>, config: &Config) {
     let checkpoint = crossbeam_channel::tick(CHECKPOINT_CHECK_INTERVAL);
     thread::spawn(move || {
         for _ in checkpoint.iter() {
-            let in_flight_min = || naming.blobs_in_flight().into_iter().min();
+            // Blobs being written, and dropped versions a read here may
+            // still be streaming: another naming server's reconciliation
+            // must take neither for an orphan.
+            let in_flight_min = || {
+                let writing = naming.blobs_in_flight().into_iter();
+                writing.chain(naming.garbage.blobs()).min()
+            };
             if let Err(err) = naming.store().maintain(&in_flight_min) {
                 // The journal still holds everything: a failed checkpoint
                 // costs restart time, not data. Try again next tick.

@@ -51,7 +51,8 @@ pub trait MetaStore: Send + Sync {
     /// Upkeep due now, called about once a second (the local store writes
     /// a checkpoint once its journal has grown enough; the etcd store
     /// catches up and renews its session). `in_flight_min` tells the
-    /// lowest blob id this server is writing now.
+    /// lowest blob id this server is writing now, or still reading of a
+    /// dropped version.
     fn maintain(&self, in_flight_min: &dyn Fn() -> Option<BlobId>) -> io::Result<()>;
 
     /// Whether this naming server runs the upkeep that must run once in a
