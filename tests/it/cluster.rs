@@ -280,7 +280,14 @@ impl Cluster {
     /// The S3 API's `SCHEME://ADDR`, as the naming server's `S3 API on`
     /// line says (with `Spec::s3_keys`).
     pub fn s3_url(&self) -> String {
-        let log = self.naming.log_text();
+        s3_url_of(&self.naming)
+    }
+}
+
+/// The S3 API's URL of a naming server, as its log announced it.
+pub fn s3_url_of(naming: &Server) -> String {
+    {
+        let log = naming.log_text();
         let line = log
             .lines()
             .rev()
@@ -291,7 +298,9 @@ impl Cluster {
             .unwrap_or(line.len());
         line[..end].to_owned()
     }
+}
 
+impl Cluster {
     pub fn naming_ref(&self) -> &Server {
         &self.naming
     }

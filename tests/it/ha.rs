@@ -675,3 +675,26 @@ fn a_mount_goes_on_through_the_other_naming_server_when_one_dies() {
     assert!(names.contains(&"before.txt".to_owned()), "{names:?}");
     assert!(names.contains(&"after.txt".to_owned()), "{names:?}");
 }
+
+#[test]
+fn an_s3_multipart_upload_spans_two_naming_servers() {
+    let dir = crate::cluster::test_dir();
+    let etcd = Etcd::start(&dir, 1);
+    let cluster = on_etcd(
+        &etcd,
+        Spec {
+            s3_keys: Some(crate::s3::KEYS),
+            ..Spec::default()
+        },
+    );
+    let peer = cluster.start_naming_peer("b");
+    let peer_s3 = crate::cluster::s3_url_of(&peer);
+    let out = crate::s3::run_ok(
+        &cluster,
+        &crate::s3::here(),
+        "python3",
+        &["boto3_two_servers.py"],
+        &[("S3_URL_B", &peer_s3)],
+    );
+    assert!(out.contains("two servers ok"), "{out}");
+}
