@@ -119,7 +119,7 @@ bench: build
 # missing). cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets the one
 # stable toolchain take them. Findings land in fuzz/artifacts/TARGET/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := batch_framing segment_records journal_frames names_and_percent cluster_credentials config_parsers s3_requests
+FUZZ_TARGETS := batch_framing segment_records journal_frames names_and_percent cluster_credentials config_parsers s3_requests etcd_state
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

@@ -117,9 +117,12 @@ impl Keys {
             }),
             _ => None,
         };
-        entity
-            .map(Some)
-            .ok_or_else(|| format!("{} is not a key this release knows", shown()))
+        match entity {
+            // One entity, one key: a number written otherwise ("7" for
+            // "00007") would be a second key of the same entity.
+            Some(entity) if self.entity(&entity) == key => Ok(Some(entity)),
+            _ => Err(format!("{} is not a key this release knows", shown())),
+        }
     }
 
     fn key(&self, rest: &str) -> Vec<u8> {
@@ -173,6 +176,8 @@ mod tests {
         assert_eq!(keys.entity_of(&keys.seq()), Ok(None));
         assert!(keys.entity_of(b"/harbour/m/x/1").is_err());
         assert!(keys.entity_of(b"/other/m/b").is_err());
+        assert!(keys.entity_of(b"/harbour/m/s/7").is_err(), "not canonical");
+        assert!(keys.entity_of(b"/harbour/m/u/0c").is_err(), "not canonical");
         let (start, end) = keys.parts_of(12);
         let part = keys.entity(&Entity::Part {
             upload: 12,
