@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use common::config::{
-    CA_FILE, ConfigReader, Fallback, Param, help_text, parse_base_url, parse_millis,
+    CA_FILE, ConfigReader, Fallback, Param, help_text, parse_base_urls, parse_millis,
 };
 use common::tls::ClientTls;
 
@@ -144,7 +144,7 @@ pub fn parse(args: pico_args::Arguments) -> Result<Invocation, ClientError> {
     let mut reader = ConfigReader::new(args);
     let usage = |err: common::config::ConfigError| ClientError::Usage(err.to_string());
     let servers = reader
-        .get(&SERVER, parse_server_urls)
+        .get(&SERVER, parse_base_urls)
         .map_err(usage)?
         .expect("has a default");
     let server = servers.join(",");
@@ -445,21 +445,6 @@ fn take<const N: usize>(values: Vec<String>) -> [String; N] {
 fn one(values: Vec<String>) -> String {
     let [value] = take(values);
     value
-}
-
-/// `--server`: one naming server's base URL, or several, comma-separated,
-/// each tried when the one before cannot be reached.
-fn parse_server_urls(raw: &str) -> Result<Vec<String>, String> {
-    let urls = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
-        .collect::<Result<Vec<String>, String>>()?;
-    match urls.is_empty() {
-        true => Err("names no naming server".to_owned()),
-        false => Ok(urls),
-    }
 }
 
 #[cfg(test)]

@@ -490,6 +490,22 @@ pub fn parse_base_url(raw: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{rest}"))
 }
 
+/// One base URL or several, comma-separated (`--server A,B`, `--join A,B`,
+/// `ETCD_ENDPOINTS`), each as `parse_base_url` takes it: the servers to try
+/// in turn. At least one.
+pub fn parse_base_urls(raw: &str) -> Result<Vec<String>, String> {
+    let urls = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
+        .collect::<Result<Vec<String>, String>>()?;
+    match urls.is_empty() {
+        true => Err("names no server".to_owned()),
+        false => Ok(urls),
+    }
+}
+
 fn os_to_string(param: &Param, value: OsString) -> Result<String, ConfigError> {
     value
         .into_string()
@@ -511,7 +527,21 @@ impl std::error::Error for ConfigError {}
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::parse_base_url;
+    use super::{parse_base_url, parse_base_urls};
+
+    #[test]
+    fn several_base_urls_are_comma_separated_in_order() {
+        assert_eq!(
+            parse_base_urls(" http://a:1/, https://b:2 ,").unwrap(),
+            ["http://a:1", "https://b:2"]
+        );
+        assert!(
+            parse_base_urls("http://a:1,b:2")
+                .unwrap_err()
+                .contains("\"b:2\"")
+        );
+        assert!(parse_base_urls(" , ").is_err());
+    }
 
     #[test]
     fn base_urls_are_http_or_https_hosts() {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::config::{
     CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
     Fallback, INSECURE_HELP, IO_TIMEOUT, LOG_FORMAT, LOG_LEVEL, Param, Parsed, TLS_CERT_FILE,
-    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_connections, parse_millis,
-    parse_positive, parse_workers,
+    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_base_urls, parse_connections,
+    parse_millis, parse_positive, parse_workers,
 };
 use common::limits::STORAGE_TIMEOUT_MS_DEFAULT;
 use common::log::LogSettings;
@@ -373,13 +373,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
 
 /// Where etcd is, when the metadata is kept there.
 fn etcd_config(reader: &mut ConfigReader) -> Result<Option<EtcdConfig>, ConfigError> {
-    let endpoints = reader.get(&ETCD_ENDPOINTS, |raw| {
-        let endpoints = parse_server_list(raw)?;
-        match endpoints.is_empty() {
-            true => Err("lists no endpoint".to_owned()),
-            false => Ok(endpoints),
-        }
-    })?;
+    let endpoints = reader.get(&ETCD_ENDPOINTS, parse_base_urls)?;
     let prefix = reader
         .get(&ETCD_PREFIX, |raw| match raw {
             "" => Err("must not be empty".to_owned()),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use common::config::{
     CA_FILE, CLUSTER_SECRET_FILE, CONNECTIONS_MAX, ClusterSecret, ConfigError, ConfigReader,
     Fallback, INSECURE_HELP, IO_TIMEOUT, LOG_FORMAT, LOG_LEVEL, Param, Parsed, TLS_CERT_FILE,
-    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_connections, parse_millis,
-    parse_positive, parse_workers,
+    TLS_KEY_FILE, help_text, invalid, parse_base_url, parse_base_urls, parse_connections,
+    parse_millis, parse_positive, parse_workers,
 };
 use common::log::LogSettings;
 use common::tls::{ClientTls, ServerIdentity};
@@ -120,18 +120,7 @@ pub fn parse(mut args: pico_args::Arguments) -> Result<Parsed<Config>, ConfigErr
     let workers_count = reader.get(&WORKERS, parse_workers)?;
     let scrub_bytes_per_sec =
         reader.get(&SCRUB_RATE, |raw| parse_positive(raw, "bytes per second"))?;
-    let join = reader.get(&JOIN, |raw| {
-        let urls = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .map(|part| parse_base_url(part).map_err(|err| format!("{part:?}: {err}")))
-            .collect::<Result<Vec<String>, String>>()?;
-        match urls.is_empty() {
-            true => Err("names no naming server".to_owned()),
-            false => Ok(urls),
-        }
-    })?;
+    let join = reader.get(&JOIN, parse_base_urls)?;
     let advertise = reader.get(&ADVERTISE, parse_base_url)?;
     let cluster = reader.cluster_secret()?;
     let tls = reader.server_identity()?;

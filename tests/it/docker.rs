@@ -14,26 +14,45 @@ use crate::cluster::{Cli, opted_in, test_bytes, test_dir, wait_until};
 const PROJECT: &str = "harbourtest";
 const NAMING_URL: &str = "http://localhost:8000";
 
-/// The compose project; `down -v` in `Drop`, whatever happened.
-struct Compose {
+/// A compose project; `down -v` in `Drop`, whatever happened.
+pub struct Compose {
     root: PathBuf,
-    overrides: Vec<&'static str>,
+    project: &'static str,
+    file: &'static str,
+    /// More files, for what a test starts after `file`'s services.
+    pub overrides: Vec<&'static str>,
+    /// The files `down` also names, so that it removes their volumes too.
+    down_overrides: &'static [&'static str],
 }
 
 impl Compose {
     fn new() -> Compose {
+        Compose::of(
+            PROJECT,
+            "docker-compose.yml",
+            &["tests/compose/third-storage.yml"],
+        )
+    }
+
+    /// Project `project` of the compose file `file`, emptied of what an
+    /// earlier, killed run left (it would hold the ports).
+    pub fn of(
+        project: &'static str,
+        file: &'static str,
+        down_overrides: &'static [&'static str],
+    ) -> Compose {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
             .to_path_buf();
-        let compose = Compose {
+        let mut compose = Compose {
             root,
+            project,
+            file,
             overrides: Vec::new(),
+            down_overrides,
         };
-        // A project left by an earlier, killed run would hold the ports.
-        compose.run(&["down", "-v", "--remove-orphans"]);
-        let mut compose = compose;
-        compose.overrides.clear();
+        compose.down();
         compose
     }
 
@@ -41,7 +60,7 @@ impl Compose {
         let mut command = Command::new("docker-compose");
         command
             .current_dir(&self.root)
-            .args(["-p", PROJECT, "-f", "docker-compose.yml"]);
+            .args(["-p", self.project, "-f", self.file]);
         for file in &self.overrides {
             command.args(["-f", file]);
         }
@@ -49,11 +68,11 @@ impl Compose {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run docker-compose")
     }
 
-    fn ok(&self, args: &[&str]) {
+    pub fn ok(&self, args: &[&str]) {
         let output = self.run(args);
         assert!(
             output.status.success(),
@@ -63,22 +82,26 @@ impl Compose {
         );
     }
 
-    fn container(&self, service: &str) -> String {
+    pub fn container(&self, service: &str) -> String {
         let output = self.run(&["ps", "-q", service]);
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    fn down(&mut self) {
+        let kept = std::mem::replace(&mut self.overrides, self.down_overrides.to_vec());
+        let _ = self.run(&["down", "-v", "--remove-orphans"]);
+        self.overrides = kept;
     }
 }
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        for service in ["storage1", "storage2", "storage3", "naming"] {
-            let id = self.container(service);
-            if !id.is_empty() {
-                let _ = Command::new("docker").args(["unpause", &id]).output();
-            }
+        // A paused container would hold up `down`.
+        let output = self.run(&["ps", "-q"]);
+        for id in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+            let _ = Command::new("docker").args(["unpause", id]).output();
         }
-        self.overrides = vec!["tests/compose/third-storage.yml"];
-        let _ = self.run(&["down", "-v", "--remove-orphans"]);
+        self.down();
     }
 }
 

@@ -6,50 +6,14 @@
 //! everything it started, also when it fails.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Cli, opted_in, test_bytes, test_dir, wait_until};
+use crate::docker::Compose;
 
 const PROJECT: &str = "harbourha";
 const BOTH: &str = "http://localhost:8000,http://localhost:8010";
-
-struct Compose {
-    root: PathBuf,
-}
-
-impl Compose {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("docker-compose")
-            .current_dir(&self.root)
-            .args(["-p", PROJECT, "-f", "docker-compose.ha.yml"])
-            .args(args)
-            .output()
-            .expect("run docker-compose")
-    }
-
-    fn ok(&self, args: &[&str]) {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "docker-compose {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    fn container(&self, service: &str) -> String {
-        let output = self.run(&["ps", "-q", service]);
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Compose {
-    fn drop(&mut self) {
-        let _ = self.run(&["down", "-v", "--remove-orphans"]);
-    }
-}
 
 fn cli(server: &str, args: &[&str]) -> Cli {
     Cli::new(args).env("NAME_SERVER", server)
@@ -76,12 +40,7 @@ fn docker_compose_ha_loses_no_file_when_a_naming_server_is_killed() {
         return;
     }
     let dir = test_dir();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf();
-    let compose = Compose { root };
-    compose.run(&["down", "-v", "--remove-orphans"]);
+    let compose = Compose::of(PROJECT, "docker-compose.ha.yml", &[]);
     let started = Instant::now();
     compose.ok(&["up", "-d", "--build"]);
     wait_healthy(Duration::from_secs(240));

@@ -146,14 +146,6 @@ impl EtcdStore {
         whole::migrate(client, &Keys::new(prefix), prefix, state)
     }
 
-    pub fn client(&self) -> &EtcdClient {
-        &self.client
-    }
-
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     fn lock_state(&self) -> MutexGuard<'_, Metadata> {
         // Changes are checked before they change anything, and a group is
         // put back whole: a panic under the lock leaves the state whole.

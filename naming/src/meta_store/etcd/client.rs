@@ -132,10 +132,6 @@ impl EtcdClient {
         }
     }
 
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
-    }
-
     /// Keys in `[key, range_end)` (or `key` alone) as of `revision` (0: the
     /// latest), at most `limit` (0: all); whether more are left; the
     /// store's revision the read was made at.
