@@ -16,6 +16,24 @@ fn on_etcd(etcd: &Etcd, spec: Spec) -> Cluster {
     })
 }
 
+/// A one-member etcd, a cluster on it, and a second naming server of the
+/// same namespace.
+fn two_naming_servers(spec: Spec) -> (Etcd, Cluster, Server) {
+    let etcd = Etcd::start(&crate::cluster::test_dir(), 1);
+    let cluster = on_etcd(&etcd, spec);
+    let peer = cluster.start_naming_peer("b");
+    (etcd, cluster, peer)
+}
+
+/// SIGKILL, then wait until its port refuses connections.
+fn kill_and_wait_gone(server: &Server) {
+    server.kill_now();
+    let addr = server.addr;
+    wait_until(Duration::from_secs(10), "the killed one to be gone", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+}
+
 fn at(cluster: &Cluster, server: &Server, method: &str, path: &str, body: &[u8]) -> Answer {
     request_to(
         &cluster.agent,
@@ -37,10 +55,7 @@ const SIZES: [usize; 6] = [0, 1, 1023, 1024, 1025, 5000];
 
 #[test]
 fn two_naming_servers_serve_one_namespace_and_each_reads_what_the_other_wrote() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, cluster, peer) = two_naming_servers(Spec::default());
     let own = cluster.naming_ref();
     for (idx, size) in SIZES.into_iter().enumerate() {
         let body = body_of(size, idx as u8);
@@ -99,10 +114,7 @@ fn two_naming_servers_serve_one_namespace_and_each_reads_what_the_other_wrote() 
 
 #[test]
 fn concurrent_creates_of_one_name_on_two_naming_servers_have_exactly_one_winner() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, cluster, peer) = two_naming_servers(Spec::default());
     let servers = [cluster.naming_ref(), &peer];
     const NAMES: usize = 40;
     let outcomes: Vec<Vec<u16>> = std::thread::scope(|scope| {
@@ -150,10 +162,7 @@ enum Outcome {
 
 #[test]
 fn a_naming_server_killed_mid_workload_loses_no_acknowledged_file() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let mut cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, mut cluster, peer) = two_naming_servers(Spec::default());
     const OPS: usize = 300;
     // Creates, reads of what was created, deletes of every third, through
     // the first naming server, moving to the second when the first cannot
@@ -265,10 +274,7 @@ fn leads(server: &Server) -> bool {
 
 #[test]
 fn a_frozen_upkeep_leader_is_replaced_and_re_replication_goes_on() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, cluster, peer) = two_naming_servers(Spec::default());
     for idx in 0..10 {
         assert_eq!(
             cluster
@@ -441,10 +447,7 @@ fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
 
 #[test]
 fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, cluster, peer) = two_naming_servers(Spec::default());
     let both = format!("{},{}", cluster.url(), peer.url());
     let cli = |args: &[&str], stdin: &[u8]| {
         crate::cluster::Cli::new(args)
@@ -454,11 +457,7 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
     };
     let created = cli(&["create", "fo/a", "-"], b"first");
     assert_eq!(created.code, 0, "{}", created.stderr);
-    cluster.naming_ref().kill_now();
-    let addr = cluster.naming_ref().addr;
-    wait_until(Duration::from_secs(10), "the killed one to be gone", || {
-        std::net::TcpStream::connect(addr).is_err()
-    });
+    kill_and_wait_gone(cluster.naming_ref());
     // The first URL is gone: each command moves on to the second.
     let started = Instant::now();
     let read = cli(&["read", "fo/a", "-"], &[]);
@@ -477,7 +476,7 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
         listed.stdout_text()
     );
     // A storage server joining names the dead one first.
-    let data_dir = dir.join("joiner");
+    let data_dir = cluster.dir.join("joiner");
     let joiner = Server::start(
         "harbour-storage",
         vec![
@@ -488,7 +487,7 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
             "--join".to_owned(),
             both.clone(),
         ],
-        dir.join("joiner.log"),
+        cluster.dir.join("joiner.log"),
     );
     wait_until(Duration::from_secs(20), "the joiner to register", || {
         let status = at(&cluster, &peer, "GET", "/status", &[]).json();
@@ -498,10 +497,7 @@ fn clients_and_joining_storage_servers_fail_over_to_the_next_naming_server() {
 
 #[test]
 fn a_naming_server_behind_compacted_history_reads_the_state_again_whole() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (etcd, cluster, peer) = two_naming_servers(Spec::default());
     assert_eq!(cluster.put("c/before", b"before").status, 201);
     assert_eq!(
         at(&cluster, &peer, "GET", "/files/c/before", &[]).status,
@@ -644,21 +640,14 @@ fn etcd_over_https_with_a_user_and_password_and_a_wrong_password_refused() {
 
 #[test]
 fn a_mount_goes_on_through_the_other_naming_server_when_one_dies() {
-    let dir = crate::cluster::test_dir();
-    let etcd = Etcd::start(&dir, 1);
-    let cluster = on_etcd(&etcd, Spec::default());
-    let peer = cluster.start_naming_peer("b");
+    let (_etcd, cluster, peer) = two_naming_servers(Spec::default());
     let both = format!("{},{}", cluster.url(), peer.url());
     let mount = crate::mount::Mounted::start(&cluster, &["--server", &both]);
     std::fs::write(mount.path("before.txt"), b"before the kill").expect("write through the mount");
     wait_until(Duration::from_secs(10), "the first file uploaded", || {
         at(&cluster, &peer, "GET", "/files/before.txt", &[]).status == 200
     });
-    cluster.naming_ref().kill_now();
-    let addr = cluster.naming_ref().addr;
-    wait_until(Duration::from_secs(10), "the killed one to be gone", || {
-        std::net::TcpStream::connect(addr).is_err()
-    });
+    kill_and_wait_gone(cluster.naming_ref());
     std::fs::write(mount.path("after.txt"), b"after the kill").expect("write through the mount");
     let read = at(&cluster, &peer, "GET", "/files/after.txt", &[]);
     assert_eq!(read.body, b"after the kill", "{}", mount.log_text());
