@@ -375,8 +375,12 @@ fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
     }
     assert_eq!(cluster.request("POST", "/dirs/m/empty/", &[]).status, 201);
     cluster.naming().kill();
-    let migrate = |prefix: &str| {
-        std::process::Command::new(crate::cluster::bin_path("harbour-naming"))
+    let migrate = |prefix: Option<&str>| {
+        let mut command = std::process::Command::new(crate::cluster::bin_path("harbour-naming"));
+        if let Some(prefix) = prefix {
+            command.args(["--etcd-prefix", prefix]);
+        }
+        command
             .args(["--insecure", "--storage-servers"])
             .arg(
                 (0..3)
@@ -386,26 +390,25 @@ fn migrate_to_etcd_copies_a_populated_namespace_into_an_empty_prefix_only() {
             )
             .args(["--meta-dir"])
             .arg(cluster.meta_dir())
-            .args([
-                "--etcd-endpoints",
-                &etcd.endpoints(),
-                "--etcd-prefix",
-                prefix,
-            ])
+            .args(["--etcd-endpoints", &etcd.endpoints()])
             .arg("--migrate-to-etcd")
             .env_clear()
             .output()
             .expect("run --migrate-to-etcd")
     };
-    let first = migrate("/migrated/");
+    let first = migrate(Some("/migrated/"));
     assert!(
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let again = migrate("/migrated/");
+    let again = migrate(Some("/migrated/"));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("empty prefix"));
+    // Without --etcd-prefix, the default: /harbour/.
+    assert!(migrate(None).status.success());
+    let seq = etcd.call("/v3/kv/range", r#"{"key":"L2hhcmJvdXIvbS9+c2Vx"}"#);
+    assert_eq!(seq["count"], "1", "/harbour/m/~seq: {seq}");
     // A naming server on etcd serves the migrated namespace.
     let mut args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
     args.extend([
