@@ -681,8 +681,26 @@ impl Server {
         }
     }
 
+    /// SIGSTOP, and waits until every thread has stopped: the kernel stops
+    /// a process's threads one by one as each next runs, so on a loaded
+    /// machine a worker woken by a new connection could still answer it
+    /// right after `kill` returned (CI saw a frozen naming server serve
+    /// `/status`).
     pub fn freeze(&self) {
         self.signal("-STOP");
+        let tasks = format!("/proc/{}/task", self.pid());
+        wait_until(Duration::from_secs(10), "every thread to stop", || {
+            let Ok(threads) = fs::read_dir(&tasks) else {
+                return false;
+            };
+            threads.flatten().all(|thread| {
+                fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
+                    // The state follows the command name's closing parenthesis.
+                    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+                    matches!(state, Some(Some('T' | 't')))
+                })
+            })
+        });
     }
 
     pub fn thaw(&self) {
