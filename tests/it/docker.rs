@@ -20,7 +20,7 @@ pub struct Compose {
     project: &'static str,
     file: &'static str,
     /// More files, for what a test starts after `file`'s services.
-    pub overrides: Vec<&'static str>,
+    overrides: Vec<&'static str>,
     /// The files `down` also names, so that it removes their volumes too.
     down_overrides: &'static [&'static str],
 }
@@ -45,7 +45,7 @@ impl Compose {
             .parent()
             .unwrap()
             .to_path_buf();
-        let mut compose = Compose {
+        let compose = Compose {
             root,
             project,
             file,
@@ -57,11 +57,16 @@ impl Compose {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        self.command_with(&self.overrides, args)
+    }
+
+    /// `docker-compose` on `file` and `overrides`.
+    fn command_with(&self, overrides: &[&str], args: &[&str]) -> Command {
         let mut command = Command::new("docker-compose");
         command
             .current_dir(&self.root)
             .args(["-p", self.project, "-f", self.file]);
-        for file in &self.overrides {
+        for file in overrides {
             command.args(["-f", file]);
         }
         command.args(args);
@@ -87,10 +92,10 @@ impl Compose {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
-    fn down(&mut self) {
-        let kept = std::mem::replace(&mut self.overrides, self.down_overrides.to_vec());
-        let _ = self.run(&["down", "-v", "--remove-orphans"]);
-        self.overrides = kept;
+    fn down(&self) {
+        let _ = self
+            .command_with(self.down_overrides, &["down", "-v", "--remove-orphans"])
+            .output();
     }
 }
 
